@@ -10,10 +10,14 @@ A master ``solutions/src/NN_name.py`` is a sequence of cells, each opened by a m
 
 The solution notebook is ``solutions/NN_name/NN_name.ipynb``; nbgrader's
 ``generate_assignment`` turns it into ``course/NN_name/NN_name.ipynb``.
+
+Every notebook starts with two cells the builder adds (see :mod:`induction_course.colab`): a header with the
+"Open in Colab" badge and the link between the exercise and solution versions, and the Colab setup cell.
 """
 from __future__ import annotations
 
 import json
+import os
 import re
 import subprocess
 import sys
@@ -21,6 +25,8 @@ import tempfile
 from pathlib import Path
 
 import nbformat
+
+from induction_course import colab
 
 ROOT = Path(__file__).resolve().parent.parent
 SOURCES = ROOT / "solutions" / "src"
@@ -64,8 +70,20 @@ def _cell(kind: str | None, attrs: dict[str, str], lines: list[str]) -> nbformat
     return cell
 
 
+def _colab_cells(name: str, variant: str) -> list[nbformat.NotebookNode]:
+    header = nbformat.v4.new_markdown_cell(colab.header_markdown(name, variant))
+    header.id = colab.header_cell_id(name)
+    setup = nbformat.v4.new_code_cell(colab.setup_cell_source())
+    setup.id = colab.setup_cell_id(name)
+    return [header, setup]
+
+
 def parse_master(text: str, name: str) -> nbformat.NotebookNode:
-    """Turn the text of a percent-format master into a notebook (no outputs)."""
+    """Turn the text of a percent-format master into a notebook (no outputs).
+
+    The notebook starts with the Colab header and setup cells (:mod:`induction_course.colab`), in their
+    solution-notebook variant; :func:`release` switches the header to the course variant.
+    """
     nb = nbformat.v4.new_notebook()
     nb.metadata = {
         "kernelspec": {"display_name": "Python 3 (ipykernel)", "language": "python", "name": "python3"},
@@ -87,6 +105,7 @@ def parse_master(text: str, name: str) -> nbformat.NotebookNode:
         nb.cells.append(_cell(kind, attrs, lines))
     for i, cell in enumerate(nb.cells):
         cell.id = f"{name[:2]}-{i:03d}"
+    nb.cells[:0] = _colab_cells(name, "solution")
     return nb
 
 
@@ -110,11 +129,16 @@ def release(name: str, dest: Path) -> Path:
         cmd = [sys.executable, "-m", "nbgrader", "generate_assignment", name, "--force",
                f"--CourseDirectory.release_directory={tmp}/release",
                f"--CourseDirectory.db_url=sqlite:///{tmp}/gradebook.db", "--log-level=ERROR"]
-        proc = subprocess.run(cmd, cwd=CONFIG.parent, capture_output=True, text=True)
+        # nbgrader runs `alembic` from PATH: put this interpreter's scripts first, even when not activated.
+        env = {**os.environ, "PATH": os.pathsep.join([str(Path(sys.executable).parent), os.environ.get("PATH", "")])}
+        proc = subprocess.run(cmd, cwd=CONFIG.parent, capture_output=True, text=True, env=env)
         if proc.returncode != 0:
             raise RuntimeError(f"nbgrader generate_assignment {name} failed:\n{proc.stderr}{proc.stdout}")
         generated = Path(tmp) / "release" / name / f"{name}.ipynb"
         nb = nbformat.read(generated, as_version=4)
+        for cell in nb.cells:
+            if cell.get("id") == colab.header_cell_id(name):
+                cell.source = colab.header_markdown(name, "course")
         out = dest / name / f"{name}.ipynb"
         write_notebook(nb, out)
     return out

@@ -1,6 +1,9 @@
 """Pictures: interactive circuitsvis views and static matplotlib heatmaps and curves."""
 from __future__ import annotations
 
+import json
+import uuid
+from string import Template
 from typing import Sequence
 
 import matplotlib.pyplot as plt
@@ -12,17 +15,104 @@ def token_labels(tokens: torch.Tensor) -> list[str]:
     return ["BOS" if int(t) == 0 else str(int(t)) for t in tokens]
 
 
-def attention_view(tokens: Sequence[str], pattern: torch.Tensor, head_names: Sequence[str] | None = None):
+class AttentionView:
+    """A circuitsvis ``AttentionHeads`` view that stays small and works offline.
+
+    circuitsvis's own ``attention_heads`` probes the network (a 1-second request to google.com) on every
+    render and, offline, inlines its 1.3 MB JavaScript bundle into every output. This view's HTML holds only
+    the pattern and a short loader script. The loader fetches the bundle once per page, from the first of:
+
+    1. ``window.CircuitsVis``, when an earlier view on the page has loaded it already;
+    2. the Jupyter server the page came from, which serves the installed bundle (no network needed) through
+       the server extension :mod:`induction_course.jupyter_extension`;
+    3. the CDN, as circuitsvis does online (this is what Colab uses: its outputs live in sandboxed frames).
+
+    Where none works (a static HTML export offline, say) the output says so; the matplotlib heatmaps carry
+    the same information there.
+    """
+
+    def __init__(self, tokens: Sequence[str], pattern: torch.Tensor, head_names: Sequence[str] | None = None):
+        pattern = pattern.detach().double().cpu()
+        if pattern.ndim != 3:
+            raise ValueError(f"pattern must be [head, q_pos, k_pos], got shape {tuple(pattern.shape)}")
+        if pattern.shape[1] != len(tokens) or pattern.shape[2] != len(tokens):
+            raise ValueError(f"{len(tokens)} tokens do not fit a pattern of shape {tuple(pattern.shape)}")
+        self.tokens = [str(t) for t in tokens]
+        self.head_names = list(head_names) if head_names else [f"head {h}" for h in range(pattern.shape[0])]
+        # 4 decimals is far finer than any colour difference, and keeps the output small.
+        self.attention = [[[round(v, 4) for v in row] for row in head] for head in pattern.tolist()]
+
+    def props(self) -> dict:
+        """The props circuitsvis's ``AttentionHeads`` component is rendered with."""
+        return {"attention": self.attention, "tokens": self.tokens, "attentionHeadNames": self.head_names}
+
+    def _repr_html_(self) -> str:
+        from induction_course import jupyter_extension as ext
+
+        props = json.dumps(self.props(), separators=(",", ":"))
+        # JSON inside <script>: "<", ">" and "&" escaped, so no token can close the script.
+        props = props.replace("<", "\\u003c").replace(">", "\\u003e").replace("&", "\\u0026")
+        return _VIEW_TEMPLATE.substitute(
+            uid="induction-course-attn-" + uuid.uuid4().hex[:12], props=props,
+            route=ext.bundle_route(), cdn=ext.cdn_url(),
+        )
+
+    def __repr__(self) -> str:
+        return f"<attention view: {len(self.head_names)} heads, {len(self.tokens)} tokens>"
+
+
+_VIEW_TEMPLATE = Template("""\
+<div id="$uid" class="induction-course-attention-view" style="margin: 15px 0;">\
+<p style="color: #777; font-size: 0.9em;">Interactive attention view (circuitsvis): it appears when \
+JupyterLab, Jupyter Notebook or Colab runs this output's script.</p></div>
+<script>
+(function () {
+  var id = "$uid", props = $props, w = window;
+  function node() { return document.getElementById(id); }
+  function fail(error) {
+    var el = node();
+    if (el) el.innerHTML = '<p style="color: #a33;">The circuitsvis view could not be shown: ' +
+      String(error && error.message || error).replace(/</g, "&lt;") + '. Offline, it needs the ' +
+      'induction_course.jupyter_extension server extension (<code>./run.sh lab</code> enables it).</p>';
+  }
+  function draw(cv, tries) {
+    if (!node()) { if (tries < 50) { setTimeout(function () { draw(cv, tries + 1); }, 100); } return; }
+    node().innerHTML = "";
+    cv.render(id, cv.AttentionHeads, props);
+  }
+  function fromJupyter() {
+    var config = document.getElementById("jupyter-config-data");
+    if (!config) return Promise.reject(new Error("not inside a Jupyter page"));
+    var base = "/";
+    try { base = JSON.parse(config.textContent).baseUrl || "/"; } catch (e) {}
+    if (base.slice(-1) !== "/") base += "/";
+    return new Promise(function (resolve, reject) {
+      var script = document.createElement("script");
+      script.src = base + "$route";
+      script.onload = function () {
+        w.CircuitsVis ? resolve(w.CircuitsVis) : reject(new Error("no CircuitsVis in " + script.src));
+      };
+      script.onerror = function () { reject(new Error("could not load " + script.src)); };
+      document.head.appendChild(script);
+    });
+  }
+  if (!w.CircuitsVis && !w.inductionCourseCircuitsVis) {
+    w.inductionCourseCircuitsVis = fromJupyter().catch(function () { return import("$cdn"); });
+    w.inductionCourseCircuitsVis.catch(function () { w.inductionCourseCircuitsVis = null; });
+  }
+  (w.CircuitsVis ? Promise.resolve(w.CircuitsVis) : w.inductionCourseCircuitsVis)
+    .then(function (cv) { draw(cv, 0); }).catch(fail);
+})();
+</script>""")
+
+
+def attention_view(tokens: Sequence[str], pattern: torch.Tensor, head_names: Sequence[str] | None = None) -> AttentionView:
     """Interactive circuitsvis view of one sequence's attention.
 
-    tokens: labels for the positions; pattern: [head, q_pos, k_pos]. Returns a renderable object.
+    tokens: labels for the positions; pattern: [head, q_pos, k_pos]. Returns a renderable object
+    (its HTML is a few kB plus the pattern; see :class:`AttentionView`).
     """
-    import circuitsvis as cv
-
-    names = list(head_names) if head_names else [f"head {h}" for h in range(pattern.shape[0])]
-    return cv.attention.attention_heads(
-        attention=pattern.detach().float().cpu(), tokens=list(tokens), attention_head_names=names
-    )
+    return AttentionView(tokens, pattern, head_names)
 
 
 def attention_heatmap(pattern: torch.Tensor, tokens: Sequence[str] | None = None, title: str = "",

@@ -51,8 +51,9 @@ def _clone(case: Case) -> Case:
     return {k: v.clone() if isinstance(v, torch.Tensor) else v for k, v in case.items()}
 
 
-def as_tuple(value: Any) -> tuple:
-    return tuple(value) if isinstance(value, (tuple, list)) else (value,)
+def as_tuple(value: Any, n_expected: int = 2) -> tuple:
+    """``value`` as a tuple of outputs; a single expected output is never unpacked."""
+    return tuple(value) if n_expected > 1 and isinstance(value, (tuple, list)) else (value,)
 
 
 def _dims_for(exercise: Exercise, index: int, n_outputs: int) -> Sequence[str]:
@@ -101,7 +102,7 @@ def _close(got: torch.Tensor, want: torch.Tensor, exercise: Exercise) -> bool:
 
 
 def _matches(got_outputs: tuple, bug_output: Any, exercise: Exercise) -> bool:
-    bug_outputs = as_tuple(bug_output)
+    bug_outputs = as_tuple(bug_output, len(got_outputs))
     if len(bug_outputs) != len(got_outputs):
         return False
     for got, bad in zip(got_outputs, bug_outputs):
@@ -148,7 +149,7 @@ def check_case(student_fn: Callable[..., Any], exercise: Exercise, case: Case) -
     """Check one input case; raise CheckFailed with a specific message on the first problem."""
     want = as_tuple(exercise.reference(**_clone(case)))
     pristine = _clone(case)
-    got = as_tuple(call_student(student_fn, case, exercise.name))
+    got = as_tuple(call_student(student_fn, case, exercise.name), len(want))
     changed = _changed_input(pristine, case)
     if changed:
         raise CheckFailed(f"{exercise.name} changed its input `{changed}` in place (an in-place op such as "

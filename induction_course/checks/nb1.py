@@ -123,8 +123,8 @@ PATTERN = Exercise(
     make_case=_qk_case,
     reference=ref.attention_pattern,
     dims=SCORE_DIMS,
-    nan_hint="A NaN in the pattern usually means a row of scores was all -inf: "
-             "did the mask also cover the diagonal?",
+    nan_hint="A NaN in the pattern means a softmax over entries that were all -inf: "
+             "did the mask also cover the diagonal, or is the softmax over the wrong axis?",
     bugs=(
         Bug("the mask is applied after the softmax. Mask the scores first, then softmax, "
             "so each row's probabilities over the allowed keys sum to 1.",
@@ -137,7 +137,7 @@ PATTERN = Exercise(
             "so each query's row sums to 1.",
             lambda q, k: ref.apply_causal_mask(ref.attention_scores(q, k)).softmax(dim=-2)),
         Bug("the softmax is over the head axis; it must be over keys (dim=-1).",
-            lambda q, k: ref.apply_causal_mask(ref.attention_scores(q, k)).softmax(dim=1)),
+            lambda q, k: ref.attention_scores(q, k).masked_fill(_future(q.shape[1], 1), -1e9).softmax(dim=1)),
         Bug("the 1/sqrt(d_head) scale is missing from the scores.",
             lambda q, k: ref.apply_causal_mask(torch.einsum("bqhd,bkhd->bhqk", q, k)).softmax(dim=-1)),
         Bug("queries and keys are transposed: row i must hold query i's attention over keys.",

@@ -1,0 +1,71 @@
+"""The build pipeline: masters -> solutions -> course stay in sync, output-free, and the lock agrees."""
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import yaml
+
+from induction_course.environment import ENVIRONMENT, read_lock
+from induction_course.notebooks import COURSE, ROOT, SOLUTIONS, SOURCES, parse_master, release
+
+
+def _bytes_of(nb) -> str:
+    return json.dumps(nb, indent=1, sort_keys=True, ensure_ascii=False) + "\n"
+
+
+def test_every_master_has_both_notebooks(assignment):
+    assert (SOLUTIONS / assignment / f"{assignment}.ipynb").exists(), "run `./run.sh build`"
+    assert (COURSE / assignment / f"{assignment}.ipynb").exists(), "run `./run.sh build`"
+
+
+def test_solution_notebook_matches_its_master(assignment):
+    built = _bytes_of(parse_master((SOURCES / f"{assignment}.py").read_text(), assignment))
+    committed = (SOLUTIONS / assignment / f"{assignment}.ipynb").read_text()
+    assert committed == built, f"solutions/{assignment} drifted from solutions/src/{assignment}.py: run `./run.sh build`"
+
+
+def test_course_notebook_is_what_nbgrader_generates(assignment, tmp_path):
+    generated = release(assignment, tmp_path).read_text()
+    committed = (COURSE / assignment / f"{assignment}.ipynb").read_text()
+    assert committed == generated, f"course/{assignment} drifted from solutions/{assignment}: run `./run.sh build`"
+
+
+def test_course_release_holds_no_solution_text(assignment):
+    text = (COURSE / assignment / f"{assignment}.ipynb").read_text()
+    assert "BEGIN SOLUTION" not in text and "BEGIN HIDDEN TESTS" not in text
+    assert not list((COURSE / assignment).glob("*.py")), "masters must not reach students"
+
+
+def test_no_notebook_carries_outputs():
+    notebooks = [p for p in ROOT.rglob("*.ipynb") if ".venv" not in p.parts and ".ipynb_checkpoints" not in p.parts]
+    assert notebooks
+    dirty = []
+    for path in notebooks:
+        nb = json.loads(path.read_text())
+        if any(c.get("outputs") or c.get("execution_count") for c in nb["cells"] if c["cell_type"] == "code"):
+            dirty.append(str(path.relative_to(ROOT)))
+    assert not dirty, f"notebooks committed with outputs: {dirty}"
+
+
+def test_environment_yml_mirrors_the_lock():
+    env = yaml.safe_load(ENVIRONMENT.read_text())
+    pip_section = next(d["pip"] for d in env["dependencies"] if isinstance(d, dict))
+    assert [p for p in pip_section if p != "-e ."] == read_lock()
+    assert "-e ." in pip_section
+
+
+def test_lock_pins_every_package_exactly_and_the_stack():
+    pins = dict(line.split("==") for line in read_lock())
+    assert all(v and "*" not in v for v in pins.values())
+    names = {k.lower().replace("_", "-") for k in pins}
+    assert {"torch", "transformer-lens", "nbgrader", "jupyterlab", "circuitsvis", "matplotlib", "pytest"} <= names
+    assert pins["torch"] == "2.13.0"
+    assert pins["transformer-lens"].startswith("4.") and pins["nbgrader"].startswith("0.9.")
+    assert pins["jupyterlab"].startswith("4.")
+
+
+def test_ci_runs_the_readme_test_command():
+    readme = (ROOT / "README.md").read_text()
+    assert "./run.sh test" in readme and "./run.sh lab" in readme
+    assert (ROOT / ".ci" / "run").read_text().strip().splitlines()[-1] == "exec bash ./run.sh test"

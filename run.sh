@@ -11,6 +11,11 @@ cd "$(dirname "${BASH_SOURCE[0]}")"
 PYTHON="${PYTHON:-python3}"
 VENV=.venv
 
+pip_install() {
+  # Some pip configurations list local mirrors that may be absent; keep their warnings out of the way.
+  "$VENV/bin/python" -m pip install --quiet "$@" 2> >(grep -v "is neither a file nor a directory" >&2)
+}
+
 setup() {
   if ! "$PYTHON" -c 'import sys; sys.exit(sys.version_info < (3, 11))' 2>/dev/null; then
     echo "The course needs Python 3.11 or newer; '$PYTHON' is $("$PYTHON" --version 2>&1). Set PYTHON=/path/to/python3.11." >&2
@@ -19,14 +24,16 @@ setup() {
   [ -x "$VENV/bin/python" ] || "$PYTHON" -m venv "$VENV"
   if ! cmp -s requirements.lock "$VENV/.installed-lock" || [ pyproject.toml -nt "$VENV/.installed-lock" ]; then
     echo "Setting up $VENV from requirements.lock (first time only; a few minutes)..."
-    "$VENV/bin/python" -m pip install --quiet --upgrade pip
+    pip_install --upgrade pip
     # torch first and pinned, so nothing below pulls a different (multi-GB) build.
-    "$VENV/bin/python" -m pip install --quiet "$(grep '^torch==' requirements.lock)"
-    "$VENV/bin/python" -m pip install --quiet -r requirements.lock
-    "$VENV/bin/python" -m pip install --quiet --no-deps --no-build-isolation -e .
+    pip_install "$(grep '^torch==' requirements.lock)"
+    pip_install -r requirements.lock
+    pip_install --no-deps --no-build-isolation -e .
     cp requirements.lock "$VENV/.installed-lock"
   fi
   export PATH="$PWD/$VENV/bin:$PATH"
+  # Serve circuitsvis's JavaScript from the installed package, so attention views work offline.
+  python -m induction_course.jupyter_extension >/dev/null
 }
 
 case "${1:-lab}" in

@@ -12,7 +12,7 @@ from pathlib import Path
 
 from nbgrader.api import Gradebook
 
-from induction_course.notebooks import SOLUTIONS
+from induction_course.notebooks import SOLUTIONS, nbgrader_env
 
 STUDENT = "student"
 
@@ -20,7 +20,7 @@ STUDENT = "student"
 def _nbgrader(args: list[str], root: Path) -> None:
     cmd = [sys.executable, "-m", "nbgrader", *args, f"--CourseDirectory.root={root}",
            f"--CourseDirectory.db_url=sqlite:///{root}/gradebook.db", "--log-level=ERROR"]
-    proc = subprocess.run(cmd, cwd=root, capture_output=True, text=True)
+    proc = subprocess.run(cmd, cwd=root, capture_output=True, text=True, env=nbgrader_env())
     if proc.returncode != 0:
         raise RuntimeError(f"{' '.join(args[:2])} failed:\n{proc.stdout}\n{proc.stderr}")
 

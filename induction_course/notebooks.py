@@ -123,15 +123,22 @@ def build_solution(name: str) -> Path:
     return out
 
 
+def nbgrader_env() -> dict[str, str]:
+    """The environment for an nbgrader subprocess.
+
+    nbgrader runs ``alembic`` from PATH, so this interpreter's scripts go first, even when the
+    virtual environment is not activated.
+    """
+    return {**os.environ, "PATH": os.pathsep.join([str(Path(sys.executable).parent), os.environ.get("PATH", "")])}
+
+
 def release(name: str, dest: Path) -> Path:
     """Run nbgrader ``generate_assignment`` for ``name`` and write the release under ``dest``."""
     with tempfile.TemporaryDirectory() as tmp:
         cmd = [sys.executable, "-m", "nbgrader", "generate_assignment", name, "--force",
                f"--CourseDirectory.release_directory={tmp}/release",
                f"--CourseDirectory.db_url=sqlite:///{tmp}/gradebook.db", "--log-level=ERROR"]
-        # nbgrader runs `alembic` from PATH: put this interpreter's scripts first, even when not activated.
-        env = {**os.environ, "PATH": os.pathsep.join([str(Path(sys.executable).parent), os.environ.get("PATH", "")])}
-        proc = subprocess.run(cmd, cwd=CONFIG.parent, capture_output=True, text=True, env=env)
+        proc = subprocess.run(cmd, cwd=CONFIG.parent, capture_output=True, text=True, env=nbgrader_env())
         if proc.returncode != 0:
             raise RuntimeError(f"nbgrader generate_assignment {name} failed:\n{proc.stderr}{proc.stdout}")
         generated = Path(tmp) / "release" / name / f"{name}.ipynb"

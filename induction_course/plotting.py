@@ -63,8 +63,8 @@ class AttentionView:
 
 _VIEW_TEMPLATE = Template("""\
 <div id="$uid" class="induction-course-attention-view" style="margin: 15px 0;">\
-<p style="color: #777; font-size: 0.9em;">Interactive attention view (circuitsvis): it appears when \
-JupyterLab, Jupyter Notebook or Colab runs this output's script.</p></div>
+<p style="color: #777; font-size: 0.9em;">Interactive attention view (circuitsvis). If this line stays, \
+run the cell: JupyterLab, Jupyter Notebook and Colab draw the view when they run the output's script.</p></div>
 <script>
 (function () {
   var id = "$uid", props = $props, w = window;
@@ -73,7 +73,8 @@ JupyterLab, Jupyter Notebook or Colab runs this output's script.</p></div>
     var el = node();
     if (el) el.innerHTML = '<p style="color: #a33;">The circuitsvis view could not be shown: ' +
       String(error && error.message || error).replace(/</g, "&lt;") + '. Offline, it needs the ' +
-      'induction_course.jupyter_extension server extension (<code>./run.sh lab</code> enables it).</p>';
+      'course\\'s Jupyter server extension: run <code>python -m induction_course.jupyter_extension</code> ' +
+      'and restart JupyterLab.</p>';
   }
   function draw(cv, tries) {
     if (!node()) { if (tries < 50) { setTimeout(function () { draw(cv, tries + 1); }, 100); } return; }

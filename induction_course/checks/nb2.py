@@ -92,9 +92,6 @@ FIRST = Exercise(
         Bug("you read row 0 (where position 0 looks). The BOS score is column 0: how much each query i >= 1 "
             "attends to position 0, pattern[..., 1:, 0].",
             lambda pattern: pattern[..., 0, 1:].mean(dim=(0, -1))),
-        Bug("you read column 0 of the transposed pattern. Rows are queries and columns are keys: "
-            "the BOS score is pattern[..., 1:, 0].",
-            lambda pattern: pattern.transpose(-1, -2)[..., 1:, 0].mean(dim=(0, -1))),
     ),
 )
 
@@ -225,8 +222,10 @@ def check_previous_token_head(found: Any, detect_scores: Any, detect_factor: Cal
     n = tokens.shape[1]
     check_detect_factor(detect_factor, lengths=(n,))
     layer, head = found
+    top = divmod(int(want.argmax()), want.shape[1])
+    verdict = "ranks it first too" if top == (layer, head) else f"but ranks head {top[0]}.{top[1]} first"
     print(f"✓ head {layer}.{head} is the previous-token head (score {float(scores['previous-token'][layer, head]):.3f}); "
-          f"detect_head agrees ({float(want[layer, head]):.3f} = score × ({n}-1)/{n}) and ranks it first too.")
+          f"detect_head gives {float(want[layer, head]):.3f} = score × ({n}-1)/{n} and {verdict}.")
 
 
 # ---------------------------------------------------------------- 4. a picture of one head
@@ -379,16 +378,29 @@ def _ov_problem(layout: hb.Layout, tokens: torch.Tensor, logits: torch.Tensor, c
                 "which is where the read-out looks: W_O must write into the columns of layout.prev.")
     prev = written[:, 1:, layout.prev]
     if float((prev - prev[:1]).abs().max()) < 1e-6 * size:
-        return ("what the head writes does not depend on the tokens, only on the position: W_V must read the "
-                "token block (rows layout.token), not the position block.")
-    top2 = logits[:, 1:].topk(2, dim=-1).values
-    if float(((top2[..., 0] - top2[..., 1]) < 1e-6 * size).float().mean()) > 0.5:
-        return ("the read-out is ambiguous: at most positions several tokens get the same top logit. Each token needs "
-                "its own direction in the previous-token block, e.g. token t -> coordinate layout.prev.start + t.")
+        values = cache["blocks.0.attn.hook_v"]
+        if float((values - values[:1]).abs().max()) < 1e-6 * float(values.abs().max()):
+            return ("what the head writes does not depend on the tokens, only on the position: W_V must read the "
+                    "token block (rows layout.token), not the position block.")
+        return ("the read-out is ambiguous: W_O sends every token's value to the same place in the previous-token "
+                "block. Each token needs its own coordinate: token t -> layout.prev.start + t.")
+    strength = prev.abs().amax(dim=-1)                                          # [batch, pos - 1]
+    missing = [t for t in truth.unique().tolist() if float(strength[truth == t].max()) < 0.05 * size]
+    if missing:
+        return (f"nothing reaches the previous-token block when the previous token is one of {missing}: "
+                "W_V and W_O must carry every token 0 … d_vocab-1, not just some of them.")
     if (logits[:, 1:].argmin(dim=-1) == truth).float().mean() >= 0.99:
-        return ("the sign is flipped: the previous token gets the *lowest* logit. Its coordinate must go up, not down.")
+        return "the sign is flipped: the previous token gets the *lowest* logit. Its coordinate must go up, not down."
+    top2 = logits[:, 1:].topk(2, dim=-1).values
+    if float(((top2[..., 0] - top2[..., 1]) < 0.05 * size).float().mean()) > 0.5:
+        return ("the read-out is ambiguous: at most positions several tokens tie for the top logit. Each token needs "
+                "exactly one coordinate of its own in the previous-token block: token t -> layout.prev.start + t.")
     table = _permutation(guess, truth, layout.d_vocab)
     if table is not None:
+        seen = table[table >= 0]
+        if seen.unique().numel() < seen.numel():
+            return ("the read-out is ambiguous: different tokens land on the same coordinate of the previous-token "
+                    "block, so it can't tell them apart. Token t must go to coordinate layout.prev.start + t.")
         return ("the previous token's identity is there, but in the wrong coordinates: the read-out expects token t "
                 "at coordinate layout.prev.start + t, and yours puts it somewhere else (a permutation).")
     return f"the read-out recovers the previous token only {float((guess == truth).float().mean()):.1%} of the time."

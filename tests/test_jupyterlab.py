@@ -1,0 +1,107 @@
+"""JupyterLab 4 as students use it: nbgrader's extensions (assignment list, validate) and the course's own.
+
+One JupyterLab runs on 127.0.0.1 for the module, in a student's home directory that is wired to a throwaway
+nbgrader exchange into which Notebook 1 has been released.
+"""
+from __future__ import annotations
+
+import functools
+import json
+import re
+import subprocess
+import sys
+from pathlib import Path
+
+import nbformat
+import pytest
+
+from induction_course import jupyter_extension
+from induction_course.notebooks import CONFIG, COURSE
+from labserver import LabServer, filled_course_notebook
+
+COURSE_ID = "induction-heads"
+NAME = "01_attention"
+
+
+@functools.lru_cache(maxsize=None)
+def _jupyter(*args: str) -> str:
+    proc = subprocess.run([sys.executable, "-m", "jupyter", *args], capture_output=True, text=True, timeout=120)
+    # Both commands print their report to stderr; strip colour codes.
+    return re.sub(r"\x1b\[[0-9;]*m", "", proc.stdout + proc.stderr)
+
+
+def test_nbgrader_labextension_is_enabled():
+    listing = _jupyter("labextension", "list")
+    assert re.search(r"@jupyter/nbgrader v0\.9\.\d+ enabled OK", listing), listing
+
+
+@pytest.mark.parametrize("extension", ["nbgrader.server_extensions.assignment_list",
+                                       "nbgrader.server_extensions.validate_assignment",
+                                       "nbgrader.server_extensions.course_list",
+                                       jupyter_extension.EXTENSION])
+def test_server_extension_is_enabled_and_valid(extension):
+    listing = _jupyter("server", "extension", "list")
+    assert re.search(rf"{re.escape(extension)} enabled", listing), (
+        f"{extension} is not enabled: run `./run.sh` setup (or `python -m induction_course.jupyter_extension`)\n{listing}")
+    assert re.search(rf"{re.escape(extension)} +\S* *OK", listing), listing
+
+
+@pytest.fixture(scope="module")
+def student_lab(tmp_path_factory):
+    tmp = tmp_path_factory.mktemp("lab")
+    exchange, home = tmp / "exchange", tmp / "student"
+    exchange.mkdir()
+    home.mkdir()
+    # The instructor releases Notebook 1 (the committed course/ release) into the exchange.
+    proc = subprocess.run(
+        [sys.executable, "-m", "nbgrader", "release_assignment", NAME, f"--Exchange.root={exchange}",
+         f"--CourseDirectory.course_id={COURSE_ID}", f"--CourseDirectory.db_url=sqlite:///{tmp}/gradebook.db",
+         "--log-level=ERROR"], cwd=CONFIG.parent, capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    # The student's nbgrader configuration names the exchange, as a JupyterHub deployment would.
+    (home / "nbgrader_config.py").write_text(f"c = get_config()\nc.Exchange.root = {str(exchange)!r}\n")
+    with LabServer(home, tmp) as lab:
+        yield lab
+
+
+def test_page_loads_the_nbgrader_labextension(student_lab):
+    status, body = student_lab.request("GET", "lab")
+    assert status == 200
+    config = json.loads(re.search(rb'<script id="jupyter-config-data" type="application/json">(.*?)</script>',
+                                  body, re.S).group(1))
+    assert "@jupyter/nbgrader" in {ext["name"] for ext in config["federated_extensions"]}
+    disabled = config.get("disabledExtensions", [])
+    assert not [d for d in disabled if "nbgrader" in d], disabled
+
+
+def test_course_server_extension_serves_the_circuitsvis_bundle(student_lab):
+    status, body = student_lab.request("GET", jupyter_extension.bundle_route())
+    assert status == 200 and body == jupyter_extension.bundle_path().read_bytes()
+
+
+def test_assignment_list_fetch_and_validate(student_lab):
+    status, body = student_lab.request("GET", "assignments", course_id=COURSE_ID)
+    listing = json.loads(body)
+    assert status == 200 and listing["success"], listing
+    released = {(a["assignment_id"], a["status"]) for a in listing["value"]}
+    assert (NAME, "released") in released, listing
+
+    status, body = student_lab.request("POST", "assignments/fetch",
+                                       form={"assignment_id": NAME, "course_id": COURSE_ID}, timeout=60)
+    assert status == 200 and json.loads(body)["success"], body
+    fetched = student_lab.root / NAME / f"{NAME}.ipynb"
+    assert fetched.read_text() == (COURSE / NAME / f"{NAME}.ipynb").read_text()
+
+    # Untouched: the Validate button reports the exercises still to do.
+    status, body = student_lab.request("POST", "assignments/validate", form={"path": f"{NAME}/{NAME}.ipynb"}, timeout=300)
+    result = json.loads(body)
+    assert status == 200 and result["success"], result
+    failed = result["value"].get("failed", [])
+    assert failed and all("NotImplementedError" in f["error"] for f in failed), result["value"]
+
+    # Solved: validation passes with nothing to report.
+    nbformat.write(filled_course_notebook(NAME), fetched)
+    status, body = student_lab.request("POST", "assignments/validate", form={"path": f"{NAME}/{NAME}.ipynb"}, timeout=300)
+    result = json.loads(body)
+    assert status == 200 and result == {"success": True, "value": {}}, result
+

@@ -1,0 +1,439 @@
+"""Notebook 4's checks: the reference passes, and each diagnostic fires on the mistake it names.
+
+The buggy functions below are written the way a student might write them, independently of the
+``Bug.fn`` that the check uses to recognise the mistake.
+"""
+from __future__ import annotations
+
+from functools import partial
+
+import pytest
+import torch
+import torch.nn.functional as F
+
+from induction_course import ablation as A
+from induction_course.checks import CheckFailed, nb4
+from induction_course.data import BOS
+from induction_course.heads import diagonal_score, induction_score
+from induction_course.training import token_losses
+
+SMALL = {"trained": False}          # a seeded random model: fast, and needs no checkpoint
+
+
+def fails_with(check, fn, message: str, **kwargs) -> None:
+    with pytest.raises(CheckFailed, match=message):
+        check(fn, **kwargs)
+
+
+def not_written(*args, **kwargs):
+    raise NotImplementedError()
+
+
+# ---------------------------------------------------------------- 4.1 zero-ablation hook
+def zero_all(z, hook, head):
+    return torch.zeros_like(z)
+
+
+def zero_position(z, hook, head):
+    out = z.clone()
+    out[:, head] = 0
+    return out
+
+
+def zero_component(z, hook, head):
+    out = z.clone()
+    out[..., head] = 0
+    return out
+
+
+def zero_in_place(z, hook, head):
+    z[:, :, head] = 0
+    return z
+
+
+def keep_only(z, hook, head):
+    out = torch.zeros_like(z)
+    out[:, :, head] = z[:, :, head]
+    return out
+
+
+@pytest.mark.parametrize("fn, message", [
+    (zero_all, "every head's output is zero"),
+    (zero_position, r"z\[:, head\] is position"),
+    (zero_component, "component `head` of every head"),
+    (zero_in_place, "changed its input `z` in place"),
+    (keep_only, "kept head `head` and zeroed all the others"),
+    (not_written, "not written yet"),
+])
+def test_zero_ablation_hook_diagnostics(fn, message):
+    fails_with(nb4.check_zero_ablation_hook, fn, message)
+
+
+def test_zero_ablation_hook_reference_passes():
+    nb4.check_zero_ablation_hook(A.zero_ablation_hook, seeds=(0, 1, 2), shapes=({}, {"head": 1, "which": 0}))
+
+
+# ---------------------------------------------------------------- 4.2 mean-ablation hook
+def mean_is_zero(z, hook, head, z_ref):
+    out = z.clone()
+    out[:, :, head] = 0.0
+    return out
+
+
+def mean_everywhere(z, hook, head, z_ref):
+    out = z.clone()
+    out[:, :, head] = z_ref[:, :, head].mean(dim=(0, 1))
+    return out
+
+
+def mean_of_input(z, hook, head, z_ref):
+    out = z.clone()
+    out[:, :, head] = z[:, :, head].mean(0)
+    return out
+
+
+def mean_over_heads(z, hook, head, z_ref):
+    out = z.clone()
+    out[:, :, head] = z_ref.mean(dim=0).mean(dim=1)
+    return out
+
+
+def mean_all_heads(z, hook, head, z_ref):
+    return z_ref.mean(dim=0, keepdim=True).repeat(z.shape[0], 1, 1, 1)
+
+
+def first_reference(z, hook, head, z_ref):
+    out = z.clone()
+    out[:, :, head] = z_ref[0, :, head]
+    return out
+
+
+@pytest.mark.parametrize("fn, message", [
+    (mean_is_zero, "that is zero-ablation"),
+    (mean_everywhere, "averaged over positions as well"),
+    (mean_of_input, "not the reference batch z_ref"),
+    (mean_over_heads, "averaged over heads too"),
+    (mean_all_heads, "every head was replaced"),
+    (first_reference, "first reference sequence"),
+])
+def test_mean_ablation_hook_diagnostics(fn, message):
+    fails_with(nb4.check_mean_ablation_hook, fn, message)
+
+
+def test_mean_ablation_hook_reference_passes():
+    nb4.check_mean_ablation_hook(A.mean_ablation_hook, seeds=(0, 1), shapes=({}, {"ref_batch": 1}))
+
+
+# ---------------------------------------------------------------- 4.3 loss increase per head
+def _second(model, tokens, seq_len, hooks=()):
+    logits = model.run_with_hooks(tokens, fwd_hooks=list(hooks))
+    return token_losses(logits, tokens)[:, seq_len + 1:].mean()
+
+
+def increase_good(model, tokens, seq_len, make_hook):
+    clean = _second(model, tokens, seq_len)
+    rows = []
+    for layer in range(model.cfg.n_layers):
+        rows.append([float(_second(model, tokens, seq_len, [(f"blocks.{layer}.attn.hook_z", make_hook(layer, head))]) - clean)
+                     for head in range(model.cfg.n_heads)])
+    return torch.tensor(rows)
+
+
+def increase_flipped(model, tokens, seq_len, make_hook):
+    return -increase_good(model, tokens, seq_len, make_hook)
+
+
+def increase_no_baseline(model, tokens, seq_len, make_hook):
+    out = torch.zeros(model.cfg.n_layers, model.cfg.n_heads)
+    for layer in range(model.cfg.n_layers):
+        for head in range(model.cfg.n_heads):
+            out[layer, head] = _second(model, tokens, seq_len, [(f"blocks.{layer}.attn.hook_z", make_hook(layer, head))])
+    return out
+
+
+def increase_add_hook(model, tokens, seq_len, make_hook):
+    clean = _second(model, tokens, seq_len)
+    out = torch.zeros(model.cfg.n_layers, model.cfg.n_heads)
+    for layer in range(model.cfg.n_layers):
+        for head in range(model.cfg.n_heads):
+            model.add_hook(f"blocks.{layer}.attn.hook_z", make_hook(layer, head))   # never removed
+            out[layer, head] = token_losses(model(tokens), tokens)[:, seq_len + 1:].mean() - clean
+    return out
+
+
+def increase_layer_zero(model, tokens, seq_len, make_hook):
+    clean = _second(model, tokens, seq_len)
+    out = torch.zeros(model.cfg.n_layers, model.cfg.n_heads)
+    for layer in range(model.cfg.n_layers):
+        for head in range(model.cfg.n_heads):
+            out[layer, head] = _second(model, tokens, seq_len, [("blocks.0.attn.hook_z", make_hook(layer, head))]) - clean
+    return out
+
+
+def _increase_on(select):
+    def fn(model, tokens, seq_len, make_hook):
+        def measure(hooks=()):
+            return select(token_losses(model.run_with_hooks(tokens, fwd_hooks=list(hooks)), tokens), seq_len)
+        clean = measure()
+        out = torch.zeros(model.cfg.n_layers, model.cfg.n_heads)
+        for layer in range(model.cfg.n_layers):
+            for head in range(model.cfg.n_heads):
+                out[layer, head] = measure([(f"blocks.{layer}.attn.hook_z", make_hook(layer, head))]) - clean
+        return out
+    return fn
+
+
+@pytest.mark.parametrize("fn, message", [
+    (increase_flipped, "sign is flipped"),
+    (increase_no_baseline, "subtract the clean"),
+    (increase_add_hook, "ablations pile up"),
+    (increase_layer_zero, "every run ablates a head of layer 0"),
+    (_increase_on(lambda loss, n: loss.mean()), "averaged over every token"),
+    (_increase_on(lambda loss, n: loss[:, :n].mean()), "averaged over the first copy"),
+    (_increase_on(lambda loss, n: loss[:, n:].mean()), "off by one"),
+    (not_written, "not written yet"),
+])
+def test_loss_increase_per_head_diagnostics(fn, message):
+    fails_with(nb4.check_loss_increase_per_head, fn, message)
+
+
+def test_loss_increase_per_head_reference_passes():
+    nb4.check_loss_increase_per_head(increase_good, shapes=({}, {"ablation": "mean"}, {"n_layers": 1, "n_heads": 2}))
+
+
+# ---------------------------------------------------------------- 4.4 ICL change per head
+def _icl_per_head(model, tokens, early, late, icl, combine, pile_up=False):
+    def run(hooks=()):
+        return icl(token_losses(model.run_with_hooks(tokens, fwd_hooks=list(hooks)), tokens), early, late)
+    clean = run()
+    out = torch.zeros(model.cfg.n_layers, model.cfg.n_heads)
+    done = []
+    for layer in range(model.cfg.n_layers):
+        for head in range(model.cfg.n_heads):
+            hook = (f"blocks.{layer}.attn.hook_z", partial(A.zero_ablation_hook, head=head))
+            done = done + [hook] if pile_up else [hook]
+            out[layer, head] = combine(run(done), clean)
+    return out
+
+
+def late_minus_early(loss, early, late):
+    return loss[:, late].mean() - loss[:, early].mean()
+
+
+def early_minus_late(loss, early, late):
+    return loss[:, early].mean() - loss[:, late].mean()
+
+
+@pytest.mark.parametrize("fn, message", [
+    (partial(_icl_per_head, icl=early_minus_late, combine=lambda a, c: a - c), "sign is flipped"),
+    (partial(_icl_per_head, icl=late_minus_early, combine=lambda a, c: c - a), "sign is flipped"),
+    (partial(_icl_per_head, icl=late_minus_early, combine=lambda a, c: a), "subtract the clean ICL"),
+    (partial(_icl_per_head, icl=late_minus_early, combine=lambda a, c: a / c), "a ratio"),
+    (partial(_icl_per_head, icl=late_minus_early, combine=lambda a, c: a - c, pile_up=True), "ablations pile up"),
+])
+def test_icl_change_per_head_diagnostics(fn, message):
+    fails_with(nb4.check_icl_change_per_head, fn, message)
+
+
+def test_icl_change_per_head_reference_passes():
+    good = partial(_icl_per_head, icl=late_minus_early, combine=lambda a, c: a - c)
+    nb4.check_icl_change_per_head(good, shapes=({}, {"n_layers": 1, "n_heads": 3, "pos": 30}))
+
+
+# ---------------------------------------------------------------- 4.5 induction scores with a head ablated
+def _scores_with(model, tokens, seq_len, hooks, pattern_layer=None, score=induction_score):
+    stored = {}
+    last = model.cfg.n_layers - 1 if pattern_layer is None else pattern_layer
+    def grab(pattern, hook):
+        stored["p"] = pattern
+    model.run_with_hooks(tokens, fwd_hooks=hooks + [(f"blocks.{last}.attn.hook_pattern", grab)])
+    return score(stored["p"], seq_len)
+
+
+def after_good(model, tokens, seq_len, layer, head):
+    return _scores_with(model, tokens, seq_len, [(f"blocks.{layer}.attn.hook_z", partial(A.zero_ablation_hook, head=head))])
+
+
+def after_separate_runs(model, tokens, seq_len, layer, head):
+    model.run_with_hooks(tokens, fwd_hooks=[(f"blocks.{layer}.attn.hook_z", partial(A.zero_ablation_hook, head=head))])
+    _, cache = model.run_with_cache(tokens)
+    return induction_score(cache[f"blocks.{model.cfg.n_layers - 1}.attn.hook_pattern"], seq_len)
+
+
+def after_on_pattern(model, tokens, seq_len, layer, head):
+    return _scores_with(model, tokens, seq_len,
+                        [(f"blocks.{layer}.attn.hook_pattern", partial(A.zero_ablation_hook, head=head))])
+
+
+def after_own_layer(model, tokens, seq_len, layer, head):
+    return _scores_with(model, tokens, seq_len, [(f"blocks.{layer}.attn.hook_z", partial(A.zero_ablation_hook, head=head))],
+                        pattern_layer=layer)
+
+
+def after_duplicate_offset(model, tokens, seq_len, layer, head):
+    return _scores_with(model, tokens, seq_len, [(f"blocks.{layer}.attn.hook_z", partial(A.zero_ablation_hook, head=head))],
+                        score=lambda p, n: diagonal_score(p, n, first_query=n + 1))
+
+
+@pytest.mark.parametrize("fn, message", [
+    (after_separate_runs, "clean model's induction scores"),
+    (after_on_pattern, "went on hook_pattern, not hook_z"),
+    (after_own_layer, "scored the ablated layer's own heads"),
+    (after_duplicate_offset, r"attends to the token \*after\* it"),
+])
+@pytest.mark.parametrize("shape", [{}, {**SMALL, "head": 1}])
+def test_induction_scores_after_ablation_diagnostics(fn, message, shape):
+    fails_with(nb4.check_induction_scores_after_ablation, fn, message, shapes=(shape,))
+
+
+def test_induction_scores_after_ablation_reference_passes():
+    nb4.check_induction_scores_after_ablation(after_good, shapes=({}, {**SMALL, "n_layers": 3, "layer": 1, "head": 2}))
+
+
+# ---------------------------------------------------------------- 4.6 pattern-preserving ablation
+def _frozen_run(model, tokens, layer, head, freeze_scales=False, patterns="all", scales=None, ablate=True):
+    _, cache = model.run_with_cache(tokens)
+    def freeze(value, hook):
+        return cache[hook.name]
+    n = model.cfg.n_layers
+    names = []
+    if patterns == "all":
+        names += [f"blocks.{l}.attn.hook_pattern" for l in range(n)]
+    elif patterns == "own":
+        names += [f"blocks.{layer}.attn.hook_pattern"]
+    if freeze_scales if scales is None else scales:
+        names += [f"blocks.{l}.ln1.hook_scale" for l in range(n)] + ["ln_final.hook_scale"]
+    hooks = [(name, freeze) for name in names]
+    if ablate:
+        hooks.append((f"blocks.{layer}.attn.hook_z", partial(A.zero_ablation_hook, head=head)))
+    return model.run_with_hooks(tokens, fwd_hooks=hooks)
+
+
+def pp_not_frozen(model, tokens, layer, head, freeze_scales=False):
+    return model.run_with_hooks(tokens, fwd_hooks=[(f"blocks.{layer}.attn.hook_z", partial(A.zero_ablation_hook, head=head))])
+
+
+@pytest.mark.parametrize("fn, message, shape", [
+    (pp_not_frozen, "patterns are not frozen: this is the full ablation", {}),
+    (pp_not_frozen, "patterns are not frozen: this is the full ablation", {**SMALL, "head": 1}),
+    (partial(_frozen_run, patterns="none"), r"patterns are not frozen \(the LayerNorm scales are\)",
+     {"freeze_scales": True}),
+    (partial(_frozen_run, scales=False), "LayerNorm scales are not", {"freeze_scales": True}),
+    (partial(_frozen_run, scales=False), "LayerNorm scales are not", {**SMALL, "head": 1, "freeze_scales": True}),
+    (partial(_frozen_run, scales=True), "froze the LayerNorm scales although", {}),
+    (partial(_frozen_run, patterns="own"), "froze only the pattern of the ablated head's own layer", {}),
+    (partial(_frozen_run, patterns="own"), "froze only the pattern of the ablated head's own layer",
+     {"freeze_scales": True}),
+    (partial(_frozen_run, patterns="own", scales=True), "froze only the pattern of the ablated head's own layer",
+     {**SMALL, "head": 1}),
+    (partial(_frozen_run, ablate=False), "these are the clean logits", {}),
+    (partial(_frozen_run, ablate=False), "these are the clean logits", {**SMALL, "freeze_scales": True}),
+])
+def test_pattern_preserving_logits_diagnostics(fn, message, shape):
+    fails_with(nb4.check_pattern_preserving_logits, fn, message, shapes=(shape,))
+
+
+def test_pattern_preserving_logits_reference_passes():
+    nb4.check_pattern_preserving_logits(_frozen_run, shapes=({}, {"freeze_scales": True},
+                                                             {**SMALL, "n_layers": 3, "layer": 1, "head": 2}))
+
+
+# ---------------------------------------------------------------- 4.7 the hand computation
+def _direct(model, cache, layer, head, centre=True, divide=True, weight=True, bias=False, with_b_O=False):
+    attn = model.blocks[layer].attn
+    x = torch.einsum("bpd,dm->bpm", cache[f"blocks.{layer}.attn.hook_z"][:, :, head], attn.W_O[head])
+    if with_b_O:
+        x = x + attn.b_O
+    if centre:
+        x = x - x.mean(-1, keepdim=True)
+    if divide:
+        x = x / cache["ln_final.hook_scale"]
+    if weight:
+        x = x * model.ln_final.w
+    if bias:
+        x = x + model.ln_final.b
+    return x @ model.W_U
+
+
+@pytest.mark.parametrize("kwargs, message", [
+    ({"centre": False, "divide": False, "weight": False}, "final LayerNorm is missing"),
+    ({"centre": False}, "centring is missing"),
+    ({"divide": False}, "did not divide by the final LayerNorm's scale"),
+    ({"weight": False}, "LayerNorm weight w"),
+    ({"bias": True}, "added the LayerNorm bias b"),
+    ({"with_b_O": True}, "you included b_O"),
+])
+def test_direct_logit_contribution_diagnostics(kwargs, message):
+    fails_with(nb4.check_direct_logit_contribution, partial(_direct, **kwargs), message)
+
+
+def test_direct_logit_contribution_reference_passes(capsys):
+    nb4.check_direct_logit_contribution(_direct)
+    nb4.check_direct_logit_contribution(_direct, shapes=({**SMALL, "n_layers": 1, "head": 3},))
+    assert "= the pattern-preserving ablated logits" in capsys.readouterr().out
+
+
+# ---------------------------------------------------------------- 4.8 split second-copy loss
+def _split(loss, tokens, seq_len, shift=0, prefix=True, swap=False):
+    kept, new = [], []
+    for b in range(tokens.shape[0]):
+        for i in range(seq_len + 1, 2 * seq_len):
+            j = i + shift
+            if prefix and tokens[b, j] != tokens[b, j - seq_len]:
+                continue
+            (kept if tokens[b, j + 1] == tokens[b, j + 1 - seq_len] else new).append(loss[b, i])
+    out = (torch.stack(kept).mean(), torch.stack(new).mean())
+    return out[::-1] if swap else out
+
+
+@pytest.mark.parametrize("kwargs, message", [
+    ({"swap": True}, "two numbers are swapped"),
+    ({"prefix": False}, "did not require the prefix to repeat"),
+    ({"shift": -1}, "off by one"),
+])
+def test_split_second_copy_loss_diagnostics(kwargs, message):
+    fails_with(nb4.check_split_second_copy_loss, partial(_split, **kwargs), message)
+
+
+def test_split_second_copy_loss_reference_passes():
+    nb4.check_split_second_copy_loss(_split, seeds=(0, 1, 2), shapes=({}, {"seq_len": 30, "n_changes": 1, "batch": 1}))
+
+
+# ---------------------------------------------------------------- 4.9 probability on seen tokens
+def _seen(logits, tokens, lo=1, hi=1, as_set=True):
+    probs = logits.softmax(-1)
+    out = torch.zeros(tokens.shape[0], tokens.shape[1] - 1)
+    for b in range(tokens.shape[0]):
+        for i in range(tokens.shape[1] - 1):
+            window = tokens[b, lo:i + hi].tolist()
+            chosen = set(window) if as_set else window
+            out[b, i] = sum(float(probs[b, i, t]) for t in chosen)
+    return out
+
+
+@pytest.mark.parametrize("kwargs, message", [
+    ({"hi": 2}, r"counted the token being predicted"),
+    ({"hi": 0}, "left out the current token"),
+    ({"lo": 0}, "counted BOS as a seen token"),
+    ({"as_set": False}, "counted twice"),
+])
+def test_seen_token_probability_diagnostics(kwargs, message):
+    fails_with(nb4.check_seen_token_probability, partial(_seen, **kwargs), message)
+
+
+def test_seen_token_probability_reference_passes():
+    nb4.check_seen_token_probability(_seen, seeds=(0, 1), shapes=({}, {"pos": 2}))
+
+
+# ---------------------------------------------------------------- the data helper
+def test_changed_repeat_tokens_changes_only_continuations():
+    tokens, changed = A.changed_repeat_tokens(6, 15, 40, n_changes=4, seed=3)
+    n = 15
+    assert tokens.shape == changed.shape == (6, 1 + 2 * n)
+    assert (tokens[:, 0] == BOS).all() and not changed[:, : n + 2].any()
+    first, second = tokens[:, 1:n + 1], tokens[:, n + 1:]
+    assert torch.equal(first != second, changed[:, n + 1:])
+    assert (changed.sum(dim=1) == 4).all()
+    assert not (changed[:, 1:] & changed[:, :-1]).any(), "two changes side by side"
+    for b in range(6):
+        assert not set(second[b][changed[b, n + 1:]].tolist()) & set(first[b].tolist())

@@ -43,6 +43,8 @@ case "${1:-lab}" in
     ;;
   test)
     setup
+    # The grading tests sandbox student code with bubblewrap; without it they skip and say why.
+    sh autograder/install_sandbox.sh || echo "warning: could not install the grading sandbox (bubblewrap)." >&2
     shift || true
     set +e
     python -m pytest "$@"

@@ -7,13 +7,14 @@ notebook uses for its experiments. Shapes use ``batch``, ``pos``, ``head``, ``d_
 
 Conventions used throughout:
 
-- ``per_token_loss(logits, tokens)[b, i]`` is the loss of predicting ``tokens[b, i + 1]`` from position ``i``.
+- ``per_token_loss(logits, tokens)[b, i]`` is the loss of predicting ``tokens[b, i + 1]`` from position ``i``
+  (``per_token_loss``, ``icl_score`` and the ICL windows come from :mod:`induction_course.circuits`).
 - On ``[BOS] R R`` with ``|R| = seq_len``, the *second copy* is the tokens at positions
   ``seq_len + 2 … 2 * seq_len``: the ones induction can predict (the first token of the second copy has
   no earlier occurrence of its predecessor to look at). Their losses are ``loss[:, seq_len + 1:]``.
-- The ICL score is ``mean loss late in the context − mean loss early in the context``: more negative means
-  more in-context learning. An ablation's *ICL change* is ``ICL(ablated) − ICL(clean)``: positive means the
-  ablation removed in-context learning.
+- The ICL score is ``mean loss late in the context − mean loss early in the context`` (``ICL_LATE`` and
+  ``ICL_EARLY``): more negative means more in-context learning. An ablation's *ICL change* is
+  ``ICL(ablated) − ICL(clean)``: positive means the ablation removed in-context learning.
 - Zero-ablating a head sets its ``hook_z`` to zero, which removes its term ``z[:, :, h] @ W_O[h]`` from the
   layer's output and keeps the shared bias ``b_O``.
 """
@@ -27,15 +28,12 @@ from typing import Any, Callable, Iterator, Sequence
 import torch
 import torch.nn.functional as F
 
+from induction_course.circuits import ICL_EARLY, ICL_LATE, copy_losses, icl_score, per_token_loss  # noqa: F401
 from induction_course.data import BOS, random_tokens
 
-Hook = tuple[str, Callable[..., torch.Tensor]]
+# ICL_EARLY, ICL_LATE, icl_score and per_token_loss are Notebook 3's, re-exported here for convenience.
 
-#: Loss entries of the ICL score on 64-token training sequences. Entries 1-4 predict tokens 2-5, which
-#: no block (at least 4 tokens long) lets anything predict; entries 54-62 predict tokens 55-63, always
-#: in a later copy of the block.
-ICL_EARLY = slice(1, 5)
-ICL_LATE = slice(54, 63)
+Hook = tuple[str, Callable[..., torch.Tensor]]
 
 
 def z_name(layer: int) -> str:
@@ -97,29 +95,12 @@ def freeze_hooks(cache: Any, n_layers: int, scales: bool = True) -> list[Hook]:
 
 
 # ------------------------------------------------------------------ losses
-def per_token_loss(logits: torch.Tensor, tokens: torch.Tensor) -> torch.Tensor:
-    """Cross-entropy of each next-token prediction.
-
-    logits: [batch, pos, d_vocab]; tokens: [batch, pos] -> [batch, pos - 1], entry i predicting token i + 1.
-    """
-    log_probs = logits[:, :-1].log_softmax(dim=-1)
-    return -log_probs.gather(-1, tokens[:, 1:, None])[..., 0]
-
-
 def second_copy_loss(loss: torch.Tensor, seq_len: int) -> torch.Tensor:
     """Mean loss on the induction-predictable tokens of ``[BOS] R R``: a scalar.
 
-    loss: [batch, 2 * seq_len] (from :func:`per_token_loss`); uses entries ``seq_len + 1`` onwards.
+    loss: [batch, 2 * seq_len] (from ``per_token_loss``); uses entries ``seq_len + 1`` onwards.
     """
-    return loss[:, seq_len + 1:].mean()
-
-
-def icl_score(loss: torch.Tensor, early: slice, late: slice) -> torch.Tensor:
-    """In-context-learning score: mean loss at ``late`` entries minus mean loss at ``early`` ones.
-
-    loss: [batch, pos - 1] -> scalar. More negative means more in-context learning.
-    """
-    return loss[:, late].mean() - loss[:, early].mean()
+    return copy_losses(loss, seq_len)[1]
 
 
 def run_loss(model: Any, tokens: torch.Tensor, hooks: Sequence[Hook] = ()) -> torch.Tensor:
@@ -165,24 +146,36 @@ def icl_change_per_head(model: Any, tokens: torch.Tensor, early: slice, late: sl
     return out
 
 
-def induction_scores_after_ablation(model: Any, tokens: torch.Tensor, seq_len: int, layer: int,
-                                    head: int) -> torch.Tensor:
-    """Induction scores of the last layer's heads while head ``layer.head`` is zero-ablated.
+def induction_scores_after_ablation(model: Any, tokens: torch.Tensor, seq_len: int,
+                                    heads: Sequence[tuple[int, int]]) -> torch.Tensor:
+    """Induction scores of the last layer's heads while every ``(layer, head)`` in ``heads`` is zero-ablated.
 
     tokens: [batch, 1 + 2 * seq_len], ``[BOS] R R``. Returns [head] (of the last layer).
     """
     from induction_course.heads import induction_score
 
-    last = model.cfg.n_layers - 1
     store: dict[str, torch.Tensor] = {}
 
     def keep(pattern: torch.Tensor, hook: Any) -> None:
         store["pattern"] = pattern.detach().clone()
 
-    hooks = ablation_hooks([(layer, head)]) + [(pattern_name(last), keep)]
+    hooks = ablation_hooks(heads) + [(pattern_name(model.cfg.n_layers - 1), keep)]
     with torch.no_grad(), quiet_hooks():
         model.run_with_hooks(tokens, fwd_hooks=hooks)
     return induction_score(store["pattern"], seq_len)
+
+
+def previous_token_heads(model: Any, threshold: float = 0.3, seed: int = 0) -> list[tuple[int, int]]:
+    """The layer-0 heads whose previous-token score on ``[BOS]`` + 46 random tokens exceeds ``threshold``
+    (chance is about 0.1), strongest first; at least the strongest one."""
+    from induction_course.heads import previous_token_score
+
+    tokens = torch.cat([torch.full((16, 1), BOS), random_tokens(16, 46, model.cfg.d_vocab, seed)], dim=1)
+    with torch.no_grad():
+        _, cache = model.run_with_cache(tokens.to(model.cfg.device))
+    scores = previous_token_score(cache[pattern_name(0)])
+    order = scores.argsort(descending=True).tolist()
+    return [(0, h) for h in order if scores[h] > threshold] or [(0, order[0])]
 
 
 # ------------------------------------------------------------------ full vs pattern-preserving
@@ -204,12 +197,12 @@ def ablated_logits(model: Any, tokens: torch.Tensor, heads: Sequence[tuple[int, 
         return model.run_with_hooks(tokens, fwd_hooks=hooks)
 
 
-def pattern_preserving_logits(model: Any, tokens: torch.Tensor, layer: int, head: int,
+def pattern_preserving_logits(model: Any, tokens: torch.Tensor, heads: Sequence[tuple[int, int]],
                               freeze_scales: bool = False) -> torch.Tensor:
-    """Logits with head ``layer.head`` zero-ablated while every attention pattern is held at its value from
-    the clean run (Olsson et al.'s pattern-preserving ablation); with ``freeze_scales``, every LayerNorm
-    scale too, which makes the ablated model exactly linear in the head's output. [batch, pos, d_vocab]."""
-    return ablated_logits(model, tokens, [(layer, head)], freeze_patterns=True, freeze_scales=freeze_scales)
+    """Logits with ``heads`` zero-ablated while every attention pattern is held at its value from the clean
+    run (Olsson et al.'s pattern-preserving ablation); with ``freeze_scales``, every LayerNorm scale too,
+    which makes the ablated model exactly linear in the heads' outputs. [batch, pos, d_vocab]."""
+    return ablated_logits(model, tokens, heads, freeze_patterns=True, freeze_scales=freeze_scales)
 
 
 def _ln_linear(model: Any, name: str, cache: Any, delta: torch.Tensor) -> torch.Tensor:
@@ -245,7 +238,7 @@ def frozen_logit_contribution(model: Any, cache: Any, layer: int, head: int) -> 
     its direct path plus every path through the value vectors of later heads. [batch, pos, d_vocab].
 
     With patterns and LayerNorm scales frozen the model is linear in the head's output, so this is exactly
-    ``clean logits − pattern_preserving_logits(..., freeze_scales=True)``.
+    ``clean logits − pattern_preserving_logits(model, tokens, [(layer, head)], freeze_scales=True)``.
     """
     delta = head_output(model, cache, layer, head)  # change to the residual stream, [batch, pos, d_model]
     total = delta

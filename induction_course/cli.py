@@ -20,9 +20,11 @@ def _grade_args(parser: argparse.ArgumentParser) -> None:
                         "<assignment>/, or <student>.ipynb files, or <student>/<notebook>.ipynb")
     parser.add_argument("--assignment", help="grade only this notebook (e.g. 01_attention); required to name "
                         "flat <student>.ipynb files whose content is ambiguous")
-    parser.add_argument("--out", type=Path, help="gradebook, grades.csv, autograded/ and feedback/ (default: autograder/)")
+    parser.add_argument("--out", type=Path,
+                        help="gradebook, grades.csv, autograded/ and feedback/ (default: autograder/)")
     parser.add_argument("--jobs", type=int, help="parallel workers (default: one per core)")
-    parser.add_argument("--cell-timeout", type=int, default=d.cell_timeout, help="seconds per cell (default %(default)s)")
+    parser.add_argument("--cell-timeout", type=int, default=d.cell_timeout,
+                        help="seconds per cell (default %(default)s)")
     parser.add_argument("--timeout", type=int, default=d.timeout, help="seconds per submission (default %(default)s)")
     parser.add_argument("--memory", type=int, default=d.memory_mb,
                         help="MB of address space per kernel (default %(default)s)")

@@ -32,9 +32,11 @@ import multiprocessing
 import os
 import re
 import shutil
+import signal
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 import uuid
 import warnings
@@ -42,7 +44,7 @@ from concurrent.futures import Future, ProcessPoolExecutor, as_completed
 from concurrent.futures.process import BrokenProcessPool
 from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
-from typing import Any, Callable, Iterable, Sequence
+from typing import Any, Callable, Iterable
 
 import nbformat
 from nbformat import NotebookNode
@@ -136,6 +138,7 @@ class Row:
     kind: str = ""  # failure kind: input, refused or internal
     fingerprint: str = ""
     seconds: float = 0.0
+    kernel_cpu_s: float = 0.0  # CPU seconds of the sandboxed kernel (for the benchmark)
 
     def csv_row(self) -> dict[str, str]:
         def number(x: float | None) -> str:
@@ -304,19 +307,29 @@ def _generate(course: Course, out: Path, name: str) -> None:
         shutil.copyfile(generated, _release_path(out, name))
 
 
-def sync_gradebook(course: Course, out: Path, names: Iterable[str], state: dict) -> Path:
-    """Bring the gradebook's source cells up to date; return a snapshot for the workers to read."""
+def sync_gradebook(course: Course, out: Path, names: Iterable[str], state: dict) -> tuple[Path | None, dict[str, str]]:
+    """Bring the gradebook's source cells up to date. Returns a snapshot for the workers to read, and
+    the notebooks that could not be synced, with why (their submissions fail; the others are graded)."""
     from nbgrader.api import Gradebook
 
+    names, broken = list(names), {}
+    if not names:
+        return None, broken
+    out.mkdir(parents=True, exist_ok=True)
     for name in names:
         digest = file_sha256(course.notebook(name))
         if state["sources"].get(name) != digest or not _release_path(out, name).exists():
-            _generate(course, out, name)
-            state["sources"][name] = digest
+            try:
+                _generate(course, out, name)
+                state["sources"][name] = digest
+            except GradingError as e:
+                broken[name] = str(e)
+    if not (out / "gradebook.db").exists():
+        return None, broken
     snapshot = out / ".grading" / "source.db"
     shutil.copyfile(out / "gradebook.db", snapshot)
     Gradebook(db_url(snapshot)).close()  # creates nbgrader's default course row, so readers never write
-    return snapshot
+    return snapshot, broken
 
 
 def manual_grades(gb: Any, notebook: str, student: str) -> dict[str, dict[str, Any]]:
@@ -380,9 +393,9 @@ def read_notebook(path: Path) -> tuple[NotebookNode, list[str]]:
     notes = []
     version = raw.get("nbformat")
     if version != 4:
-        notes.append(f"converted from nbformat {version}")
-    try:
-        nb = nbformat.reads(text, as_version=4)
+        notes.append(f"converted from nbformat {version}" if version else "the file had no nbformat version")
+    try:  # version 4 is repaired cell by cell below; older versions go through nbformat's converters
+        nb = nbformat.from_dict(raw) if version in (4, None) else nbformat.reads(text, as_version=4)
     except Exception as e:  # nbformat raises many kinds of errors on odd files
         raise SubmissionError(f"not a readable notebook (nbformat {version}): {type(e).__name__}: {e}") from None
     return _repair(nb, notes), notes
@@ -505,7 +518,8 @@ def restore_structure(nb: NotebookNode, release: NotebookNode) -> tuple[Notebook
         cell = sub[j]
         if j in matched and _meta(rel[matched[j]]):
             if sub_keys[j].startswith("id:") and cell.cell_type != rel[matched[j]].cell_type:
-                notes.append(f"cell {_meta(rel[matched[j]])['grade_id']} had been changed to {cell.cell_type}; restored")
+                grade_id = _meta(rel[matched[j]])["grade_id"]
+                notes.append(f"cell {grade_id} had been changed to {cell.cell_type}; restored")
             elif _meta(rel[matched[j]]).get("locked") and _visible(cell.source) != _normalise(rel[matched[j]].source):
                 notes.append(f"test cell {_meta(rel[matched[j]])['grade_id']} had been edited; restored")
             cell.metadata["nbgrader"] = copy.deepcopy(_meta(rel[matched[j]]))
@@ -534,7 +548,8 @@ _REVIEW = {
     r"set_custom_exc|custom_exceptions": "installs a custom exception handler",
     r"events\.register": "registers an IPython event callback",
     r"meta_path|path_hooks|path_importer_cache|sys\.modules\[": "changes the import system",
-    r"_getframe|\.f_back|\.f_locals|inspect\.stack|inspect\.currentframe|gc\.get_": "inspects the caller's frames or heap",
+    r"_getframe|\.f_back|\.f_locals|inspect\.stack|inspect\.currentframe|gc\.get_":
+        "inspects the caller's frames or heap",
     r"__torch_function__|__torch_dispatch__|TorchFunctionMode|TorchDispatchMode": "overrides torch functions",
     r"settrace|setprofile": "installs a tracer",
     r"import builtins|__builtins__|builtins\.": "changes Python builtins",
@@ -606,7 +621,8 @@ def _bwrap_args(ipc: Path, uid: int | None, limits: Limits, package: Path = PACK
                 made.add(parent)
         args += ["--ro-bind", str(mount), str(mount)]
     size = str(limits.scratch_mb * 2**20)
-    args += ["--proc", "/proc", "--dev", "/dev", "--perms", "1777", "--size", size, "--tmpfs", "/tmp",
+    args += ["--proc", "/proc", "--dev", "/dev", "--perms", "1777", "--size", size, "--tmpfs", "/dev/shm",
+             "--perms", "1777", "--size", size, "--tmpfs", "/tmp",
              "--perms", "0755", "--dir", "/home", "--perms", "1777", "--size", size, "--tmpfs", "/home/student",
              "--perms", "0755", "--dir", "/run", "--bind", str(ipc), "/run/kernel", "--chdir", "/home/student"]
     env = {"PATH": f"{Path(sys.prefix) / 'bin'}:/usr/local/bin:/usr/bin:/bin", "HOME": "/home/student",
@@ -629,7 +645,7 @@ def _limits_args(limits: Limits, uid: int | None) -> list[str]:
     return args + ["--"]
 
 
-def _kernel_manager(job: Job, ipc: Path, log: Any) -> Any:
+def _kernel_manager(job: Job, ipc: Path) -> Any:
     """An AsyncKernelManager whose kernel runs in the sandbox and talks over unix sockets in ``ipc``."""
     from jupyter_client.kernelspec import KernelSpec
     from jupyter_client.manager import AsyncKernelManager
@@ -652,8 +668,8 @@ def _kernel_manager(job: Job, ipc: Path, log: Any) -> Any:
             if uid is not None:
                 os.chown(ipc / "kernel.json", uid, uid)
 
-    if uid is not None:
-        os.chown(ipc, uid, uid)
+    if uid is not None:  # the kernel may create its sockets here; _run closes the folder once it has
+        ipc.chmod(0o733)
     km = SandboxKernelManager(transport="ipc", ip=str(ipc / "k"), connection_file=str(ipc / "host.json"))
     km._kernel_spec = KernelSpec(argv=argv, display_name="Python 3 (sandboxed grader)", language="python",
                                  interrupt_mode="message", env={} if job.sandbox else _plain_env())
@@ -705,8 +721,8 @@ def with_guards(nb: NotebookNode, nonce: str, package: Path) -> tuple[NotebookNo
     for cell in nb.cells:
         if _is_test(cell):
             grade_id = _meta(cell)["grade_id"]
-            cells += [nbformat.v4.new_code_cell(_GUARD.format(stage=stage, cell=grade_id)) for stage in ("pre",)]
-            cells += [cell, nbformat.v4.new_code_cell(_GUARD.format(stage="post", cell=grade_id))]
+            cells += [nbformat.v4.new_code_cell(_GUARD.format(stage="pre", cell=grade_id)), cell,
+                      nbformat.v4.new_code_cell(_GUARD.format(stage="post", cell=grade_id))]
             roles += [f"pre:{grade_id}", "cell", f"post:{grade_id}"]
         else:
             cells.append(cell)
@@ -757,12 +773,34 @@ def _client(nb: NotebookNode, km: Any, limits: Limits) -> Any:
     return client
 
 
-async def _run(client: Any, roles: list[str], limits: Limits, log: Any) -> tuple[str, int]:
+def _tree_cpu(pid: int) -> float:
+    """CPU seconds used so far by process ``pid`` and its descendants (read from Linux's /proc)."""
+    stats: dict[int, tuple[int, float]] = {}  # pid -> (parent, CPU seconds incl. reaped children)
+    tick = os.sysconf("SC_CLK_TCK")
+    for entry in Path("/proc").iterdir():
+        try:
+            fields = (entry / "stat").read_text().rsplit(")", 1)[1].split()
+            stats[int(entry.name)] = (int(fields[1]), sum(int(x) for x in fields[11:15]) / tick)
+        except (OSError, ValueError, IndexError):
+            continue
+    children: dict[int, list[int]] = {}
+    for child, (parent, _) in stats.items():
+        children.setdefault(parent, []).append(child)
+    total, todo = 0.0, [pid]
+    while todo:
+        current = todo.pop()
+        total += stats.get(current, (0, 0.0))[1]
+        todo += children.get(current, [])
+    return total
+
+
+async def _run(client: Any, roles: list[str], limits: Limits, log: Any, ipc: Path) -> tuple[str, int]:
     """Execute every code cell; stop at a dead or stuck kernel. Returns (outcome, index of the stopping cell)."""
     from nbclient.exceptions import CellTimeoutError, DeadKernelError
 
     async def cells() -> tuple[str, int]:
         async with client.async_setup_kernel(stdout=log, stderr=log):
+            ipc.chmod(0o711)  # sockets exist: the kernel may no longer create files on the host's disk
             for index, cell in enumerate(client.nb.cells):
                 if cell.cell_type != "code":
                     continue
@@ -779,6 +817,8 @@ async def _run(client: Any, roles: list[str], limits: Limits, log: Any) -> tuple
     except asyncio.TimeoutError:
         return "deadline", client.current
     finally:
+        process = getattr(getattr(client.km, "provisioner", None), "process", None)
+        client.kernel_cpu = _tree_cpu(process.pid) if process is not None else 0.0
         try:
             if client.km.has_kernel:
                 await client.km.shutdown_kernel(now=True)
@@ -974,7 +1014,7 @@ def _prepare(job: Job) -> tuple[NotebookNode, list[str]]:
     return nb, notes + restored + review_notes(nb, release)
 
 
-def _execute(job: Job, nb: NotebookNode) -> tuple[list[NotebookNode], list[str]]:
+def _execute(job: Job, nb: NotebookNode) -> tuple[list[NotebookNode], list[str], float]:
     """Run the notebook in a fresh sandboxed kernel; return the student's executed cells and notes."""
     nonce = uuid.uuid4().hex
     exe, roles = with_guards(nb, nonce, job.package)
@@ -982,21 +1022,45 @@ def _execute(job: Job, nb: NotebookNode) -> tuple[list[NotebookNode], list[str]]
         ipc = Path(tmp) / "ipc"
         ipc.mkdir(mode=0o700)
         with open(Path(tmp) / "kernel.log", "w+b") as log:
-            km = _kernel_manager(job, ipc, log)
+            km = _kernel_manager(job, ipc)
             client = _client(exe, km, job.limits)
             if not job.sandbox:
                 client.resources = {"metadata": {"path": tmp}}
             try:
-                outcome, stop = asyncio.run(_run(client, roles, job.limits, log))
+                outcome, stop = asyncio.run(_run(client, roles, job.limits, log, ipc))
             except Exception as e:  # the kernel could not start: a sandbox or environment problem
                 log.seek(0)
                 tail = log.read().decode(errors="replace").strip()[-600:]
-                raise SubmissionError(f"the kernel could not start: {type(e).__name__}: {e} {tail}", "internal") from None
-    return finish(exe, roles, client.executed, outcome, stop, nonce, job.limits)
+                reason = f"the kernel could not start: {type(e).__name__}: {e} {tail}"
+                raise SubmissionError(reason, "internal") from None
+            finally:  # whatever happened, no sandbox outlives its submission
+                process = getattr(getattr(km, "provisioner", None), "process", None)
+                if process is not None and process.poll() is None:
+                    process.kill()
+    return *finish(exe, roles, client.executed, outcome, stop, nonce, job.limits), client.kernel_cpu
+
+
+class _Watchdog(BaseException):  # not an Exception: no handler on the way may swallow it
+    pass
+
+
+def _alarm(signum: int, frame: Any) -> None:
+    raise _Watchdog()
 
 
 def grade_one(job: Job) -> tuple[Row, str | None]:
     """Grade one submission. Returns its row and, when graded, the executed notebook's path."""
+    if threading.current_thread() is not threading.main_thread():
+        return _grade_one(job)
+    signal.signal(signal.SIGALRM, _alarm)  # a backstop, should the grader itself hang on a submission
+    signal.alarm(job.limits.timeout + 120)
+    try:
+        return _grade_one(job)
+    finally:
+        signal.alarm(0)
+
+
+def _grade_one(job: Job) -> tuple[Row, str | None]:
     start = time.monotonic()
     s = job.submission
     row = Row(s.student, s.notebook, "graded", file=str(s.path), sha256=job.sha256, fingerprint=job.fingerprint)
@@ -1004,7 +1068,7 @@ def grade_one(job: Job) -> tuple[Row, str | None]:
     autograded, feedback = _paths(job.out, s.student, s.notebook)
     try:
         nb, prepared = _prepare(job)
-        cells, ran = _execute(job, nb)
+        cells, ran, row.kernel_cpu_s = _execute(job, nb)
         nb.cells = cells
         from nbgrader.preprocessors import LimitOutput
 
@@ -1020,6 +1084,8 @@ def grade_one(job: Job) -> tuple[Row, str | None]:
         return row, str(autograded)
     except SubmissionError as e:
         row.status, row.reason, row.kind = "failed", e.reason, e.kind
+    except _Watchdog:
+        row.status, row.reason, row.kind = "failed", "the grader stopped responding on this submission", "internal"
     except Exception as e:  # a grader bug must not stop the batch: report it on this row
         row.status, row.reason, row.kind = "failed", f"grader error: {type(e).__name__}: {e}", "internal"
     row.notes, row.score, row.max_score = "; ".join(notes), None, None
@@ -1169,6 +1235,9 @@ def grade(submissions: Path, assignment: str | None = None, out: Path | None = N
 
     course = course or Course.default()
     out = (out or course.root / "autograder").resolve()
+    scripts = str(Path(sys.executable).parent)  # nbgrader runs `alembic` from here when it creates a gradebook
+    if scripts not in os.environ.get("PATH", "").split(os.pathsep):
+        os.environ["PATH"] = scripts + os.pathsep + os.environ.get("PATH", "")
     submissions = Path(submissions)
     known = catalog(course)
     if not submissions.is_dir():
@@ -1179,12 +1248,14 @@ def grade(submissions: Path, assignment: str | None = None, out: Path | None = N
     if problem:
         raise GradingError(problem)
     if not sandbox:
-        echo("WARNING: --unsafe-no-sandbox: student code runs with your permissions. Use it for trusted notebooks only.")
+        echo("WARNING: --unsafe-no-sandbox: student code runs with your permissions; trusted notebooks only.")
     found = find_submissions(submissions, known, assignment)
     out.mkdir(parents=True, exist_ok=True)
     state = _load_state(out)
     names = sorted({s.notebook for s in found if s.notebook})
-    snapshot = sync_gradebook(course, out, names, state)
+    snapshot, broken = sync_gradebook(course, out, names, state)
+    for name, reason in broken.items():
+        echo(f"cannot grade {name}: {reason}")
     digests = {name: package_digest(_check_modules(nbformat.read(course.notebook(name), as_version=4)), course.package)
                for name in names}
     url = db_url(out / "gradebook.db")
@@ -1193,8 +1264,10 @@ def grade(submissions: Path, assignment: str | None = None, out: Path | None = N
     with Gradebook(url) as gb:
         for s in found:
             sha = file_sha256(s.path)
-            if not s.notebook:
-                rows[s.key] = Row(s.student, "", "failed", reason=s.note, kind="input", file=str(s.path), sha256=sha)
+            if not s.notebook or s.notebook in broken:
+                reason = broken.get(s.notebook, s.note).splitlines()[0]
+                rows[s.key] = Row(s.student, s.notebook, "failed", reason=reason, kind="input" if not s.notebook
+                                  else "internal", file=str(s.path), sha256=sha)
                 continue
             fp = fingerprint(state["sources"][s.notebook], digests[s.notebook], limits, sandbox)
             if not force and _reusable(state["rows"].get(s.key), sha, fp):
@@ -1204,7 +1277,7 @@ def grade(submissions: Path, assignment: str | None = None, out: Path | None = N
         reused = len(found) - len(todo)
         echo(f"{len(found)} submission(s) found; grading {len(todo)}, {reused} unchanged "
              f"(--force regrades them), on {jobs or default_jobs()} worker(s)")
-        done = 0
+        done, saved = 0, [time.monotonic()]
 
         def record(job: Job, row: Row, autograded: str | None) -> None:
             nonlocal done
@@ -1217,7 +1290,9 @@ def grade(submissions: Path, assignment: str | None = None, out: Path | None = N
                     row.reason = f"could not save grades to the gradebook: {type(e).__name__}: {e}"
             rows[job.submission.key] = row
             state["rows"][job.submission.key] = asdict(row)
-            _save_state(out, state)
+            if time.monotonic() - saved[0] > 10:  # progress survives a crash; not O(class size) per result
+                _save_state(out, state)
+                saved[0] = time.monotonic()
             result = (f"{row.score:g}/{row.max_score:g}" if row.status == "graded" else f"FAILED: {row.reason}")
             echo(f"[{done}/{len(todo)}] {row.student} {row.notebook}: {result} ({row.seconds:.1f} s)")
 
@@ -1238,25 +1313,78 @@ def grade(submissions: Path, assignment: str | None = None, out: Path | None = N
 
 
 # ---------------------------------------------------------------------------------------- benchmark
+def _burn(n: int) -> float:
+    start, x = time.perf_counter(), 0
+    for i in range(n):
+        x += i
+    return time.perf_counter() - start
+
+
+def cpu_ceiling(jobs: int, n: int = 10_000_000) -> float:
+    """Speed-up of a pure CPU task on ``jobs`` processes right now: the best any parallel grader could do here."""
+    start = time.perf_counter()
+    for _ in range(jobs):
+        _burn(n)
+    serial = time.perf_counter() - start
+    with _pool(jobs) as pool:
+        start = time.perf_counter()
+        list(pool.map(_burn, [n] * jobs))
+        parallel = time.perf_counter() - start
+    return serial / parallel
+
+
+def _cpu_seconds(who: int) -> float:
+    import resource
+
+    usage = resource.getrusage(who)
+    return usage.ru_utime + usage.ru_stime
+
+
 def bench(copies: int = 100, jobs: int | None = None, notebook: str = "01_attention", course: Course | None = None,
           limits: Limits = Limits(), echo: Callable[[str], None] = print) -> dict[str, float]:
-    """Grade ``copies`` copies of the solution one at a time, then in parallel; print and return the figures."""
+    """Grade ``copies`` copies of the solution one at a time, then in parallel; print and return the figures.
+
+    Besides wall-clock times it prints CPU seconds of the main process (gradebook writes: the serial part)
+    and of the workers and kernels, and the speed-up a pure CPU task gets on this machine just before and
+    after (the ceiling when other work shares the cores).
+    """
+    import resource
+
     course = course or Course.default()
     jobs = jobs or default_jobs()
+    ceiling_before = cpu_ceiling(jobs)
+    figures: dict[str, float] = {"copies": copies, "jobs": jobs, "load_average": os.getloadavg()[0]}
     with tempfile.TemporaryDirectory(prefix="course-bench-") as tmp:
         folder = Path(tmp) / "submissions"
         folder.mkdir()
         for n in range(copies):
             shutil.copyfile(course.notebook(notebook), folder / f"student{n:04d}.ipynb")
-        figures: dict[str, float] = {"copies": copies, "jobs": jobs}
+        for label in ("serial", "parallel"):  # nbgrader generate_assignment, once per gradebook, is not timed
+            state = _load_state(Path(tmp) / label)
+            _, broken = sync_gradebook(course, Path(tmp) / label, [notebook], state)
+            if broken:
+                raise GradingError(broken[notebook])
+            _save_state(Path(tmp) / label, state)
         for label, workers in (("serial", 1), ("parallel", jobs)):
+            main, children = _cpu_seconds(resource.RUSAGE_SELF), _cpu_seconds(resource.RUSAGE_CHILDREN)
             start = time.perf_counter()
             rows = grade(folder, notebook, Path(tmp) / label, workers, limits, force=True, course=course,
                          echo=lambda line: None)
             figures[f"{label}_s"] = time.perf_counter() - start
+            figures[f"{label}_main_cpu_s"] = _cpu_seconds(resource.RUSAGE_SELF) - main
+            figures[f"{label}_worker_cpu_s"] = _cpu_seconds(resource.RUSAGE_CHILDREN) - children
             figures[f"{label}_failed"] = sum(r.status != "graded" for r in rows)
+            figures[f"{label}_kernel_cpu_s"] = sum(r.kernel_cpu_s for r in rows)
             echo(f"{label}: {copies} submissions on {workers} worker(s) in {figures[f'{label}_s']:.1f} s "
-                 f"({figures[f'{label}_s'] / copies:.2f} s per submission, {figures[f'{label}_failed']:g} failed)")
+                 f"({figures[f'{label}_s'] / copies:.2f} s per submission, {figures[f'{label}_failed']:g} failed); "
+                 f"CPU per submission: {figures[f'{label}_main_cpu_s'] / copies:.2f} s main process, "
+                 f"{figures[f'{label}_worker_cpu_s'] / copies:.2f} s worker, "
+                 f"{figures[f'{label}_kernel_cpu_s'] / copies:.2f} s kernel")
     figures["speedup"] = figures["serial_s"] / figures["parallel_s"]
-    echo(f"speed-up with {jobs} workers: {figures['speedup']:.2f}x")
+    figures["cpu_ceiling"] = (ceiling_before + cpu_ceiling(jobs)) / 2
+    total = figures["parallel_main_cpu_s"] + figures["parallel_worker_cpu_s"] + figures["parallel_kernel_cpu_s"]
+    figures["amdahl_bound"] = total / max(figures["parallel_main_cpu_s"], total / jobs)
+    echo(f"speed-up with {jobs} workers: {figures['speedup']:.2f}x; a pure CPU task gets "
+         f"{figures['cpu_ceiling']:.2f}x on this machine now (load average {figures['load_average']:.1f}); "
+         f"with {jobs} idle cores the grader's CPU split bounds it at {figures['amdahl_bound']:.2f}x")
     return figures

@@ -133,8 +133,7 @@ def _hook_problems() -> list[str]:
             continue
         known = set(before)
         new = [x for x in entries if (x if isinstance(x, int) else id(x)) not in known]
-        removed = len(entries) - len(new) < len(before)
-        if removed or not packages_may_add or not all(_trusted(x) for x in new):
+        if not packages_may_add or not all(_trusted(x) for x in new):  # removing a package's hook cheats nothing
             found.append(f"installed or removed {label}")
     return found
 
@@ -162,7 +161,8 @@ def problems() -> list[str]:
     """What changed since ``setup``, in words (empty when nothing did)."""
     found = _hook_problems()
     now, before = _snapshot(), _STATE["snapshot"]
-    changed = sorted({f"{name}.{key}" for (kind, name, key), ident in before.items() if now.get((kind, name, key)) != ident})
+    changed = sorted({f"{name}.{key}" for (kind, name, key), ident in before.items()
+                      if now.get((kind, name, key)) != ident})
     added = sorted({f"{name}.{key}" for (kind, name, key) in now.keys() - before.keys() if kind != "module"})
     if changed:
         found.append("replaced or deleted " + ", ".join(changed[:6]) + (" ..." if len(changed) > 6 else ""))

@@ -120,7 +120,7 @@ def attention_heatmap(pattern: torch.Tensor, tokens: Sequence[str] | None = None
                       ax: plt.Axes | None = None) -> plt.Axes:
     """Static heatmap of one head's pattern [q_pos, k_pos]: rows are queries, columns keys."""
     ax = ax or plt.subplots(figsize=(4.5, 4))[1]
-    image = ax.imshow(pattern.detach().float().cpu(), cmap="Blues", vmin=0, vmax=1)
+    image = ax.imshow(pattern.detach().float().cpu().numpy(), cmap="Blues", vmin=0, vmax=1)
     ax.set_xlabel("key position (attended to)")
     ax.set_ylabel("query position (attending)")
     if tokens is not None and len(tokens) <= 24:
@@ -134,18 +134,16 @@ def attention_heatmap(pattern: torch.Tensor, tokens: Sequence[str] | None = None
 def head_grid(values: torch.Tensor, title: str, ax: plt.Axes | None = None, fmt: str = "{:.2f}",
               cmap: str = "viridis", center: bool = False) -> plt.Axes:
     """Heatmap over (layer, head) with each value written in its cell. values: [layer, head]."""
-    values = values.detach().float().cpu()
-    ax = ax or plt.subplots(figsize=(1.2 + 0.9 * values.shape[1], 0.8 + 0.7 * values.shape[0]))[1]
-    kwargs = {}
-    if center:
-        bound = float(values.abs().max()) or 1.0
-        kwargs = {"vmin": -bound, "vmax": bound}
-    image = ax.imshow(values, cmap=cmap, **kwargs)
-    for (layer, head), value in zip(torch.cartesian_prod(torch.arange(values.shape[0]), torch.arange(values.shape[1])).tolist(),
-                                    values.flatten().tolist()):
-        ax.text(head, layer, fmt.format(value), ha="center", va="center", color="white", fontsize=9)
-    ax.set_xticks(range(values.shape[1]))
-    ax.set_yticks(range(values.shape[0]))
+    grid = values.detach().float().cpu().numpy()
+    n_layers, n_heads = grid.shape
+    ax = ax or plt.subplots(figsize=(1.2 + 0.9 * n_heads, 0.8 + 0.7 * n_layers))[1]
+    bound = float(abs(grid).max()) or 1.0
+    image = ax.imshow(grid, cmap=cmap, **({"vmin": -bound, "vmax": bound} if center else {}))
+    for layer in range(n_layers):
+        for head in range(n_heads):
+            ax.text(head, layer, fmt.format(grid[layer, head]), ha="center", va="center", color="white", fontsize=9)
+    ax.set_xticks(range(n_heads))
+    ax.set_yticks(range(n_layers))
     ax.set_xlabel("head")
     ax.set_ylabel("layer")
     ax.set_title(title)

@@ -6,6 +6,12 @@ to an earlier copy varies and no fixed-offset or positional shortcut predicts th
 only looking up "what followed the current token last time" (induction) does.
 The lengths in ``HELD_OUT_LENGTHS`` never occur in training: scores are measured on them.
 
+The recipe (``STANDARD_CONFIG`` and the constants below): 2 attention-only layers of 4 heads x 16,
+d_model 64, LayerNorm, vocabulary 128, context 64, rotary positions (so values carry tokens only,
+as in Olsson et al.'s models); AdamW at a constant lr 4e-3 with weight decay 1.0, which keeps the
+heads' matrices low-rank enough for K-composition to stand clear of its random baseline; batch
+64 x 64 tokens; 350 steps. Induction heads appear at about step 200.
+
 ``python -m induction_course.training`` trains the standard 2-layer model and saves
 ``checkpoints/attn_only_2l.pt``, which :func:`load_induction_model` reads back offline.
 """
@@ -14,7 +20,9 @@ from __future__ import annotations
 import sys
 import time
 from pathlib import Path
+from typing import Callable, Sequence
 
+import matplotlib.pyplot as plt
 import torch
 from tqdm import tqdm
 from transformer_lens.model_bridge import TransformerBridge
@@ -24,13 +32,15 @@ from induction_course.data import BOS, repeated_tokens
 from induction_course.heads import induction_score, previous_token_score
 from induction_course.models import make_model
 
-STANDARD_CONFIG = {"n_layers": 2, "d_model": 64, "n_heads": 4, "d_head": 16, "n_ctx": 64, "d_vocab": 128}
+STANDARD_CONFIG = {"n_layers": 2, "d_model": 64, "n_heads": 4, "d_head": 16, "n_ctx": 64, "d_vocab": 128,
+                   "positional_embedding_type": "rotary"}
 HELD_OUT_LENGTHS = (13, 19, 23)
 TRAIN_LENGTHS = tuple(n for n in range(4, 31) if n not in HELD_OUT_LENGTHS)
 EVAL_LEN = 23
-STEPS = 300
-LR = 3e-3
+STEPS = 350
+LR = 4e-3
 BATCH_SIZE = 64
+WEIGHT_DECAY = 1.0
 CHECKPOINT = Path(__file__).resolve().parent / "checkpoints" / "attn_only_2l.pt"
 
 
@@ -65,8 +75,13 @@ def head_scores(model: TransformerBridge, tokens: torch.Tensor, seq_len: int) ->
 
 
 def train(model: TransformerBridge, steps: int = STEPS, lr: float = LR, batch_size: int = BATCH_SIZE,
-          seed: int = 0, eval_every: int = 10, progress: bool = True) -> dict[str, torch.Tensor]:
+          weight_decay: float = WEIGHT_DECAY, seed: int = 0, eval_every: int = 10, progress: bool = True,
+          hooks: Sequence[tuple[str, Callable]] = (), extra_params: Sequence[torch.nn.Parameter] = ()
+          ) -> dict[str, torch.Tensor]:
     """Train ``model`` with AdamW (constant ``lr``) on :func:`repeating_batch` data.
+
+    ``hooks`` (name, function) stay on for training and evaluation; ``extra_params`` (e.g. the
+    smeared-key ``alpha``) are trained alongside the model's weights, without weight decay.
 
     Every ``eval_every`` steps it records, on one time axis: the mean training loss over the steps
     since the last record, split into repeated and unrepeated tokens, and the induction and
@@ -78,33 +93,47 @@ def train(model: TransformerBridge, steps: int = STEPS, lr: float = LR, batch_si
     device = next(model.parameters()).device
     generator = torch.Generator().manual_seed(seed)
     eval_tokens = repeated_tokens(16, EVAL_LEN, model.cfg.d_vocab, seed=seed + 10_000).to(device)
-    optimizer = torch.optim.AdamW(model.parameters(), lr=lr)
+    optimizer = torch.optim.AdamW([{"params": list(model.parameters())},
+                                   {"params": list(extra_params), "weight_decay": 0.0}],
+                                  lr=lr, weight_decay=weight_decay)
     records: dict[str, list] = {k: [] for k in ("step", "loss", "repeated_loss", "unrepeated_loss",
                                                 "induction_score", "previous_token_score")}
-    sums = torch.zeros(3)  # since the last record: summed loss, loss on repeated, loss on unrepeated
-    counts = torch.zeros(3)
     start = time.perf_counter()
     bar = tqdm(range(steps + 1), file=sys.stdout, disable=not progress, mininterval=1.0, ncols=90)
+    with model.hooks(fwd_hooks=list(hooks)):
+        _train_loop(model, optimizer, bar, steps, generator, eval_tokens, eval_every, batch_size, records)
+    bar.close()
+    history = {k: torch.stack(v) if k.endswith("score") else torch.tensor(v) for k, v in records.items()}
+    history["seconds"] = torch.tensor(time.perf_counter() - start)
+    return history
+
+
+def _train_loop(model: TransformerBridge, optimizer: torch.optim.Optimizer, bar: tqdm, steps: int,
+                generator: torch.Generator, eval_tokens: torch.Tensor, eval_every: int, batch_size: int,
+                records: dict[str, list]) -> None:
+    """The steps of :func:`train`: one AdamW step per batch, a row of ``records`` every ``eval_every`` steps."""
+    device = eval_tokens.device
+    sums = torch.zeros(3)  # since the last record: summed loss, loss on repeated, loss on unrepeated
+    counts = torch.zeros(3)
     for step in bar:
         if step % eval_every == 0:
             _record(records, model, eval_tokens, step, sums / counts.clamp(min=1))
-            sums.zero_(), counts.zero_()
-            bar.set_postfix(loss=f"{records['loss'][-1]:.2f}",
-                            induction=f"{float(records['induction_score'][-1][-1].max()):.2f}")
+            sums.zero_()
+            counts.zero_()
+            if step:
+                bar.set_postfix(loss=f"{records['loss'][-1]:.2f}",
+                                induction=f"{float(records['induction_score'][-1][-1].max()):.2f}")
         if step == steps:
             break
         tokens, repeated = repeating_batch(batch_size, model.cfg.n_ctx, model.cfg.d_vocab, generator)
-        losses = per_token_loss(model(tokens.to(device)), tokens.to(device))
+        tokens = tokens.to(device)
+        losses = per_token_loss(model(tokens), tokens)
         optimizer.zero_grad()
         losses.mean().backward()
         optimizer.step()
         losses = losses.detach().cpu()
         sums += torch.stack([losses.sum(), losses[repeated].sum(), losses[~repeated].sum()])
-        counts += torch.tensor([losses.numel(), repeated.sum(), (~repeated).sum()])
-    bar.close()
-    history = {k: torch.stack(v) if k.endswith("score") else torch.tensor(v) for k, v in records.items()}
-    history["seconds"] = torch.tensor(time.perf_counter() - start)
-    return history
+        counts += torch.tensor([losses.numel(), int(repeated.sum()), int((~repeated).sum())])
 
 
 def _record(records: dict[str, list], model: TransformerBridge, eval_tokens: torch.Tensor, step: int,
@@ -119,7 +148,7 @@ def _record(records: dict[str, list], model: TransformerBridge, eval_tokens: tor
 
 
 def train_induction_model(n_layers: int = 2, seed: int = 0, steps: int = STEPS, progress: bool = True,
-                          device: torch.device | str | None = None) -> tuple[TransformerBridge, dict]:
+                          device: torch.device | str | None = None, **train_kwargs) -> tuple[TransformerBridge, dict]:
     """Build the course's standard model (``STANDARD_CONFIG``, ``n_layers`` deep) and train it.
 
     ``n_layers=2`` grows induction heads; ``n_layers=1`` is the control, trained on the same
@@ -127,8 +156,36 @@ def train_induction_model(n_layers: int = 2, seed: int = 0, steps: int = STEPS, 
     """
     torch.manual_seed(seed)
     model = make_model(device=device, **{**STANDARD_CONFIG, "n_layers": n_layers, "seed": seed})
-    history = train(model, steps=steps, seed=seed, progress=progress)
+    history = train(model, steps=steps, seed=seed, progress=progress, **train_kwargs)
     return model, history
+
+
+def smeared_key_hook(alpha: torch.Tensor) -> Callable[..., torch.Tensor]:
+    """A ``hook_k`` hook that mixes each key with the previous position's key (Olsson et al.'s smeared key).
+
+    alpha: [head]. Key j becomes sigmoid(alpha) * k_j + (1 - sigmoid(alpha)) * k_{j-1}; key 0 is unchanged.
+    The hook maps k [batch, pos, head, d_head] to the same shape.
+    """
+    def hook(k: torch.Tensor, hook=None) -> torch.Tensor:
+        keep = torch.sigmoid(alpha)[:, None]  # [head, 1]
+        previous = torch.cat([k[:, :1], k[:, :-1]], dim=1)
+        return keep * k + (1 - keep) * previous
+    return hook
+
+
+def train_smeared_key_model(n_layers: int = 1, seed: int = 0, steps: int = STEPS, progress: bool = True,
+                            device: torch.device | str | None = None) -> tuple[TransformerBridge, dict, list]:
+    """Train the standard model with smeared keys in every layer, one learnable ``alpha`` per head.
+
+    Returns (model, history, hooks): run the model inside ``model.hooks(fwd_hooks=hooks)`` to use it.
+    """
+    torch.manual_seed(seed)
+    model = make_model(device=device, **{**STANDARD_CONFIG, "n_layers": n_layers, "seed": seed})
+    alphas = [torch.nn.Parameter(torch.zeros(model.cfg.n_heads, device=next(model.parameters()).device))
+              for _ in range(n_layers)]
+    hooks = [(f"blocks.{layer}.attn.hook_k", smeared_key_hook(alpha)) for layer, alpha in enumerate(alphas)]
+    history = train(model, steps=steps, seed=seed, progress=progress, hooks=hooks, extra_params=alphas)
+    return model, history, hooks
 
 
 def jump_step(history: dict[str, torch.Tensor], key: str = "induction_score") -> int:
@@ -142,6 +199,31 @@ def steepest_drop_step(history: dict[str, torch.Tensor], key: str = "repeated_lo
     """Step at which the recorded ``key`` loss fell the most between two records (first record skipped)."""
     i = int(history[key][1:].diff().argmin())
     return int(history["step"][i + 2])
+
+
+def plot_history(history: dict[str, torch.Tensor], title: str = "", ax: plt.Axes | None = None) -> plt.Axes:
+    """The training curves on one step axis: losses on the left scale, head scores on the right.
+
+    Scores are the best last-layer head's induction score and the best layer-0 head's previous-token
+    score. A dotted line marks :func:`jump_step` when an induction head formed (score above 0.3).
+    """
+    ax = ax or plt.subplots(figsize=(8, 4))[1]
+    steps = history["step"]
+    for key, label, style in (("loss", "total loss", "k-"), ("repeated_loss", "loss on repeated tokens", "C0-"),
+                              ("unrepeated_loss", "loss on unrepeated tokens", "C1-")):
+        ax.plot(steps, history[key], style, label=label)
+    right = ax.twinx()
+    induction = history["induction_score"][:, -1].amax(-1)
+    right.plot(steps, induction, "C2--", label="induction score (best last-layer head)")
+    right.plot(steps, history["previous_token_score"][:, 0].amax(-1), "C3--",
+               label="previous-token score (best layer-0 head)")
+    if induction.max() > 0.3:
+        ax.axvline(jump_step(history), color="grey", linestyle=":", linewidth=1)
+    ax.set(xlabel="training step", ylabel="loss (nats)", title=title)
+    right.set(ylim=(0, 1), ylabel="score")
+    lines = ax.get_lines()[:3] + right.get_lines()
+    ax.legend(lines, [line.get_label() for line in lines], loc="center right", fontsize=8)
+    return ax
 
 
 def save_checkpoint(model: TransformerBridge, history: dict, config: dict, path: Path = CHECKPOINT) -> None:

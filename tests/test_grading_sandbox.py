@@ -25,7 +25,8 @@ PROBE = '''import json, os, socket
 report = {{}}
 for path in {reads!r}:
     try:
-        report[path] = "listed" if os.path.isdir(path) and os.listdir(path) is not None else open(path, "rb").read(8).hex()
+        report[path] = "listed" if os.path.isdir(path) and os.listdir(path) is not None else (
+            open(path, "rb").read(8).hex())
     except Exception as e:
         report[path] = type(e).__name__
 for path in {writes!r}:
@@ -91,7 +92,7 @@ def _submissions(release: nbformat.NotebookNode, paths: dict[str, Path]) -> dict
     cell(edited, "check_double").source = "print('all good')"
     probe = PROBE.format(reads=[str(p) for p in paths.values()], writes=[
         str(Path(__file__).resolve().parents[1] / "induction_course" / "x.py"), sys.prefix + "/x", "/tmp/ok",
-        "/home/student/ok"])
+        "/home/student/ok", "/run/kernel/junk", "/dev/junk"])
     return {
         "good": good, "blank": release,
         "corrupt": nbformat.writes(good).encode()[:-300], "binary": b"PK\x03\x04\x14\x00\x00\x00\x08\x00\xff\xfe",

@@ -138,7 +138,7 @@ def trained():
     """The course model, the notebook's tokens, our scores and detect_head's."""
     model = nb2.course_model()
     tokens = torch.cat([torch.zeros(16, 1, dtype=torch.long),
-                        torch.randint(1, model.cfg.d_vocab, (16, 47), generator=torch.Generator().manual_seed(0))], dim=1)
+                        torch.randint(1, model.cfg.d_vocab, (16, 23), generator=torch.Generator().manual_seed(0))], dim=1)
     with torch.no_grad():
         _, cache = model.run_with_cache(tokens)
     scores = {fn: torch.stack([fn(cache["pattern", l]) for l in range(model.cfg.n_layers)])
@@ -204,7 +204,7 @@ def test_detect_factor_one():
 
 
 def test_detect_factor_hard_coded():
-    fails_with(nb2.check_detect_factor, lambda seq_len: 47 / 48, fragments=("in terms of n",))
+    fails_with(nb2.check_detect_factor, lambda seq_len: 23 / 24, fragments=("in terms of n",))
 
 
 # ----- 4. a picture of one head

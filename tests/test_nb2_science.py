@@ -25,8 +25,8 @@ def model():
 
 @pytest.fixture(scope="module")
 def tokens(model):
-    """The notebook's scoring tokens: [BOS] then 47 random tokens, 16 sequences."""
-    return torch.cat([torch.full((16, 1), BOS), random_tokens(16, 47, model.cfg.d_vocab, seed=0)], dim=1)
+    """The notebook's scoring tokens: [BOS] then 23 random tokens, 16 sequences."""
+    return torch.cat([torch.full((16, 1), BOS), random_tokens(16, 23, model.cfg.d_vocab, seed=0)], dim=1)
 
 
 @pytest.fixture(scope="module")

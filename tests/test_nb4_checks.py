@@ -9,13 +9,12 @@ from functools import partial
 
 import pytest
 import torch
-import torch.nn.functional as F
 
 from induction_course import ablation as A
 from induction_course.checks import CheckFailed, nb4
 from induction_course.data import BOS
 from induction_course.heads import diagonal_score, induction_score
-from induction_course.training import token_losses
+from induction_course.circuits import per_token_loss as token_losses
 
 SMALL = {"trained": False}          # a seeded random model: fast, and needs no checkpoint
 
@@ -40,6 +39,12 @@ def zero_position(z, hook, head):
     return out
 
 
+def zero_sequence(z, hook, head):
+    out = z.clone()
+    out[head] = 0
+    return out
+
+
 def zero_component(z, hook, head):
     out = z.clone()
     out[..., head] = 0
@@ -60,6 +65,7 @@ def keep_only(z, hook, head):
 @pytest.mark.parametrize("fn, message", [
     (zero_all, "every head's output is zero"),
     (zero_position, r"z\[:, head\] is position"),
+    (zero_sequence, r"z\[head\] is sequence `head` of the batch"),
     (zero_component, "component `head` of every head"),
     (zero_in_place, "changed its input `z` in place"),
     (keep_only, "kept head `head` and zeroed all the others"),
@@ -134,8 +140,8 @@ def increase_good(model, tokens, seq_len, make_hook):
     clean = _second(model, tokens, seq_len)
     rows = []
     for layer in range(model.cfg.n_layers):
-        rows.append([float(_second(model, tokens, seq_len, [(f"blocks.{layer}.attn.hook_z", make_hook(layer, head))]) - clean)
-                     for head in range(model.cfg.n_heads)])
+        hooks = [[(f"blocks.{layer}.attn.hook_z", make_hook(layer, head))] for head in range(model.cfg.n_heads)]
+        rows.append([float(_second(model, tokens, seq_len, h) - clean) for h in hooks])
     return torch.tensor(rows)
 
 
@@ -147,7 +153,8 @@ def increase_no_baseline(model, tokens, seq_len, make_hook):
     out = torch.zeros(model.cfg.n_layers, model.cfg.n_heads)
     for layer in range(model.cfg.n_layers):
         for head in range(model.cfg.n_heads):
-            out[layer, head] = _second(model, tokens, seq_len, [(f"blocks.{layer}.attn.hook_z", make_hook(layer, head))])
+            hook = (f"blocks.{layer}.attn.hook_z", make_hook(layer, head))
+            out[layer, head] = _second(model, tokens, seq_len, [hook])
     return out
 
 
@@ -166,7 +173,8 @@ def increase_layer_zero(model, tokens, seq_len, make_hook):
     out = torch.zeros(model.cfg.n_layers, model.cfg.n_heads)
     for layer in range(model.cfg.n_layers):
         for head in range(model.cfg.n_heads):
-            out[layer, head] = _second(model, tokens, seq_len, [("blocks.0.attn.hook_z", make_hook(layer, head))]) - clean
+            hook = ("blocks.0.attn.hook_z", make_hook(layer, head))     # always layer 0
+            out[layer, head] = _second(model, tokens, seq_len, [hook]) - clean
     return out
 
 
@@ -240,7 +248,7 @@ def test_icl_change_per_head_reference_passes():
     nb4.check_icl_change_per_head(good, shapes=({}, {"n_layers": 1, "n_heads": 3, "pos": 30}))
 
 
-# ---------------------------------------------------------------- 4.5 induction scores with a head ablated
+# ---------------------------------------------------------------- 4.5 induction scores with heads ablated
 def _scores_with(model, tokens, seq_len, hooks, pattern_layer=None, score=induction_score):
     stored = {}
     last = model.cfg.n_layers - 1 if pattern_layer is None else pattern_layer
@@ -250,48 +258,59 @@ def _scores_with(model, tokens, seq_len, hooks, pattern_layer=None, score=induct
     return score(stored["p"], seq_len)
 
 
-def after_good(model, tokens, seq_len, layer, head):
-    return _scores_with(model, tokens, seq_len, [(f"blocks.{layer}.attn.hook_z", partial(A.zero_ablation_hook, head=head))])
+def _z_hooks(heads):
+    return [(f"blocks.{l}.attn.hook_z", partial(A.zero_ablation_hook, head=h)) for l, h in heads]
 
 
-def after_separate_runs(model, tokens, seq_len, layer, head):
-    model.run_with_hooks(tokens, fwd_hooks=[(f"blocks.{layer}.attn.hook_z", partial(A.zero_ablation_hook, head=head))])
+def after_good(model, tokens, seq_len, heads):
+    return _scores_with(model, tokens, seq_len, _z_hooks(heads))
+
+
+def after_separate_runs(model, tokens, seq_len, heads):
+    model.run_with_hooks(tokens, fwd_hooks=_z_hooks(heads))
     _, cache = model.run_with_cache(tokens)
     return induction_score(cache[f"blocks.{model.cfg.n_layers - 1}.attn.hook_pattern"], seq_len)
 
 
-def after_on_pattern(model, tokens, seq_len, layer, head):
+def after_first_only(model, tokens, seq_len, heads):
+    layer, head = heads[0]
+    return _scores_with(model, tokens, seq_len, _z_hooks([(layer, head)]))
+
+
+def after_on_pattern(model, tokens, seq_len, heads):
     return _scores_with(model, tokens, seq_len,
-                        [(f"blocks.{layer}.attn.hook_pattern", partial(A.zero_ablation_hook, head=head))])
+                        [(f"blocks.{l}.attn.hook_pattern", partial(A.zero_ablation_hook, head=h)) for l, h in heads])
 
 
-def after_own_layer(model, tokens, seq_len, layer, head):
-    return _scores_with(model, tokens, seq_len, [(f"blocks.{layer}.attn.hook_z", partial(A.zero_ablation_hook, head=head))],
-                        pattern_layer=layer)
+def after_own_layer(model, tokens, seq_len, heads):
+    return _scores_with(model, tokens, seq_len, _z_hooks(heads), pattern_layer=heads[0][0])
 
 
-def after_duplicate_offset(model, tokens, seq_len, layer, head):
-    return _scores_with(model, tokens, seq_len, [(f"blocks.{layer}.attn.hook_z", partial(A.zero_ablation_hook, head=head))],
+def after_duplicate_offset(model, tokens, seq_len, heads):
+    return _scores_with(model, tokens, seq_len, _z_hooks(heads),
                         score=lambda p, n: diagonal_score(p, n, first_query=n + 1))
 
 
 @pytest.mark.parametrize("fn, message", [
     (after_separate_runs, "clean model's induction scores"),
+    (after_first_only, "only the first head of `heads` was ablated"),
     (after_on_pattern, "went on hook_pattern, not hook_z"),
     (after_own_layer, "scored the ablated layer's own heads"),
     (after_duplicate_offset, r"attends to the token \*after\* it"),
+    (not_written, "not written yet"),
 ])
-@pytest.mark.parametrize("shape", [{}, {**SMALL, "head": 1}])
+@pytest.mark.parametrize("shape", [{}, SMALL])
 def test_induction_scores_after_ablation_diagnostics(fn, message, shape):
     fails_with(nb4.check_induction_scores_after_ablation, fn, message, shapes=(shape,))
 
 
 def test_induction_scores_after_ablation_reference_passes():
-    nb4.check_induction_scores_after_ablation(after_good, shapes=({}, {**SMALL, "n_layers": 3, "layer": 1, "head": 2}))
+    nb4.check_induction_scores_after_ablation(after_good, shapes=({}, {"heads": [(0, 1)]},
+                                                                  {**SMALL, "n_layers": 3, "heads": [(1, 2), (0, 1)]}))
 
 
 # ---------------------------------------------------------------- 4.6 pattern-preserving ablation
-def _frozen_run(model, tokens, layer, head, freeze_scales=False, patterns="all", scales=None, ablate=True):
+def _frozen_run(model, tokens, heads, freeze_scales=False, patterns="all", scales=None, ablate="all"):
     _, cache = model.run_with_cache(tokens)
     def freeze(value, hook):
         return cache[hook.name]
@@ -300,34 +319,31 @@ def _frozen_run(model, tokens, layer, head, freeze_scales=False, patterns="all",
     if patterns == "all":
         names += [f"blocks.{l}.attn.hook_pattern" for l in range(n)]
     elif patterns == "own":
-        names += [f"blocks.{layer}.attn.hook_pattern"]
+        names += sorted({f"blocks.{l}.attn.hook_pattern" for l, _ in heads})
     if freeze_scales if scales is None else scales:
         names += [f"blocks.{l}.ln1.hook_scale" for l in range(n)] + ["ln_final.hook_scale"]
     hooks = [(name, freeze) for name in names]
-    if ablate:
-        hooks.append((f"blocks.{layer}.attn.hook_z", partial(A.zero_ablation_hook, head=head)))
-    return model.run_with_hooks(tokens, fwd_hooks=hooks)
+    chosen = {"all": heads, "first": heads[:1], "none": []}[ablate]
+    return model.run_with_hooks(tokens, fwd_hooks=hooks + _z_hooks(chosen))
 
 
-def pp_not_frozen(model, tokens, layer, head, freeze_scales=False):
-    return model.run_with_hooks(tokens, fwd_hooks=[(f"blocks.{layer}.attn.hook_z", partial(A.zero_ablation_hook, head=head))])
+def pp_not_frozen(model, tokens, heads, freeze_scales=False):
+    return model.run_with_hooks(tokens, fwd_hooks=_z_hooks(heads))
 
 
 @pytest.mark.parametrize("fn, message, shape", [
     (pp_not_frozen, "patterns are not frozen: this is the full ablation", {}),
-    (pp_not_frozen, "patterns are not frozen: this is the full ablation", {**SMALL, "head": 1}),
+    (pp_not_frozen, "patterns are not frozen: this is the full ablation", SMALL),
     (partial(_frozen_run, patterns="none"), r"patterns are not frozen \(the LayerNorm scales are\)",
      {"freeze_scales": True}),
     (partial(_frozen_run, scales=False), "LayerNorm scales are not", {"freeze_scales": True}),
-    (partial(_frozen_run, scales=False), "LayerNorm scales are not", {**SMALL, "head": 1, "freeze_scales": True}),
+    (partial(_frozen_run, scales=False), "LayerNorm scales are not", {**SMALL, "freeze_scales": True}),
     (partial(_frozen_run, scales=True), "froze the LayerNorm scales although", {}),
-    (partial(_frozen_run, patterns="own"), "froze only the pattern of the ablated head's own layer", {}),
-    (partial(_frozen_run, patterns="own"), "froze only the pattern of the ablated head's own layer",
-     {"freeze_scales": True}),
-    (partial(_frozen_run, patterns="own", scales=True), "froze only the pattern of the ablated head's own layer",
-     {**SMALL, "head": 1}),
-    (partial(_frozen_run, ablate=False), "these are the clean logits", {}),
-    (partial(_frozen_run, ablate=False), "these are the clean logits", {**SMALL, "freeze_scales": True}),
+    (partial(_frozen_run, patterns="own"), "patterns are not frozen: this is the full ablation", {}),
+    (partial(_frozen_run, ablate="first"), "only the first head of `heads` was ablated", {}),
+    (partial(_frozen_run, ablate="none"), "these are the clean logits", {}),
+    (partial(_frozen_run, ablate="none"), "these are the clean logits", {**SMALL, "freeze_scales": True}),
+    (not_written, "not written yet", {}),
 ])
 def test_pattern_preserving_logits_diagnostics(fn, message, shape):
     fails_with(nb4.check_pattern_preserving_logits, fn, message, shapes=(shape,))
@@ -335,7 +351,7 @@ def test_pattern_preserving_logits_diagnostics(fn, message, shape):
 
 def test_pattern_preserving_logits_reference_passes():
     nb4.check_pattern_preserving_logits(_frozen_run, shapes=({}, {"freeze_scales": True},
-                                                             {**SMALL, "n_layers": 3, "layer": 1, "head": 2}))
+                                                             {**SMALL, "n_layers": 3, "heads": [(1, 2)]}))
 
 
 # ---------------------------------------------------------------- 4.7 the hand computation
@@ -370,7 +386,7 @@ def test_direct_logit_contribution_diagnostics(kwargs, message):
 def test_direct_logit_contribution_reference_passes(capsys):
     nb4.check_direct_logit_contribution(_direct)
     nb4.check_direct_logit_contribution(_direct, shapes=({**SMALL, "n_layers": 1, "head": 3},))
-    assert "= the pattern-preserving ablated logits" in capsys.readouterr().out
+    assert "= the ablated logits with patterns and scales frozen" in capsys.readouterr().out
 
 
 # ---------------------------------------------------------------- 4.8 split second-copy loss

@@ -74,8 +74,8 @@ def _describe_shape(shape: Sequence[int], dims: Sequence[str]) -> str:
 
 def _structure_problem(got: Any, want: torch.Tensor, label: str, dims: Sequence[str], nan_hint: str) -> str | None:
     """The first structural problem of ``got`` against ``want``, as a message, or None."""
-    if not isinstance(got, torch.Tensor):
-        return f"{label} returned {type(got).__name__}, but a torch.Tensor was expected."
+    if type(got) is not torch.Tensor:  # subclasses could redefine comparisons
+        return f"{label} returned {type(got).__name__}, but a plain torch.Tensor was expected."
     if got.device != want.device:
         return (f"{label} returned a tensor on device '{got.device}', but its inputs are on '{want.device}'. "
                 "Create new tensors with device=<input>.device and don't move results with .to()/.cuda()/.cpu().")

@@ -11,7 +11,6 @@ from typing import Callable, Sequence
 import torch
 
 from induction_course import attention as ref
-from induction_course.models import make_model
 from induction_course.checks.core import Bug, CheckFailed, Exercise, as_tuple, call_student, run_check
 
 SCORE_DIMS = ("batch", "head", "q_pos", "k_pos")
@@ -249,6 +248,8 @@ def check_against_transformer_lens(student_layer: Callable, seed: int = 0, n_lay
     """Build a seeded TransformerLens model, run ``student_layer`` on its own attention input and
     weights at ``layer``, and compare with the model's ``hook_pattern``, ``hook_z`` and attention output.
     """
+    from induction_course.models import make_model  # TransformerLens loads only for this check
+
     model = make_model(n_layers=n_layers, d_model=32, n_heads=4, d_head=8, n_ctx=32, d_vocab=20, seed=seed)
     tokens = torch.randint(0, 20, (batch, pos), generator=_gen(seed)).to(model.cfg.device)
     with torch.no_grad():

@@ -320,12 +320,12 @@ def _soft_message(scores: torch.Tensor, on_prev: torch.Tensor) -> str:
     row[i - 1] = float("-inf")
     margin = target - float(row.max())
     return (f"the pattern is too soft: position {i} puts only {float(on_prev.min()):.3f} of its attention on {i - 1}. "
-            f"After the 1/sqrt(d_head) scale, key {i - 1}'s score beats the best other key by {margin:.2f}; with {i} "
-            f"other keys, 0.95 needs a margin of at least ln(19·{i}) ≈ {math.log(19 * i):.2f}. "
+            f"After the 1/sqrt(d_head) scale, key {i - 1}'s score beats the best other key by {margin:.2f}; against {i} "
+            f"other keys that score alike, 0.95 needs a margin of ln(19·{i}) ≈ {math.log(19 * i):.2f}. "
             "Multiply W_Q (or W_K) by a larger number.")
 
 
-def _qk_problem(tokens: torch.Tensor, cache: Any) -> str | None:
+def _qk_problem(cache: Any) -> str | None:
     """What is wrong with the pattern of the hand-built head, or None if every i >= 1 puts >= 0.95 on i-1."""
     pattern = cache["pattern", 0][:, 0]                                     # [batch, q, k]
     on_prev = hb.attention_on_previous(pattern)
@@ -417,8 +417,8 @@ def check_previous_token_qk(previous_token_qk: Callable, layouts: Sequence[hb.La
     for layout in layouts:
         qk, ov = _qk(previous_token_qk, layout), hb.reference_ov(layout)
         for seed in seeds:
-            tokens, _, cache = _run(layout, qk, ov, seed, batch)
-            problem = _qk_problem(tokens, cache)
+            _, _, cache = _run(layout, qk, ov, seed, batch)
+            problem = _qk_problem(cache)
             if problem:
                 raise CheckFailed(problem)
     worst, mean = _qk_figures(cache)
@@ -449,7 +449,7 @@ def check_handbuilt_head(previous_token_qk: Callable, previous_token_ov: Callabl
         qk, ov = _qk(previous_token_qk, layout), _ov(previous_token_ov, layout)
         for seed in seeds:
             tokens, logits, cache = _run(layout, qk, ov, seed, batch)
-            problem = _qk_problem(tokens, cache) or _ov_problem(layout, tokens, logits, cache)
+            problem = _qk_problem(cache) or _ov_problem(layout, tokens, logits, cache)
             if problem:
                 raise CheckFailed(problem)
     worst, _ = _qk_figures(cache)
@@ -502,7 +502,8 @@ check_key_change = _check(KEY_CHANGE)
 WHY_EARLIER = {
     "a": "No: every layer takes exactly one softmax per head; that limits nothing here.",
     "b": None,
-    "c": "No: positions enter once, at the bottom of the residual stream, and are the same for every layer.",
+    "c": "No: every layer gets the same position information (here, rotary positions rotate the queries and keys "
+         "of every layer alike). It says where a key is, not which token came before it.",
     "d": "No: the causal mask hides later positions, never earlier ones. A head can attend to any earlier key.",
 }
 ONE_LAYER_FIX = {

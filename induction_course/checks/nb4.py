@@ -34,24 +34,26 @@ def _reset(case: dict) -> None:
         model.reset_hooks(including_permanent=False)
 
 
-def _guarded(fn: Callable) -> Callable:
+def _guarded(fn: Callable, to_cpu: bool = False) -> Callable:
     """Run a student's function without gradients and without TransformerLens's edit notices, and
-    remove any hook it left on the model, so one mistake cannot spoil the next comparison."""
+    remove any hook it left on the model, so one mistake cannot spoil the next comparison.
+    ``to_cpu`` moves a returned tensor to the CPU (for small summaries, whose device does not matter)."""
     def run(**case: Any) -> Any:
         try:
             with torch.no_grad(), ref.quiet_hooks():
-                return fn(**case)
+                out = fn(**case)
         finally:
             _reset(case)
+        return out.cpu() if to_cpu and isinstance(out, torch.Tensor) else out
     return run
 
 
-def _check(exercise: Exercise) -> Callable[..., None]:
+def _check(exercise: Exercise, to_cpu: bool = False) -> Callable[..., None]:
     def check(student_fn: Callable, seeds: Sequence[int] = (0,), shapes: Sequence[dict] = ({},)) -> None:
         if not callable(student_fn):
             raise CheckFailed(f"{exercise.name} should be a function, but it is a {type(student_fn).__name__}.")
         with torch.no_grad(), ref.quiet_hooks():
-            run_check(_guarded(student_fn), exercise, seeds=seeds, shapes=shapes)
+            run_check(_guarded(student_fn, to_cpu), exercise, seeds=seeds, shapes=shapes)
     check.__name__ = f"check_{exercise.name}"
     check.__doc__ = f"Check a student's ``{exercise.name}`` against the reference on seeded inputs."
     return check
@@ -225,7 +227,8 @@ LOSS_INCREASE = Exercise(
     atol=2e-4,
     rtol=1e-3,
     bugs=(
-        Bug("the sign is flipped: report ablated loss − clean loss, so a head the model needs gets a positive number.",
+        Bug("the sign is flipped: report ablated loss − clean loss, so a head the model needs gets a positive "
+            "number.",
             lambda **c: loss_increase_reference(**c, sign=-1.0)),
         Bug("these are the ablated losses themselves; subtract the clean (un-ablated) second-copy loss.",
             lambda **c: loss_increase_reference(**c, subtract=False)),
@@ -245,7 +248,7 @@ LOSS_INCREASE = Exercise(
             lambda **c: loss_increase_reference(**c, select=lambda loss, n: loss[:, n:].mean())),
     ),
 )
-check_loss_increase_per_head = _check(LOSS_INCREASE)
+check_loss_increase_per_head = _check(LOSS_INCREASE, to_cpu=True)
 
 
 # ================================================================ 4.4 ICL change per head
@@ -257,7 +260,7 @@ def _icl_case(seed: int, trained: bool = False, n_layers: int = 2, n_heads: int 
     n = pos or model.cfg.n_ctx
     tokens, _ = repeating_batch(batch, n, model.cfg.d_vocab, _gen(seed))
     return {"model": model, "tokens": tokens.to(model.cfg.device), "early": ref.ICL_EARLY,
-            "late": slice(n - 10, n - 1)}
+            "late": slice(n - 9, n - 1)}
 
 
 def icl_change_reference(model: TransformerBridge, tokens: torch.Tensor, early: slice, late: slice,
@@ -304,31 +307,21 @@ ICL_CHANGE = Exercise(
             lambda **c: icl_change_reference(**c, cumulative=True)),
     ),
 )
-check_icl_change_per_head = _check(ICL_CHANGE)
+check_icl_change_per_head = _check(ICL_CHANGE, to_cpu=True)
 
 
-# ================================================================ 4.5 induction scores with a head ablated
-def _after_case(seed: int, trained: bool = True, n_layers: int = 2, n_heads: int = 4, batch: int = 4,
-                seq_len: int = 23, layer: int = 0, head: int | None = None) -> dict:
+# ================================================================ 4.5 induction scores with heads ablated
+def _heads_case(seed: int, trained: bool = True, n_layers: int = 2, n_heads: int = 4, batch: int = 4,
+                seq_len: int = 23, heads: Sequence[tuple[int, int]] | None = None) -> dict:
     model = _model(seed, trained, n_layers, n_heads)
     tokens = repeated_tokens(batch, seq_len, model.cfg.d_vocab, seed=seed + 500).to(model.cfg.device)
-    if head is None:
-        head = previous_token_head(model) if trained else 0
-    return {"model": model, "tokens": tokens, "seq_len": seq_len, "layer": layer, "head": head}
+    if heads is None:
+        heads = ref.previous_token_heads(model) if trained else [(0, 0), (0, 2)]
+    return {"model": model, "tokens": tokens, "seq_len": seq_len, "heads": [tuple(h) for h in heads]}
 
 
-def previous_token_head(model: TransformerBridge, seed: int = 0) -> int:
-    """The layer-0 head with the highest previous-token score on random tokens."""
-    from induction_course.data import random_tokens
-    from induction_course.heads import previous_token_score
-
-    tokens = torch.cat([torch.full((8, 1), BOS), random_tokens(8, 40, model.cfg.d_vocab, seed)], dim=1)
-    with torch.no_grad():
-        _, cache = model.run_with_cache(tokens.to(model.cfg.device))
-    return int(previous_token_score(cache[ref.pattern_name(0)]).argmax())
-
-
-def _last_pattern(model: TransformerBridge, tokens: torch.Tensor, hooks: list, layer: int | None = None) -> torch.Tensor:
+def _last_pattern(model: TransformerBridge, tokens: torch.Tensor, hooks: list,
+                  layer: int | None = None) -> torch.Tensor:
     store: dict[str, torch.Tensor] = {}
     name = ref.pattern_name(model.cfg.n_layers - 1 if layer is None else layer)
 
@@ -339,33 +332,38 @@ def _last_pattern(model: TransformerBridge, tokens: torch.Tensor, hooks: list, l
     return store["p"]
 
 
-def _pattern_zeroed_like_z(model, tokens, seq_len, layer, head):
-    """The z hook put on hook_pattern: it zeroes query row `head` of every head of that layer."""
-    hook = (ref.pattern_name(layer), lambda p, hook: ref.zero_ablation_hook(p, hook, head))
-    return induction_score(_last_pattern(model, tokens, [hook]), seq_len)
+def _on_patterns(heads: Sequence[tuple[int, int]]) -> list:
+    """The z hooks put on hook_pattern: each zeroes query row `head` of every head of its layer."""
+    return [(ref.pattern_name(layer), lambda p, hook, head=head: ref.zero_ablation_hook(p, hook, head))
+            for layer, head in heads]
 
 
 AFTER = Exercise(
     name="induction_scores_after_ablation",
-    make_case=_after_case,
+    make_case=_heads_case,
     reference=ref.induction_scores_after_ablation,
     dims=("head",),
     atol=1e-4,
     bugs=(
-        Bug("these are the clean model's induction scores: the ablation never reached the head. Put the "
-            "zero-ablation hook on f\"blocks.{layer}.attn.hook_z\" and record the last layer's hook_pattern in "
+        Bug("these are the clean model's induction scores: the ablation never reached the heads. Put the "
+            "zero-ablation hooks on f\"blocks.{layer}.attn.hook_z\" and record the last layer's hook_pattern in "
             "the same run_with_hooks call.",
-            _safe(lambda model, tokens, seq_len, layer, head: induction_score(_last_pattern(model, tokens, []), seq_len))),
-        Bug("your ablation hook went on hook_pattern, not hook_z. A pattern is [batch, head, q_pos, k_pos], so "
-            "zeroing its third axis blanks query position `head` of every head. Ablate the head's output: hook_z.",
-            _safe(_pattern_zeroed_like_z)),
+            _safe(lambda model, tokens, seq_len, heads: induction_score(_last_pattern(model, tokens, []), seq_len))),
+        Bug("only the first head of `heads` was ablated: add one zero-ablation hook for every (layer, head) in "
+            "the list.",
+            _safe(lambda model, tokens, seq_len, heads: None if len(heads) < 2 else
+                  ref.induction_scores_after_ablation(model, tokens, seq_len, heads[:1]))),
+        Bug("your ablation hooks went on hook_pattern, not hook_z. A pattern is [batch, head, q_pos, k_pos], so "
+            "zeroing its third axis blanks query position `head` of every head. Ablate the heads' outputs: hook_z.",
+            _safe(lambda model, tokens, seq_len, heads: induction_score(
+                _last_pattern(model, tokens, _on_patterns(heads)), seq_len))),
         Bug("you scored the ablated layer's own heads; score the heads of the last layer (the induction heads).",
-            _safe(lambda model, tokens, seq_len, layer, head: induction_score(
-                _last_pattern(model, tokens, ref.ablation_hooks([(layer, head)]), layer=layer), seq_len))),
+            _safe(lambda model, tokens, seq_len, heads: induction_score(
+                _last_pattern(model, tokens, ref.ablation_hooks(heads), layer=heads[0][0]), seq_len))),
         Bug("you measured attention to i - seq_len (the earlier copy of the *same* token). An induction head "
             "attends to the token *after* it, i - (seq_len - 1): use induction_score(pattern, seq_len).",
-            _safe(lambda model, tokens, seq_len, layer, head: diagonal_score(
-                _last_pattern(model, tokens, ref.ablation_hooks([(layer, head)])), seq_len, first_query=seq_len + 1))),
+            _safe(lambda model, tokens, seq_len, heads: diagonal_score(
+                _last_pattern(model, tokens, ref.ablation_hooks(heads)), seq_len, first_query=seq_len + 1))),
     ),
 )
 check_induction_scores_after_ablation = _check(AFTER)
@@ -373,23 +371,21 @@ check_induction_scores_after_ablation = _check(AFTER)
 
 # ================================================================ 4.6 pattern-preserving ablation
 def _pp_case(seed: int, trained: bool = True, n_layers: int = 2, n_heads: int = 4, batch: int = 4,
-             seq_len: int = 23, layer: int = 0, head: int | None = None, freeze_scales: bool = False) -> dict:
-    case = _after_case(seed, trained, n_layers, n_heads, batch, seq_len, layer, head)
+             seq_len: int = 23, heads: Sequence[tuple[int, int]] | None = None, freeze_scales: bool = False) -> dict:
+    case = _heads_case(seed, trained, n_layers, n_heads, batch, seq_len, heads)
     del case["seq_len"]
     return {**case, "freeze_scales": freeze_scales}
 
 
-def _frozen_variant(model, tokens, layer, head, freeze_scales, patterns="all", scales=None, ablate=True):
-    """Zero-ablate ``layer.head`` with some patterns ("all", "own" layer only, or "none") and, if ``scales``
-    (default: ``freeze_scales``), every LayerNorm scale frozen at the clean run's values."""
+def _frozen_variant(model, tokens, heads, freeze_scales, patterns=True, scales=None, ablate="all"):
+    """Zero-ablate ``heads`` ("all", only the "first", or "none") with every pattern frozen or none, and every
+    LayerNorm scale frozen if ``scales`` (default: ``freeze_scales``). Freezing only the ablated heads' own
+    layer is no mistake we can see: a head's output never changes its own layer's pattern."""
     scales = freeze_scales if scales is None else scales
     _, cache = model.run_with_cache(tokens)
-    keep = {"all": lambda name: True, "own": lambda name: name == ref.pattern_name(layer),
-            "none": lambda name: False}[patterns]
     hooks = [h for h in ref.freeze_hooks(cache, model.cfg.n_layers, scales=scales)
-             if "hook_pattern" not in h[0] or keep(h[0])]
-    if ablate:
-        hooks += ref.ablation_hooks([(layer, head)])
+             if patterns or "hook_pattern" not in h[0]]
+    hooks += ref.ablation_hooks({"all": heads, "first": heads[:1], "none": []}[ablate])
     return model.run_with_hooks(tokens, fwd_hooks=hooks)
 
 
@@ -403,25 +399,22 @@ PATTERN_PRESERVING = Exercise(
     bugs=(
         Bug("the patterns are not frozen: this is the full ablation, in which the later heads' attention "
             "changes. Add, for every layer, a hook on hook_pattern that returns the clean run's pattern.",
-            _safe(lambda **c: _frozen_variant(**c, patterns="none", scales=False))),
+            _safe(lambda **c: _frozen_variant(**c, patterns=False, scales=False))),
         Bug("the patterns are not frozen (the LayerNorm scales are). Add, for every layer, a hook on "
             "hook_pattern that returns the clean run's pattern.",
-            _safe(lambda **c: _frozen_variant(**c, patterns="none", scales=True))),
+            _safe(lambda **c: _frozen_variant(**c, patterns=False, scales=True))),
         Bug("the patterns are frozen but the LayerNorm scales are not, although freeze_scales=True. Also hook "
             "every \"blocks.{l}.ln1.hook_scale\" and \"ln_final.hook_scale\" to return the clean run's value.",
             _safe(lambda **c: _frozen_variant(**c, scales=False) if c["freeze_scales"] else None)),
         Bug("you froze the LayerNorm scales although freeze_scales=False. Freeze them only when asked: "
             "Olsson et al.'s pattern-preserving ablation freezes the attention patterns only.",
             _safe(lambda **c: None if c["freeze_scales"] else _frozen_variant(**c, scales=True))),
-        Bug("you froze only the pattern of the ablated head's own layer. Every layer's pattern must be frozen: "
-            "it is the later layers' attention that the ablation would otherwise change.",
-            _safe(lambda **c: _frozen_variant(**c, patterns="own"))),
-        Bug("you froze only the pattern of the ablated head's own layer. Every layer's pattern must be frozen: "
-            "it is the later layers' attention that the ablation would otherwise change.",
-            _safe(lambda **c: _frozen_variant(**c, patterns="own", scales=not c["freeze_scales"]))),
-        Bug("these are the clean logits: the head was not ablated. Add the zero-ablation hook on "
+        Bug("only the first head of `heads` was ablated: add one zero-ablation hook for every (layer, head) in "
+            "the list.",
+            _safe(lambda **c: None if len(c["heads"]) < 2 else _frozen_variant(**c, ablate="first"))),
+        Bug("these are the clean logits: no head was ablated. Add the zero-ablation hooks on "
             "f\"blocks.{layer}.attn.hook_z\" to the same run as the freezing hooks.",
-            _safe(lambda **c: _frozen_variant(**c, ablate=False))),
+            _safe(lambda **c: _frozen_variant(**c, ablate="none"))),
     ),
 )
 check_pattern_preserving_logits = _check(PATTERN_PRESERVING)
@@ -485,7 +478,7 @@ DIRECT = Exercise(
 def check_direct_logit_contribution(student_fn: Callable, seeds: Sequence[int] = (0,),
                                     shapes: Sequence[dict] = ({},), atol: float = 1e-4) -> None:
     """Compare with the reference, then confirm that clean logits minus the student's contribution
-    are exactly the pattern-preserving ablated logits."""
+    are exactly the ablated logits with patterns and LayerNorm scales frozen."""
     _check(DIRECT)(student_fn, seeds=seeds, shapes=shapes)
     seed, shape = seeds[0], {"batch": 3, "seq_len": 23, **shapes[0]}
     case = _direct_case(seed, **shape)
@@ -494,12 +487,13 @@ def check_direct_logit_contribution(student_fn: Callable, seeds: Sequence[int] =
     with torch.no_grad(), ref.quiet_hooks():
         clean = model(tokens)
         mine = call_student(student_fn, dict(case), "direct_logit_contribution")
-        frozen = ref.pattern_preserving_logits(model, tokens, layer, head, freeze_scales=True)
+        frozen = ref.pattern_preserving_logits(model, tokens, [(layer, head)], freeze_scales=True)
     err = float((clean - mine - frozen).abs().max())
     if not err <= atol:
-        raise CheckFailed(f"clean logits − your contribution differ from the pattern-preserving ablated logits "
-                          f"by up to {err:.3g} (tolerance {atol:g}).")
-    print(f"✓ clean logits − your contribution = the pattern-preserving ablated logits (max error {err:.1e}).")
+        raise CheckFailed(f"clean logits − your contribution differ from the ablated logits with patterns and "
+                          f"scales frozen by up to {err:.3g} (tolerance {atol:g}).")
+    print(f"✓ clean logits − your contribution = the ablated logits with patterns and scales frozen "
+          f"(max error {err:.1e}).")
 
 
 # ================================================================ 4.8 a prefix with a new continuation
@@ -533,7 +527,8 @@ SPLIT = Exercise(
             "so induction has nothing to look up there: leave such entries out of both groups.",
             lambda **c: _split_variant(**c, need_prefix=False)),
         Bug("off by one: loss[:, i] is the loss of predicting tokens[:, i + 1]. Compare the target "
-            "tokens[:, i + 1] with tokens[:, i + 1 - seq_len], and the prefix tokens[:, i] with tokens[:, i - seq_len].",
+            "tokens[:, i + 1] with tokens[:, i + 1 - seq_len], and the prefix tokens[:, i] with "
+            "tokens[:, i - seq_len].",
             _safe(lambda **c: _split_variant(**c, shift=-1))),
     ),
 )

@@ -382,18 +382,19 @@ plt.show()
 #
 # The course ships a small model, trained by the course's own deterministic script on sequences made of a
 # random block of tokens repeated over and over (Notebook 3 trains one like it). It has two attention-only
-# layers of four heads each, with LayerNorm and learned positional embeddings. Nobody told it to build a
+# layers of four heads each, with LayerNorm and rotary positions (every head rotates its queries and keys by
+# their position, so attention can depend on the distance between them). Nobody told it to build a
 # previous-token head. Let's see whether it did.
 #
-# We score every head on sequences of `[BOS]` followed by uniformly random tokens, where nothing repeats,
-# so the only thing a head can do is look at positions.
+# We score every head on 16 sequences of `[BOS]` followed by 23 uniformly random tokens. Nothing repeats in
+# them, so a head cannot be finding earlier copies of anything: what it attends to is decided by position.
 
 # %%
 model = load_induction_model()
 model.tokenizer = IdTokenizer()   # lets string-based TransformerLens tools (detect_head) read our token ids
 cfg = model.cfg
 print(f"{cfg.n_layers} layers × {cfg.n_heads} heads, d_model={cfg.d_model}, d_vocab={cfg.d_vocab}, n_ctx={cfg.n_ctx}")
-tokens = torch.cat([torch.full((16, 1), BOS), random_tokens(16, 47, cfg.d_vocab, seed=0)], dim=1).to(cfg.device)
+tokens = torch.cat([torch.full((16, 1), BOS), random_tokens(16, 23, cfg.d_vocab, seed=0)], dim=1).to(cfg.device)
 print("tokens:", tuple(tokens.shape), "e.g.", token_labels(tokens[0, :10]))
 
 # %% [markdown]
@@ -453,9 +454,35 @@ plt.tight_layout()
 plt.show()
 
 # %% [markdown]
-# **What you should see:** in layer 0, one head stands out in the previous-token grid, far above the others;
-# the rest of the model puts little attention on the previous position. Layer 1 heads rest largely on BOS
-# here: they are the induction heads of Notebook 3, and on random tokens there is nothing for them to find.
+# **What you should see:** the previous-token grid is bright in layer 0 only, and one cell is the brightest:
+# that head is *the* previous-token head. Its neighbours in layer 0 may score well too: a model is free to
+# spread one job over several heads, and small models often do. The layer-1 heads put more of their attention
+# on BOS than the layer-0 heads: they are the induction heads of Notebook 3, and on random tokens there is
+# nothing for them to find, so they rest.
+#
+# **A score is an average, over positions too.** The curve below follows each layer-0 head along a longer
+# sequence, the full context of the model: the attention that query `i` puts on `i-1`, averaged over 16 fresh
+# sequences. A score of 0.75 can mean "0.75 everywhere" or "1.0 early on and 0 later"; only the curve tells.
+# In the shipped model the curves fall to almost nothing past position 30 or so: its layer-0 heads do their
+# job only in the first half of the context. That is why we score on 24 tokens, inside the part where they
+# work, and why every score should come with the sequences and positions it was measured on.
+
+# %%
+long_tokens = torch.cat([torch.full((16, 1), BOS), random_tokens(16, cfg.n_ctx - 1, cfg.d_vocab, seed=1)], dim=1)
+with torch.no_grad():
+    _, long_cache = model.run_with_cache(long_tokens.to(cfg.device))
+on_previous = long_cache["pattern", 0].diagonal(offset=-1, dim1=-2, dim2=-1).mean(dim=0)    # [head, pos - 1]
+plt.figure(figsize=(8, 3.5))
+for head in range(cfg.n_heads):
+    plt.plot(range(1, cfg.n_ctx), on_previous[head].cpu(), label=f"head 0.{head}")
+plt.axvline(tokens.shape[1] - 1, color="grey", linestyle=":", label="end of the scoring tokens")
+plt.xlabel("query position i")
+plt.ylabel("attention on i-1")
+plt.title("Layer 0 along the whole context")
+plt.legend(fontsize=8)
+plt.show()
+
+# %% [markdown]
 #
 # ### Exercise 2.7: name the head, and cross-check with TransformerLens
 # **Difficulty** ●●○ · **Importance** ●●○ · **About 15 min**
@@ -480,7 +507,7 @@ plt.show()
 # your own score average?
 # </details>
 #
-# **Expected output:** `✓ head 0.x is the previous-token head (score 0.…); detect_head gives 0.… = score × (48-1)/48 and ranks it first too.`
+# **Expected output:** `✓ head 0.x is the previous-token head (score 0.…); detect_head gives 0.… = score × (24-1)/24 and ranks it first too.`
 
 # %% [solution] id=find_previous_token_head
 # 1. found = (layer, head) of the previous-token head, computed from my_scores["previous-token"]
@@ -570,8 +597,8 @@ attention_view(token_labels(short[0]), short_cache["pattern", 0][0], [f"0.{h}" f
 # Can it?
 #
 # A head computes key `j` from one vector only: the residual stream at position `j`, as it was when the
-# head's layer began. In layer 0 that vector is `W_E[t_j] + W_pos[j]`: token `j` and position `j`, nothing about
-# token `j-1`. In layer 1 the vector also holds what the layer-0 heads wrote at `j`, and a previous-token head
+# head's layer began. In layer 0 that vector is the embedding `W_E[t_j]` of token `j` alone (the rotary positions
+# then rotate the key by its position `j`): token `j` and position `j`, nothing about token `j-1`. In layer 1 the vector also holds what the layer-0 heads wrote at `j`, and a previous-token head
 # writes exactly token `j-1` there.
 #
 # ### Exercise 2.9: can a key see the previous token?
@@ -623,7 +650,7 @@ corrupted = tokens.clone()
 corrupted[:, p] = tokens[:, p] % (cfg.d_vocab - 1) + 1        # a different, non-BOS token
 fig, axes = plt.subplots(2, 1, figsize=(12, 4.5))
 for layer, ax in enumerate(axes):
-    change = key_change(model, tokens[:, :24], corrupted[:, :24], layer)   # [pos, head]
+    change = key_change(model, tokens, corrupted, layer)                   # [pos, head]
     ax.imshow(change.T.cpu(), cmap="Reds", aspect="auto")
     ax.set_yticks(range(cfg.n_heads), [f"{layer}.{h}" for h in range(cfg.n_heads)])
     ax.set_title(f"Layer {layer}: how far each key moves when token {p} changes")

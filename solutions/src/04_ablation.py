@@ -11,7 +11,7 @@
 # - write TransformerLens hooks that zero-ablate and mean-ablate one head's output;
 # - measure how much each head matters for repeated tokens, and show it as a `(layer, head)` heatmap;
 # - measure how much of the ICL score each head carries, with a stated sign convention;
-# - show causally that the induction heads need the previous-token head (K-composition);
+# - show causally that the induction heads need the previous-token heads (K-composition);
 # - tell full ablation from pattern-preserving ablation, and explain why the paper credits the induction heads;
 # - prove on your model that, with attention patterns and LayerNorm scales frozen, ablating a head is exactly
 #   subtracting its contribution to the logits;
@@ -35,30 +35,34 @@ import torch
 from transformer_lens.ActivationCache import ActivationCache
 from transformer_lens.model_bridge import TransformerBridge
 
-from induction_course.ablation import (ICL_EARLY, ICL_LATE, changed_repeat_tokens, frozen_logit_contribution,
-                                       second_copy_loss)
+from induction_course.ablation import changed_repeat_tokens, frozen_logit_contribution, second_copy_loss
+from induction_course.circuits import ICL_EARLY, ICL_LATE, per_token_loss
 from induction_course.data import BOS, random_tokens, repeated_tokens
 from induction_course.device import pick_device
 from induction_course.heads import induction_score, previous_token_score
 from induction_course.plotting import attention_heatmap, head_grid
-from induction_course.training import load_induction_model, repeating_batch, token_losses, train_induction_model
+from induction_course.training import load_induction_model, repeating_batch, train_induction_model
 
 torch.manual_seed(0)
 torch.set_grad_enabled(False)   # nothing in this notebook trains by gradient, except the 1-layer control
+torch.set_num_threads(1)        # our models are tiny: one CPU thread is as fast, and much faster on a busy machine
 device = pick_device()
 print("Using device:", device)
 
 # %% [markdown]
 # ## 0. The model, and its heads
 #
-# We use the course's trained 2-layer attention-only model (Notebook 3's checkpoint: 4 heads per layer,
-# `d_model` 64, LayerNorm, learned positions, trained on a random block repeated to fill the context).
-# Our test data is Notebook 3's `[BOS] R R`: a random block `R` of length 23, a length the model never saw in
-# training, shown twice. `token_losses(logits, tokens)[:, i]` is the loss of predicting token `i + 1`, and
+# We use the course's trained 2-layer attention-only model: Notebook 3's checkpoint, with 4 heads per layer,
+# `d_model` 64 and LayerNorm, trained on a random block repeated to fill the context. Our test data is
+# Notebook 3's `[BOS] R R`: a random block `R` of length 23, a length the model never saw in training, shown
+# twice. `per_token_loss(logits, tokens)[:, i]` (Notebook 3) is the loss of predicting token `i + 1`, and
 # `second_copy_loss` averages the entries that induction can predict: the second copy, except its first token
 # (whose predecessor, the end of the first copy, never occurred before).
 
 # %%
+def names_of(heads: list[tuple[int, int]]) -> str:
+    return ", ".join(f"{l}.{h}" for l, h in heads)
+
 model = load_induction_model(device=device)
 cfg = model.cfg
 seq_len = 23
@@ -66,7 +70,7 @@ tokens = repeated_tokens(32, seq_len, cfg.d_vocab, seed=0).to(device)           
 random_seqs = torch.cat([torch.full((32, 1), BOS), random_tokens(32, 46, cfg.d_vocab, seed=1)], dim=1).to(device)
 
 clean_logits, clean_cache = model.run_with_cache(tokens)
-clean_loss = token_losses(clean_logits, tokens)                                 # [32, 46]
+clean_loss = per_token_loss(clean_logits, tokens)                                 # [32, 46]
 print(f"loss on the first copy: {clean_loss[:, :seq_len].mean():.2f} nats "
       f"(chance: ln {cfg.d_vocab - 1} = {math.log(cfg.d_vocab - 1):.2f})")
 print(f"loss on the second copy: {second_copy_loss(clean_loss, seq_len):.2f} nats")
@@ -80,11 +84,17 @@ head_grid(ind_scores, f"induction score ([BOS] R R, |R| = {seq_len})", ax=axes[1
 plt.tight_layout()
 plt.show()
 
-prev_head = int(prev_scores[0].argmax())
+prev_heads = [(0, h) for h in prev_scores[0].argsort(descending=True).tolist() if prev_scores[0, h] > 0.3]
 induction_heads = [(cfg.n_layers - 1, h) for h in range(cfg.n_heads) if ind_scores[-1, h] > 0.3]
-print(f"previous-token head: 0.{prev_head}; induction heads: {', '.join(f'{l}.{h}' for l, h in induction_heads)}")
+print(f"previous-token heads (score > 0.3): {names_of(prev_heads)}")
+print(f"induction heads (score > 0.3): {names_of(induction_heads)}")
 
 # %% [markdown]
+# **What you should see:** the second copy is far cheaper than the first, whose loss is around chance. In
+# layer 1 every head is an induction head. In layer 0, more than one head leans towards the previous token,
+# each imperfectly: training found a *team* of partial previous-token heads rather than the single clean head
+# you built by hand in Notebook 2. Keep both teams in mind: redundancy will matter for every ablation below.
+#
 # ## 1. Switching a head off
 #
 # To ablate a head is to remove what it writes into the residual stream, then run the rest of the model as
@@ -134,7 +144,8 @@ import sys; [sys.modules.pop(m) for m in list(sys.modules) if m.startswith("indu
 from induction_course.checks import nb4
 nb4.check_zero_ablation_hook(zero_ablation_hook)
 ### BEGIN HIDDEN TESTS
-nb4.check_zero_ablation_hook(zero_ablation_hook, seeds=(11, 12), shapes=({}, {"head": 1, "which": 0}, {"pos": 1, "head": 6}))
+nb4.check_zero_ablation_hook(zero_ablation_hook, seeds=(11, 12),
+                             shapes=({}, {"head": 1, "which": 0}, {"pos": 1, "head": 6}))
 ### END HIDDEN TESTS
 
 # %% [markdown]
@@ -193,8 +204,9 @@ hooks = {
 }
 for name, hook_fn in hooks.items():
     logits = model.run_with_hooks(tokens, fwd_hooks=[(f"blocks.{layer}.attn.hook_z", hook_fn)])
+    ablated = second_copy_loss(per_token_loss(logits, tokens), seq_len)
     print(f"{name}-ablating head {layer}.{head}: second-copy loss "
-          f"{second_copy_loss(clean_loss, seq_len):.3f} -> {second_copy_loss(token_losses(logits, tokens), seq_len):.3f} nats")
+          f"{second_copy_loss(clean_loss, seq_len):.3f} -> {ablated:.3f} nats")
 
 # %% [markdown]
 # ## 2. Which heads matter for repeated tokens?
@@ -215,7 +227,7 @@ for name, hook_fn in hooks.items():
 # </details>
 # <details><summary>Hint 2</summary>
 #
-# `second_copy_loss(token_losses(logits, tokens), seq_len)` is a scalar tensor; fill a
+# `second_copy_loss(per_token_loss(logits, tokens), seq_len)` is a scalar tensor; fill a
 # `torch.zeros(n_layers, n_heads)` with `float(...)` of the differences.
 # </details>
 #
@@ -230,12 +242,12 @@ def loss_increase_per_head(model: TransformerBridge, tokens: torch.Tensor, seq_l
     returns [layer, head]
     """
     ### BEGIN SOLUTION
-    clean = second_copy_loss(token_losses(model(tokens), tokens), seq_len)
+    clean = second_copy_loss(per_token_loss(model(tokens), tokens), seq_len)
     out = torch.zeros(model.cfg.n_layers, model.cfg.n_heads)
     for layer in range(model.cfg.n_layers):
         for head in range(model.cfg.n_heads):
             logits = model.run_with_hooks(tokens, fwd_hooks=[(f"blocks.{layer}.attn.hook_z", make_hook(layer, head))])
-            out[layer, head] = float(second_copy_loss(token_losses(logits, tokens), seq_len) - clean)
+            out[layer, head] = float(second_copy_loss(per_token_loss(logits, tokens), seq_len) - clean)
     return out
     ### END SOLUTION
 
@@ -245,13 +257,19 @@ import sys; [sys.modules.pop(m) for m in list(sys.modules) if m.startswith("indu
 from induction_course.checks import nb4
 nb4.check_loss_increase_per_head(loss_increase_per_head)
 ### BEGIN HIDDEN TESTS
-nb4.check_loss_increase_per_head(loss_increase_per_head, seeds=(11,), shapes=({"ablation": "mean"}, {"n_layers": 1, "n_heads": 2, "seq_len": 5}))
+nb4.check_loss_increase_per_head(loss_increase_per_head, seeds=(11,),
+                                 shapes=({"ablation": "mean"}, {"n_layers": 1, "n_heads": 2, "seq_len": 5}))
 ### END HIDDEN TESTS
 
 # %%
-zero_increase = loss_increase_per_head(model, tokens, seq_len, lambda layer, head: partial(zero_ablation_hook, head=head))
-mean_increase = loss_increase_per_head(
-    model, tokens, seq_len, lambda layer, head: partial(mean_ablation_hook, head=head, z_ref=ref_cache["z", layer]))
+def zero_hook(layer: int, head: int):
+    return partial(zero_ablation_hook, head=head)
+
+def mean_hook(layer: int, head: int):
+    return partial(mean_ablation_hook, head=head, z_ref=ref_cache["z", layer])
+
+zero_increase = loss_increase_per_head(model, tokens, seq_len, zero_hook)
+mean_increase = loss_increase_per_head(model, tokens, seq_len, mean_hook)
 fig, axes = plt.subplots(1, 2, figsize=(11, 2.6))
 head_grid(zero_increase, "second-copy loss increase, zero-ablation (nats)", ax=axes[0], cmap="Reds")
 head_grid(mean_increase, "second-copy loss increase, mean-ablation (nats)", ax=axes[1], cmap="Reds")
@@ -259,15 +277,16 @@ plt.tight_layout()
 plt.show()
 
 # %% [markdown]
-# **What you should see:** the previous-token head stands out in layer 0: switching it off costs the
-# second copy more than any other single head. Each induction head in layer 1 costs something, but less
-# than you might expect. The layer-1 heads are *redundant*: they all do induction, and when one is missing
-# the others still find the right token. Zero- and mean-ablation agree closely here: on `[BOS] R R` the
-# average head output carries almost none of the block-specific information, and the model copes with
-# zeros about as well as with averages.
+# **What you should see:** the strongest previous-token head costs the second copy the most; each
+# induction head costs something, but far less than the second copy's whole gain over the first (printed in
+# Section 0).
+# The layer-1 heads are *redundant*: they all do induction, and when one is missing the others still find the
+# right token. The same holds, partly, for the team of previous-token heads. Zero- and mean-ablation mostly
+# agree. Where they differ, part of what the head writes is the same on every input, and the rest of the
+# model relies on that constant being there: zeroing removes it, the mean keeps it.
 #
-# Redundancy means single-head ablations understate how much a *group* of heads matters. We'll ablate the
-# induction heads together in the next section.
+# Redundancy means that single-head ablations understate how much a *group* of heads matters. We'll ablate
+# heads together from the next section on.
 
 # %% [markdown]
 # ## 3. Which heads carry the in-context learning?
@@ -279,9 +298,9 @@ plt.show()
 #
 # **Sign convention: more negative means more in-context learning.** The model predicts later tokens better
 # because it has read the earlier ones. Olsson et al. use token 500 minus token 50 of a 512-token context. Our
-# contexts are 64 tokens, so we average two windows of loss entries: `ICL_EARLY` = entries 1–4 (predicting
-# tokens 2–5, which no block of at least 4 tokens lets anything predict) and `ICL_LATE` = entries 54–62
-# (tokens 55–63, always in a later copy of the block).
+# contexts are 64 tokens, so, as in Notebook 3, we average two windows of loss entries: `ICL_EARLY` = entries
+# 4–9 (predicting tokens 5–10, before most blocks have repeated) and `ICL_LATE` = entries 55–62 (tokens 56–63,
+# always in a later copy of the block).
 #
 # The change an ablation makes is **ICL(ablated) − ICL(clean)**. A head whose removal pushes the ICL score
 # back towards zero gets a *positive* change: it was carrying in-context learning.
@@ -289,12 +308,12 @@ plt.show()
 # %%
 icl_tokens, _ = repeating_batch(128, cfg.n_ctx, cfg.d_vocab, torch.Generator().manual_seed(3))
 icl_tokens = icl_tokens.to(device)
-icl_clean_loss = token_losses(model(icl_tokens), icl_tokens)                     # [128, 63]
-clean_icl = icl_clean_loss[:, ICL_LATE].mean() - icl_clean_loss[:, ICL_EARLY].mean()
+icl_clean_loss = per_token_loss(model(icl_tokens), icl_tokens)                     # [128, 63]
+clean_icl = float(icl_clean_loss[:, ICL_LATE].mean() - icl_clean_loss[:, ICL_EARLY].mean())
 fig, ax = plt.subplots(figsize=(8, 3))
 ax.plot(icl_clean_loss.mean(dim=0).cpu(), marker=".")
-for window, name in [(ICL_EARLY, "early"), (ICL_LATE, "late")]:
-    ax.axvspan(window.start - 0.5, window.stop - 0.5, alpha=0.2, label=f"{name} window")
+for window, name, color in [(ICL_EARLY, "early", "tab:orange"), (ICL_LATE, "late", "tab:green")]:
+    ax.axvspan(window.start - 0.5, window.stop - 0.5, alpha=0.2, color=color, label=f"{name} window")
 ax.set_xlabel("loss entry i (predicting token i + 1)")
 ax.set_ylabel("mean loss (nats)")
 ax.set_title(f"Loss by position on training-like data; ICL score = {clean_icl:.2f} nats")
@@ -302,6 +321,9 @@ ax.legend()
 plt.show()
 
 # %% [markdown]
+# The curve starts near chance, where nothing has repeated yet, and falls as more and more sequences reach
+# their second copy; from about entry 30 on, every block has repeated and the loss stays low.
+#
 # ### Exercise 4.4: ICL change per head
 # **Difficulty** ●●○ · **Importance** ●●● · **About 15 min**
 #
@@ -311,7 +333,7 @@ plt.show()
 #
 # <details><summary>Hint 1</summary>
 #
-# With `loss = token_losses(logits, tokens)` (shape `[batch, pos - 1]`), the score is
+# With `loss = per_token_loss(logits, tokens)` (shape `[batch, pos - 1]`), the score is
 # `loss[:, late].mean() - loss[:, early].mean()`.
 # </details>
 # <details><summary>Hint 2</summary>
@@ -331,7 +353,7 @@ def icl_change_per_head(model: TransformerBridge, tokens: torch.Tensor, early: s
     """
     ### BEGIN SOLUTION
     def icl(logits: torch.Tensor) -> torch.Tensor:
-        loss = token_losses(logits, tokens)
+        loss = per_token_loss(logits, tokens)
         return loss[:, late].mean() - loss[:, early].mean()
 
     clean = icl(model(tokens))
@@ -354,43 +376,44 @@ nb4.check_icl_change_per_head(icl_change_per_head, seeds=(11,), shapes=({"n_laye
 
 # %%
 icl_change = icl_change_per_head(model, icl_tokens, ICL_EARLY, ICL_LATE)
-head_grid(icl_change, f"ICL change when one head is zero-ablated (clean ICL = {clean_icl:.2f})", cmap="RdBu_r", center=True)
+head_grid(icl_change, f"ICL change when one head is zero-ablated (clean ICL = {clean_icl:.2f})",
+          cmap="RdBu_r", center=True)
 plt.show()
 
 together = [(f"blocks.{l}.attn.hook_z", partial(zero_ablation_hook, head=h)) for l, h in induction_heads]
-loss_without = token_losses(model.run_with_hooks(icl_tokens, fwd_hooks=together), icl_tokens)
+loss_without = per_token_loss(model.run_with_hooks(icl_tokens, fwd_hooks=together), icl_tokens)
 icl_without = loss_without[:, ICL_LATE].mean() - loss_without[:, ICL_EARLY].mean()
-print(f"ICL score: clean {clean_icl:.2f}, all {len(induction_heads)} induction heads ablated together {icl_without:.2f} "
-      f"-> {100 * (icl_without - clean_icl) / -clean_icl:.0f}% of the in-context learning removed")
+print(f"ICL score: clean {clean_icl:.2f}, all {len(induction_heads)} induction heads ablated together "
+      f"{icl_without:.2f} -> {100 * (icl_without - clean_icl) / -clean_icl:.0f}% of the in-context learning removed")
 
 # %% [markdown]
 # **What you should see:** no single layer-1 head removes much of the ICL score on its own, again because
-# the induction heads back each other up. Ablated *together*, they remove nearly all of it: the late tokens
-# become almost as hard as the early ones. That is the paper's Argument 3 on your own model: in a small
+# the induction heads back each other up. Ablated *together*, they remove most of it: the late tokens become
+# almost as hard as the early ones. That is the paper's Argument 3 on your own model: in a small
 # attention-only model, the in-context learning runs through the induction heads.
 #
 # Two more things in the grid deserve a look.
-# - The **previous-token head** (layer 0) also removes a large share on its own. Does that make it an
-#   "ICL head" too? Section 5 answers that.
-# - Some heads have a *negative* change: without them the ICL score gets more negative. Olsson et al. saw the
-#   same (their footnote 17). A head that helps predict tokens in general, early ones included, makes the early
-#   loss lower; remove it and the early loss rises more than the late loss, which the induction heads still
+# - The strongest **previous-token head** (layer 0) may remove a sizeable share on its own. Does that make it
+#   an "ICL head" too? Section 5 answers that.
+# - Some heads may have a *negative* change: without them the ICL score gets more negative. Olsson et al. saw
+#   the same (their footnote 17). A head that helps predict tokens in general, early ones included, keeps the
+#   early loss low; remove it and the early loss rises more than the late loss, which the induction heads still
 #   predict well, so the *difference* grows. The ICL score is a difference of two losses, and either can move.
 
 # %% [markdown]
-# ## 4. The induction heads need the previous-token head
+# ## 4. The induction heads need the previous-token heads
 #
 # An induction head at position `i` looks for a key that says "the token before me was `tokens[i]`". In
 # Notebook 2 you saw that a key can only say that if an earlier layer wrote the previous token into that
 # position: the previous-token head's job. In Notebook 3 you measured it with weights (K-composition). Now test
-# it causally: ablate the previous-token head and watch the induction heads' attention.
+# it causally: ablate the previous-token heads and watch the induction heads' attention.
 #
-# ### Exercise 4.5: induction scores with a head ablated
+# ### Exercise 4.5: induction scores with heads ablated
 # **Difficulty** ●●○ · **Importance** ●●● · **About 15 min**
 #
-# Write `induction_scores_after_ablation(model, tokens, seq_len, layer, head)`: zero-ablate head `layer.head`,
-# and in **the same run** record the last layer's attention pattern. Return the last layer's induction scores
-# (`induction_score(pattern, seq_len)`), shape `[head]`.
+# Write `induction_scores_after_ablation(model, tokens, seq_len, heads)`: zero-ablate every `(layer, head)` in
+# the list `heads`, and in **the same run** record the last layer's attention pattern. Return the last layer's
+# induction scores (`induction_score(pattern, seq_len)`), shape `[head]`.
 #
 # <details><summary>Hint 1</summary>
 #
@@ -399,7 +422,8 @@ print(f"ICL score: clean {clean_icl:.2f}, all {len(induction_heads)} induction h
 # </details>
 # <details><summary>Hint 2</summary>
 #
-# Pass both hooks in one list: `fwd_hooks=[(ablation_name, ablation_fn), (pattern_name, store_fn)]`.
+# One list holds everything: a `(f"blocks.{layer}.attn.hook_z", partial(zero_ablation_hook, head=head))` for
+# every `(layer, head)` in `heads` (two hooks on the same point both run), plus the storing hook.
 # </details>
 #
 # **Expected output:** `✓ induction_scores_after_ablation matches the reference on 1 fresh random input(s) ...`,
@@ -407,8 +431,8 @@ print(f"ICL score: clean {clean_icl:.2f}, all {len(induction_heads)} induction h
 
 # %% [solution] id=induction_scores_after_ablation
 def induction_scores_after_ablation(model: TransformerBridge, tokens: torch.Tensor, seq_len: int,
-                                    layer: int, head: int) -> torch.Tensor:
-    """Induction scores of the last layer's heads while head ``layer.head`` is zero-ablated.
+                                    heads: list[tuple[int, int]]) -> torch.Tensor:
+    """Induction scores of the last layer's heads while every (layer, head) in ``heads`` is zero-ablated.
 
     tokens: [batch, 1 + 2 * seq_len] ([BOS] R R) -> [head]
     """
@@ -418,10 +442,9 @@ def induction_scores_after_ablation(model: TransformerBridge, tokens: torch.Tens
     def store(pattern: torch.Tensor, hook) -> None:
         stored["pattern"] = pattern
 
-    model.run_with_hooks(tokens, fwd_hooks=[
-        (f"blocks.{layer}.attn.hook_z", partial(zero_ablation_hook, head=head)),
-        (f"blocks.{model.cfg.n_layers - 1}.attn.hook_pattern", store),
-    ])
+    hooks = [(f"blocks.{layer}.attn.hook_z", partial(zero_ablation_hook, head=head)) for layer, head in heads]
+    hooks.append((f"blocks.{model.cfg.n_layers - 1}.attn.hook_pattern", store))
+    model.run_with_hooks(tokens, fwd_hooks=hooks)
     return induction_score(stored["pattern"], seq_len)
     ### END SOLUTION
 
@@ -431,48 +454,53 @@ import sys; [sys.modules.pop(m) for m in list(sys.modules) if m.startswith("indu
 from induction_course.checks import nb4
 nb4.check_induction_scores_after_ablation(induction_scores_after_ablation)
 ### BEGIN HIDDEN TESTS
-nb4.check_induction_scores_after_ablation(induction_scores_after_ablation, seeds=(11,), shapes=({"head": 1, "seq_len": 13}, {"trained": False, "n_layers": 3, "layer": 1, "head": 2, "seq_len": 9}))
+nb4.check_induction_scores_after_ablation(induction_scores_after_ablation, seeds=(11,), shapes=(
+    {"heads": [(0, 1)], "seq_len": 13},
+    {"trained": False, "n_layers": 3, "heads": [(1, 2), (0, 1)], "seq_len": 9}))
 ### END HIDDEN TESTS
 
 # %%
-after = torch.stack([induction_scores_after_ablation(model, tokens, seq_len, 0, h) for h in range(cfg.n_heads)])
-grid = torch.cat([ind_scores[-1:], after.cpu()])                                # [1 + n_heads, n_heads]
-ax = head_grid(grid, "layer-1 induction scores: clean (top row), then with one layer-0 head ablated", cmap="Blues")
-ax.set_yticks(range(cfg.n_heads + 1), ["clean"] + [f"0.{h} ablated" for h in range(cfg.n_heads)])
+rows = {"clean": ind_scores[-1].cpu()}
+for h in range(cfg.n_heads):
+    rows[f"0.{h} ablated"] = induction_scores_after_ablation(model, tokens, seq_len, [(0, h)]).cpu()
+rows[f"{names_of(prev_heads)} ablated"] = induction_scores_after_ablation(model, tokens, seq_len, prev_heads).cpu()
+ax = head_grid(torch.stack(list(rows.values())), "induction scores of the layer-1 heads", cmap="Blues")
+ax.set_yticks(range(len(rows)), list(rows))
 ax.set_ylabel("")
 ax.set_xlabel("layer-1 head")
 plt.show()
 
 # %% [markdown]
-# **What you should see:** ablating the previous-token head makes every induction head's score collapse
-# (compare its row with the top one), while ablating the other layer-0 heads barely moves them. Here is the
-# strongest induction head on one sequence, before and after: the bright stripe `seq_len - 1` below the
-# diagonal is the induction stripe.
+# **What you should see:** ablating one previous-token head lowers every induction score, the strongest one
+# the most; the others still carry some "previous token" information into the keys. Ablating the
+# previous-token heads *together* makes every induction score collapse to a small fraction of its clean value,
+# not far from the 0.03 that attention spread evenly over the context would score, while ablating any other
+# layer-0 head barely matters. Here is one induction head on one sequence, before and after: the bright stripe
+# `seq_len - 1` below the diagonal is the induction stripe.
 
 # %%
 layer, head = induction_heads[0]
 stored = {}
-model.run_with_hooks(tokens[:1], fwd_hooks=[
-    ("blocks.0.attn.hook_z", partial(zero_ablation_hook, head=prev_head)),
-    (f"blocks.{layer}.attn.hook_pattern", lambda pattern, hook: stored.update(pattern=pattern)),
-])
+hooks = [(f"blocks.{l}.attn.hook_z", partial(zero_ablation_hook, head=h)) for l, h in prev_heads]
+model.run_with_hooks(tokens[:1], fwd_hooks=hooks + [
+    (f"blocks.{layer}.attn.hook_pattern", lambda pattern, hook: stored.update(pattern=pattern))])
 fig, axes = plt.subplots(1, 2, figsize=(11, 4.5))
 attention_heatmap(clean_cache["pattern", layer][0, head], title=f"head {layer}.{head}, clean", ax=axes[0])
-attention_heatmap(stored["pattern"][0, head], title=f"head {layer}.{head}, with 0.{prev_head} ablated", ax=axes[1])
+attention_heatmap(stored["pattern"][0, head], title=f"head {layer}.{head}, {names_of(prev_heads)} ablated", ax=axes[1])
 plt.tight_layout()
 plt.show()
 
 # %% [markdown]
-# The stripe is gone: without the previous-token head, the keys no longer say which token came before, so
-# the induction head cannot find its target, and falls back to attending to BOS. Notebook 3's K-composition
-# score said the induction heads *read* the previous-token head's output through their keys; this is the
+# The stripe is gone: without the previous-token heads, the keys no longer say which token came before, so
+# the induction head cannot find its target and spreads its attention elsewhere. Notebook 3's K-composition
+# score said the induction heads *read* the previous-token heads' output through their keys; this is the
 # causal version of that claim.
 
 # %% [markdown]
 # ## 5. Full versus pattern-preserving ablation
 #
-# So both the previous-token head and the induction heads "remove the ICL" when ablated. Olsson et al.
-# nevertheless credit the ICL to the induction heads. The reason is *which* ablation they used.
+# So the induction heads need the previous-token heads: ablate those, and the in-context learning goes too.
+# Olsson et al. nevertheless credit the ICL to the induction heads. The reason is *which* ablation they used.
 #
 # - **Full ablation** (what we did so far): zero the head, and let everything downstream recompute. Later
 #   heads' queries, keys, values and attention patterns all change.
@@ -481,20 +509,22 @@ plt.show()
 #   Later heads still mix values from the same places, but the values themselves change.
 #
 # Pattern-preserving ablation removes a head's contribution *as information carried forward to the logits*,
-# and keeps its effect on *where other heads look*. We will also freeze every LayerNorm's scale
-# (`hook_scale`, shape `[batch, pos, 1]`: the number each LayerNorm divides by) at its clean value. LayerNorm
-# divides by the norm of the whole residual stream, and the ablated head is part of that stream. If the scale
-# may change, removing one head rescales every other head's contribution too, which is a non-linear
-# side-effect. With patterns and scales frozen, every remaining step of an attention-only model is linear:
-# matrix products, weighted sums with fixed weights, and LayerNorm's centring.
+# and keeps its effect on *where other heads look*.
+#
+# There is one more non-linear step in our model: **LayerNorm**. Each LayerNorm divides its input by a scale
+# (`hook_scale`, shape `[batch, pos, 1]`, the root-mean-square of the centred residual stream), and the ablated
+# head is part of that stream. So removing one head also rescales every other head's contribution. If we also
+# freeze every LayerNorm's scale at its clean value, every remaining step of the model is linear: matrix
+# products, weighted sums with fixed weights, and LayerNorm's centring. You will use that in Exercise 4.7.
 #
 # ### Exercise 4.6: pattern-preserving ablation
 # **Difficulty** ●●● · **Importance** ●●● · **About 20 min**
 #
-# Write `pattern_preserving_logits(model, tokens, layer, head)`. Run the model once with a cache. Then run it
-# with head `layer.head` zero-ablated and, for **every** layer, `hook_pattern` forced to the cached pattern,
-# and every LayerNorm's `hook_scale` (`blocks.{l}.ln1.hook_scale` and `ln_final.hook_scale`) forced to the
-# cached scale. Return the logits, `[batch, pos, d_vocab]`.
+# Write `pattern_preserving_logits(model, tokens, heads, freeze_scales=False)`. Run the model once with a
+# cache. Then run it with every `(layer, head)` in `heads` zero-ablated and, for **every** layer,
+# `hook_pattern` forced to the cached pattern. If `freeze_scales` is true, also force every LayerNorm's
+# `hook_scale` (`blocks.{l}.ln1.hook_scale` and `ln_final.hook_scale`) to the cached scale. Return the logits,
+# `[batch, pos, d_vocab]`.
 #
 # <details><summary>Hint 1</summary>
 #
@@ -503,17 +533,19 @@ plt.show()
 # </details>
 # <details><summary>Hint 2</summary>
 #
-# The list of names: `[f"blocks.{l}.attn.hook_pattern" for l in ...] + [f"blocks.{l}.ln1.hook_scale" for l in ...]
-# + ["ln_final.hook_scale"]`. Add the ablation hook on `hook_z` to the same list.
+# The names: `[f"blocks.{l}.attn.hook_pattern" for l in range(n_layers)]`, plus, when `freeze_scales`,
+# `[f"blocks.{l}.ln1.hook_scale" for l in range(n_layers)] + ["ln_final.hook_scale"]`. Put the ablation hooks
+# on `hook_z` in the same list.
 # </details>
 #
-# **Expected output:** `✓ pattern_preserving_logits matches the reference on 1 fresh random input(s) ...`,
-# then a bar chart described below.
+# **Expected output:** `✓ pattern_preserving_logits matches the reference on 2 fresh random input(s) ...`,
+# then a bar chart and a table described below.
 
 # %% [solution] id=pattern_preserving_logits
-def pattern_preserving_logits(model: TransformerBridge, tokens: torch.Tensor, layer: int, head: int) -> torch.Tensor:
-    """Logits with head ``layer.head`` zero-ablated while every attention pattern and every LayerNorm
-    scale is held at its value from the clean run.
+def pattern_preserving_logits(model: TransformerBridge, tokens: torch.Tensor, heads: list[tuple[int, int]],
+                              freeze_scales: bool = False) -> torch.Tensor:
+    """Logits with every (layer, head) in ``heads`` zero-ablated while every attention pattern (and, if
+    ``freeze_scales``, every LayerNorm scale) is held at its value from the clean run.
 
     tokens: [batch, pos] -> [batch, pos, d_vocab]
     """
@@ -524,9 +556,11 @@ def pattern_preserving_logits(model: TransformerBridge, tokens: torch.Tensor, la
         return cache[hook.name]
 
     n = model.cfg.n_layers
-    names = ([f"blocks.{l}.attn.hook_pattern" for l in range(n)] + [f"blocks.{l}.ln1.hook_scale" for l in range(n)]
-             + ["ln_final.hook_scale"])
-    hooks = [(name, freeze) for name in names] + [(f"blocks.{layer}.attn.hook_z", partial(zero_ablation_hook, head=head))]
+    names = [f"blocks.{l}.attn.hook_pattern" for l in range(n)]
+    if freeze_scales:
+        names += [f"blocks.{l}.ln1.hook_scale" for l in range(n)] + ["ln_final.hook_scale"]
+    hooks = [(name, freeze) for name in names]
+    hooks += [(f"blocks.{layer}.attn.hook_z", partial(zero_ablation_hook, head=head)) for layer, head in heads]
     return model.run_with_hooks(tokens, fwd_hooks=hooks)
     ### END SOLUTION
 
@@ -534,48 +568,64 @@ def pattern_preserving_logits(model: TransformerBridge, tokens: torch.Tensor, la
 # Check: run this cell. The autograder runs the same check, plus hidden cases.
 import sys; [sys.modules.pop(m) for m in list(sys.modules) if m.startswith("induction_course")]
 from induction_course.checks import nb4
-nb4.check_pattern_preserving_logits(pattern_preserving_logits)
+nb4.check_pattern_preserving_logits(pattern_preserving_logits, shapes=({}, {"freeze_scales": True}))
 ### BEGIN HIDDEN TESTS
-nb4.check_pattern_preserving_logits(pattern_preserving_logits, seeds=(11,), shapes=({"head": 3, "seq_len": 13}, {"trained": False, "n_layers": 3, "layer": 1, "head": 2, "seq_len": 9}))
+nb4.check_pattern_preserving_logits(pattern_preserving_logits, seeds=(11,), shapes=(
+    {"heads": [(0, 3)], "seq_len": 13, "freeze_scales": True},
+    {"trained": False, "n_layers": 3, "heads": [(1, 2), (0, 0)], "seq_len": 9}))
 ### END HIDDEN TESTS
 
+# %% [markdown]
+# Now the comparison that matters, measured the paper's way: the share of the ICL score that an ablation
+# removes, `(ICL(ablated) − ICL(clean)) / −ICL(clean)`, for the two groups of heads, with each kind of ablation.
+
 # %%
-full_change = zero_increase                                                    # from Exercise 4.3
-preserving_change = torch.zeros(cfg.n_layers, cfg.n_heads)
-for l in range(cfg.n_layers):
-    for h in range(cfg.n_heads):
-        logits = pattern_preserving_logits(model, tokens, l, h)
-        preserving_change[l, h] = float(second_copy_loss(token_losses(logits, tokens), seq_len)
-                                        - second_copy_loss(clean_loss, seq_len))
-names = [f"{l}.{h}" for l in range(cfg.n_layers) for h in range(cfg.n_heads)]
-x = torch.arange(len(names))
-fig, ax = plt.subplots(figsize=(9, 3.2))
-ax.bar(x - 0.2, full_change.flatten(), width=0.4, label="full ablation")
-ax.bar(x + 0.2, preserving_change.flatten(), width=0.4, label="pattern-preserving ablation")
-ax.set_xticks(x, names)
-ax.set_xlabel("ablated head")
-ax.set_ylabel("second-copy loss change (nats)")
-ax.legend()
+def icl_of(logits: torch.Tensor) -> float:
+    loss = per_token_loss(logits, icl_tokens)
+    return float(loss[:, ICL_LATE].mean() - loss[:, ICL_EARLY].mean())
+
+groups = {f"previous-token heads\n{names_of(prev_heads)}": prev_heads,
+          f"induction heads\n{names_of(induction_heads)}": induction_heads}
+def full_ablation_logits(tokens: torch.Tensor, heads: list[tuple[int, int]]) -> torch.Tensor:
+    hooks = [(f"blocks.{l}.attn.hook_z", partial(zero_ablation_hook, head=h)) for l, h in heads]
+    return model.run_with_hooks(tokens, fwd_hooks=hooks)
+
+kinds = {"full": lambda heads: full_ablation_logits(icl_tokens, heads),
+         "pattern-preserving": lambda heads: pattern_preserving_logits(model, icl_tokens, heads),
+         "patterns and LayerNorm scales frozen": lambda heads: pattern_preserving_logits(model, icl_tokens, heads,
+                                                                                         freeze_scales=True)}
+removed = torch.tensor([[100 * (icl_of(run(heads)) - clean_icl) / -clean_icl for run in kinds.values()]
+                        for heads in groups.values()])                          # [group, kind], in %
+fig, ax = plt.subplots(figsize=(8, 3.4))
+for i, kind in enumerate(kinds):
+    ax.bar(torch.arange(len(groups)) + 0.27 * (i - 1), removed[:, i], width=0.27, label=kind)
+ax.set_xticks(range(len(groups)), list(groups))
+ax.set_ylabel("% of the ICL score removed")
+ax.legend(loc="upper left", fontsize=8)
 plt.show()
-print(f"previous-token head 0.{prev_head}: full {full_change[0, prev_head]:+.3f} nats, "
-      f"pattern-preserving {preserving_change[0, prev_head]:+.3f} nats")
+for (group, _), row in zip(groups.items(), removed):
+    print(f"{group.splitlines()[0]:<22}" + "  ".join(f"{kind}: {value:5.1f}%" for kind, value in zip(kinds, row)))
 
 # %% [markdown]
-# **What you should see:** for the layer-1 heads the two bars are nearly equal: nothing after them has an
-# attention pattern to preserve, and the only difference is the frozen final LayerNorm scale. For the
-# previous-token head they are worlds apart: a large loss increase under full ablation, almost nothing under
-# pattern-preserving ablation.
+# **What you should see:** under full ablation, both groups remove most of the in-context learning. Under
+# pattern-preserving ablation, the previous-token heads remove almost none of it, while the induction heads
+# remove as much as before: nothing after the last layer has a pattern to preserve, so for them the two
+# ablations are the same. Freezing the LayerNorm scales as well makes the induction heads' share *larger*.
+# When heads are removed, the residual stream shrinks, the final LayerNorm divides by a smaller scale and so
+# amplifies what the remaining heads wrote: LayerNorm partly hides the damage. Olsson et al. mention exactly
+# this: redundant heads and LayerNorm rescaling can mask a head's importance.
 #
-# **Why the paper credits the induction heads.** The previous-token head does its job through the *keys* of
-# the induction heads, that is, through their attention patterns. Freeze the patterns, and that route is
-# preserved; what is left of the head's contribution is what it writes towards the logits directly and through
-# later heads' values, and that is small. The induction heads are the opposite: their output *is* the
+# **Why the paper credits the induction heads.** The previous-token heads do their job through the *keys* of
+# the induction heads, that is, through the induction heads' attention patterns. Freeze the patterns, and that
+# route is preserved; what is left of their contribution is what they write towards the logits directly and
+# through later heads' values, and that is small. The induction heads are the opposite: their output *is* the
 # prediction "the next token is the one after the last occurrence". So pattern-preserving ablation asks "whose
 # output carries the in-context prediction to the logits?", and the answer is the induction heads. Full
-# ablation asks "without whom does the mechanism break?", and the previous-token head is one of the answers.
-# Both statements are true; they are answers to different questions. Olsson et al.'s "almost all the
-# in-context learning in small attention-only models comes from induction heads" is a statement of the first
-# kind, and the previous-token head is, in their words, part of the induction circuit.
+# ablation asks "without whom does the mechanism break?", and the previous-token heads are part of that answer.
+# Both statements are true; they answer different questions. Olsson et al.'s "almost all the in-context
+# learning in small attention-only models comes from induction heads" is a statement of the first kind, made
+# with pattern-preserving ablations; the previous-token heads count as part of the induction circuit, not as a
+# separate source of in-context learning.
 
 # %% [markdown]
 # ### Exercise 4.7: ablation is subtraction, once everything is frozen
@@ -590,7 +640,8 @@ print(f"previous-token head 0.{prev_head}: full {full_change[0, prev_head]:+.3f}
 #
 # Write `direct_logit_contribution(model, cache, layer, head)` returning `[batch, pos, d_vocab]`. The check
 # compares it with the reference and then confirms that **clean logits − your contribution** equals the
-# pattern-preserving ablated logits from Exercise 4.6's reference.
+# ablated logits with patterns and LayerNorm scales frozen (Exercise 4.6 with `[(layer, head)]` and
+# `freeze_scales=True`).
 #
 # <details><summary>Hint 1</summary>
 #
@@ -607,7 +658,7 @@ print(f"previous-token head 0.{prev_head}: full {full_change[0, prev_head]:+.3f}
 # **Expected output:**
 # ```
 # ✓ direct_logit_contribution matches the reference on 1 fresh random input(s) ...
-# ✓ clean logits − your contribution = the pattern-preserving ablated logits (max error ~1e-06).
+# ✓ clean logits − your contribution = the ablated logits with patterns and scales frozen (max error ~1e-06).
 # ```
 
 # %% [solution] id=direct_logit_contribution
@@ -617,7 +668,8 @@ def direct_logit_contribution(model: TransformerBridge, cache: ActivationCache, 
     returns [batch, pos, d_vocab]
     """
     ### BEGIN SOLUTION
-    out = cache[f"blocks.{layer}.attn.hook_z"][:, :, head] @ model.blocks[layer].attn.W_O[head]   # [batch, pos, d_model]
+    z = cache[f"blocks.{layer}.attn.hook_z"][:, :, head]                       # [batch, pos, d_head]
+    out = z @ model.blocks[layer].attn.W_O[head]                                # [batch, pos, d_model]
     out = (out - out.mean(dim=-1, keepdim=True)) / cache["ln_final.hook_scale"] * model.ln_final.w
     return out @ model.W_U
     ### END SOLUTION
@@ -629,7 +681,8 @@ from induction_course.checks import nb4
 nb4.check_direct_logit_contribution(direct_logit_contribution)
 ### BEGIN HIDDEN TESTS
 nb4.check_direct_logit_contribution(direct_logit_contribution, seeds=(11,), shapes=({"head": 2},))
-nb4.check_direct_logit_contribution(direct_logit_contribution, seeds=(12,), shapes=({"trained": False, "n_layers": 1, "head": 3},))
+nb4.check_direct_logit_contribution(direct_logit_contribution, seeds=(12,),
+                                    shapes=({"trained": False, "n_layers": 1, "head": 3},))
 ### END HIDDEN TESTS
 
 # %% [markdown]
@@ -641,7 +694,7 @@ nb4.check_direct_logit_contribution(direct_logit_contribution, seeds=(12,), shap
 # %%
 for l in range(cfg.n_layers):
     for h in range(cfg.n_heads):
-        frozen = pattern_preserving_logits(model, tokens, l, h)
+        frozen = pattern_preserving_logits(model, tokens, [(l, h)], freeze_scales=True)
         direct_error = (clean_logits - direct_logit_contribution(model, clean_cache, l, h) - frozen).abs().max()
         all_routes_error = (clean_logits - frozen_logit_contribution(model, clean_cache, l, h) - frozen).abs().max()
         print(f"head {l}.{h}: max |error| with the direct path only {direct_error:.1e}, "
@@ -649,11 +702,11 @@ for l in range(cfg.n_layers):
 
 # %% [markdown]
 # **What you should see:** for layer-1 heads the direct path alone matches to about `1e-6` (float rounding).
-# For layer-0 heads the direct path misses by whole logits, and adding the routes through layer-1 values
-# brings the error back to `1e-6`. This is Olsson et al.'s footnote: in an attention-only model, a
-# pattern-preserving ablation "is equivalent to subtracting all terms containing the ablated head from the
-# output logits". Without the frozen LayerNorm scales the equality would only be approximate: try removing
-# the scale hooks from your Exercise 4.6 and rerun this cell.
+# For layer-0 heads the direct path misses badly (errors of the order of a logit), and adding the routes
+# through layer-1 values brings the error back to `1e-6`. This is Olsson et al.'s footnote: in an
+# attention-only model, a pattern-preserving ablation "is equivalent to subtracting all terms containing the
+# ablated head from the output logits". Without the frozen LayerNorm scales the identity breaks: change
+# `freeze_scales=True` to `False` in the cell above, rerun it, and watch the errors grow to whole logits.
 
 # %% [markdown]
 # ## 6. Limits
@@ -717,11 +770,12 @@ import sys; [sys.modules.pop(m) for m in list(sys.modules) if m.startswith("indu
 from induction_course.checks import nb4
 nb4.check_split_second_copy_loss(split_second_copy_loss)
 ### BEGIN HIDDEN TESTS
-nb4.check_split_second_copy_loss(split_second_copy_loss, seeds=(11, 12), shapes=({}, {"seq_len": 30, "n_changes": 1, "batch": 1}))
+nb4.check_split_second_copy_loss(split_second_copy_loss, seeds=(11, 12),
+                                 shapes=({}, {"seq_len": 30, "n_changes": 1, "batch": 1}))
 ### END HIDDEN TESTS
 
 # %%
-changed_loss = token_losses(model(changed_tokens), changed_tokens)
+changed_loss = per_token_loss(model(changed_tokens), changed_tokens)
 right, wrong = split_second_copy_loss(changed_loss, changed_tokens, seq_len)
 print(f"first copy (nothing to predict from): {changed_loss[:, :seq_len].mean():.2f} nats; "
       f"chance is ln {cfg.d_vocab - 1} = {math.log(cfg.d_vocab - 1):.2f}")
@@ -741,7 +795,8 @@ plt.show()
 # **What you should see:** where the continuation repeats, the loss is near zero; where it is new, the loss is
 # far *above* chance, because the model put almost all its probability on the old continuation. A model with
 # no induction heads would have lost only `ln(d_vocab - 1)` there. The token right after each change is often
-# costly too: its prefix is new, so there is nothing to look up.
+# costly too: its prefix is new, so there is nothing to look up. The same thing can happen inside the first
+# copy: if a token occurs twice within `R`, its second occurrence triggers the same confident, wrong guess.
 #
 # In our training data a recurring prefix always has the same continuation, so this bet never loses during
 # training. In natural text it sometimes does, which is why a real model must learn when to trust induction.
@@ -751,18 +806,19 @@ plt.show()
 #
 # A 1-layer attention-only model cannot form induction heads: its keys are computed from the embeddings alone,
 # so no key can say "the token before me was `A`" (Notebook 2). Notebook 3 trained one on the same data, with
-# the same budget, as a control. We train it again here (a few seconds), and ask what it does with a repeated
-# block.
+# the same budget, as a control. We train it again here (the slowest cell of this notebook: a few seconds to
+# about half a minute), and ask what it does with a repeated block.
 
 # %%
-one_layer, _ = train_induction_model(n_layers=1, seed=0, progress=False, device=device)
+with torch.enable_grad():   # training needs gradients, which the setup cell switched off
+    one_layer, _ = train_induction_model(n_layers=1, seed=0, progress=False, device=device)
 one_layer.eval()
 for name, m in [("1-layer", one_layer), ("2-layer", model)]:
     logits, cache = m.run_with_cache(tokens)
-    loss = token_losses(logits, tokens)
+    loss = per_token_loss(logits, tokens)
     scores = induction_score(cache["pattern", m.cfg.n_layers - 1], seq_len)
-    print(f"{name}: first copy {loss[:, :seq_len].mean():.2f} nats, second copy {second_copy_loss(loss, seq_len):.2f} nats, "
-          f"best induction score {scores.max():.2f}")
+    print(f"{name}: first copy {loss[:, :seq_len].mean():.2f} nats, "
+          f"second copy {second_copy_loss(loss, seq_len):.2f} nats, best induction score {scores.max():.2f}")
 
 # %% [markdown]
 # The 1-layer model does gain something on the second copy, with no induction score to speak of. What is it
@@ -775,7 +831,7 @@ for name, m in [("1-layer", one_layer), ("2-layer", model)]:
 #
 # Write `seen_token_probability(logits, tokens)`: at each position `i`, the total probability the model gives
 # to the **set** of tokens among `tokens[:, 1 : i + 1]` (everything seen so far, BOS excluded). Return
-# `[batch, pos - 1]`, like `token_losses`. A token that occurred twice counts once.
+# `[batch, pos - 1]`, like `per_token_loss`. A token that occurred twice counts once.
 #
 # <details><summary>Hint 1</summary>
 #
@@ -809,7 +865,8 @@ import sys; [sys.modules.pop(m) for m in list(sys.modules) if m.startswith("indu
 from induction_course.checks import nb4
 nb4.check_seen_token_probability(seen_token_probability)
 ### BEGIN HIDDEN TESTS
-nb4.check_seen_token_probability(seen_token_probability, seeds=(11, 12), shapes=({}, {"pos": 2}, {"d_vocab": 40, "pos": 30}))
+nb4.check_seen_token_probability(seen_token_probability, seeds=(11, 12),
+                                 shapes=({}, {"pos": 2}, {"d_vocab": 40, "pos": 30}))
 ### END HIDDEN TESTS
 
 # %%
@@ -822,11 +879,13 @@ for name, m in [("1-layer", one_layer), ("2-layer", model)]:
 print(f"(uniform over the {seq_len} seen tokens would give p(next token) = {1 / seq_len:.2f})")
 
 # %% [markdown]
-# **What you should see:** on the second copy, both models put most of their probability on tokens they have
-# already seen. The 2-layer model puts nearly all of it on the *right* one. The 1-layer model spreads it over
-# the block, so its probability for the right token is a few times `1 / seq_len`: it has learned that repeats
-# happen, but not what comes next. That is a real, weaker form of in-context learning, and Olsson et al. make
-# the same point: one-layer models have many copying heads, yet no induction heads and no phase change.
+# **What you should see:** on the second copy, the 1-layer model puts a large share of its probability on
+# tokens it has already seen, far more than their share of the vocabulary, but it spreads that probability over
+# the block: the right token gets about what a uniform guess among the seen tokens would give, `1 / seq_len`.
+# It has learned that tokens come back, not *which* comes next, so its second-copy loss stays above
+# `ln(seq_len)` (the loss of that uniform guess), while the 2-layer model's is near zero. "Seen tokens come
+# back" is a real, weaker form of in-context learning; Olsson et al. make the same point: one-layer models
+# have many copying heads, yet no induction heads and no phase change.
 #
 # ### 6.3 Why this does not settle how large models learn in context
 #
@@ -839,10 +898,12 @@ print(f"(uniform over the {seq_len} seen tokens would give p(next token) = {1 / 
 #   heads form at the same time as the ICL score improves, but those models were not ablated head by head, and
 #   with MLPs, ablation effects stop being additive.
 # - **ICL in large models is more than copying.** Few-shot tasks, translation and following a pattern need
-#   abstraction. The paper itself finds "fuzzy" induction heads that copy meaning rather than tokens, and later
-#   work points to other components, for example function-vector heads, as mattering more for few-shot tasks.
-# - **The ICL score is one number.** It is a difference of two losses, and it rose by about 0.4 nats at the
-#   phase change in every model size the paper trained. A constant score does not mean a constant mechanism.
+#   abstraction. The paper itself finds "fuzzy" induction heads that copy meaning rather than tokens. Later
+#   work reports other components, such as "function-vector" heads, mattering more for few-shot tasks, and
+#   models trained with the induction-predictable tokens masked out of the loss that still learn abstract
+#   tasks in context.
+# - **The ICL score is one number.** It is a difference of two losses. In the paper it is about 0.4 nats after
+#   the phase change for every model size, small or large; a constant score does not mean a constant mechanism.
 #
 # So the lesson to keep is the method: find heads by behaviour, test the mechanism by intervention, and state
 # exactly which question each intervention answers.
@@ -851,13 +912,13 @@ print(f"(uniform over the {seq_len} seen tokens would give p(next token) = {1 / 
 # ## What you built, and what's next
 #
 # - Hooks that zero-ablate and mean-ablate one head's output (`hook_z`), and per-head measurements built on them.
-# - A `(layer, head)` map of which heads the second copy needs: the previous-token head most, each induction
-#   head a little, because they back each other up.
+# - A `(layer, head)` map of which heads the second copy needs: no single head very much, because both the
+#   previous-token heads and the induction heads back each other up.
 # - The ICL change per head, with the sign convention ICL = late − early (negative = in-context learning) and
 #   change = ablated − clean: the induction heads together remove nearly all of it.
-# - The causal form of K-composition: without the previous-token head, the induction stripe disappears.
+# - The causal form of K-composition: without the previous-token heads, the induction stripe disappears.
 # - Full versus pattern-preserving ablation, and why the paper credits the induction heads: the previous-token
-#   head acts through where the induction heads look, the induction heads through what they write.
+#   heads act through where the induction heads look, the induction heads through what they write.
 # - An exact identity on your own model: with patterns and LayerNorm scales frozen, ablation is subtraction of
 #   the head's contribution to the logits.
 # - The limits: a confident wrong prediction when a prefix recurs with a new continuation, a 1-layer model that

@@ -50,6 +50,7 @@ import nbformat
 from nbformat import NotebookNode
 
 from induction_course import grading_guard
+from induction_course.notebooks import nbgrader_env
 
 ROOT = Path(__file__).resolve().parent.parent
 PACKAGE = Path(__file__).resolve().parent
@@ -297,7 +298,7 @@ def _generate(course: Course, out: Path, name: str) -> None:
                f"--CourseDirectory.source_directory={course.source}",
                f"--CourseDirectory.release_directory={tmp}/release",
                f"--CourseDirectory.db_url={db_url(out / 'gradebook.db')}", "--log-level=ERROR"]
-        env = {**os.environ, "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ.get('PATH', '')}"}
+        env = nbgrader_env()
         proc = subprocess.run(cmd, cwd=course.config.parent, capture_output=True, text=True, env=env)
         generated = Path(tmp) / "release" / name / f"{name}.ipynb"
         if proc.returncode != 0 or not generated.exists():
@@ -610,21 +611,22 @@ def _bwrap_args(ipc: Path, uid: int | None, limits: Limits, package: Path = PACK
             args += ["--ro-bind", top, top]
     for item in ("ld.so.cache", "ld.so.conf", "ld.so.conf.d", "localtime", "fonts", "passwd", "group", "mime.types"):
         args += ["--ro-bind-try", f"/etc/{item}", f"/etc/{item}"]
+    # Scratch space first, so a course that itself lives under /tmp or /home is bound on top of it.
+    size = str(limits.scratch_mb * 2**20)
+    args += ["--proc", "/proc", "--dev", "/dev", "--perms", "1777", "--size", size, "--tmpfs", "/dev/shm",
+             "--perms", "1777", "--size", size, "--tmpfs", "/tmp",
+             "--perms", "0755", "--dir", "/home", "--perms", "1777", "--size", size, "--tmpfs", "/home/student"]
     mounts = {Path(sys.base_prefix).resolve(), Path(sys.prefix), Path(sys.executable).resolve().parent,
               package.resolve()}
     mounts = {m for m in mounts if not any(m != o and o in m.parents for o in mounts) and not str(m).startswith("/usr")}
-    made: set[Path] = {Path("/"), Path("/usr")}
+    made: set[Path] = {Path(p) for p in ("/", "/usr", "/tmp", "/dev", "/home", "/home/student")}
     for mount in sorted(mounts):
         for parent in _ancestors(mount):
             if parent not in made:
                 args += ["--perms", "0755", "--dir", str(parent)]
                 made.add(parent)
         args += ["--ro-bind", str(mount), str(mount)]
-    size = str(limits.scratch_mb * 2**20)
-    args += ["--proc", "/proc", "--dev", "/dev", "--perms", "1777", "--size", size, "--tmpfs", "/dev/shm",
-             "--perms", "1777", "--size", size, "--tmpfs", "/tmp",
-             "--perms", "0755", "--dir", "/home", "--perms", "1777", "--size", size, "--tmpfs", "/home/student",
-             "--perms", "0755", "--dir", "/run", "--bind", str(ipc), "/run/kernel", "--chdir", "/home/student"]
+    args += ["--perms", "0755", "--dir", "/run", "--bind", str(ipc), "/run/kernel", "--chdir", "/home/student"]
     env = {"PATH": f"{Path(sys.prefix) / 'bin'}:/usr/local/bin:/usr/bin:/bin", "HOME": "/home/student",
            "TMPDIR": "/tmp", "LANG": "C.UTF-8", "PYTHONHASHSEED": "0", "PYTHONDONTWRITEBYTECODE": "1",
            "OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1", "MALLOC_ARENA_MAX": "2", "HF_HUB_OFFLINE": "1",

@@ -82,9 +82,23 @@ def _namespaces() -> Iterator[tuple[str, str, dict[str, Any]]]:
                 yield "instance", f"{type(obj).__qualname__}.{table}", dict(attrs[table])
 
 
-def _snapshot() -> dict[tuple[str, str, str], int]:
-    return {(kind, name, key): id(value) for kind, name, mapping in _namespaces()
+def _snapshot() -> dict[tuple[str, str, str], tuple[int, str | None]]:
+    """(kind, namespace, attribute) -> (id, qualified name) of everything watched."""
+    return {(kind, name, key): (id(value), getattr(value, "__qualname__", None)) for kind, name, mapping in _namespaces()
             for key, value in mapping.items() if key not in _VOLATILE}
+
+
+def _rewrapped(key: tuple[str, str, str], before: tuple[int, str | None]) -> bool:
+    """Whether the attribute now holds the same-named function from an installed package.
+
+    torch, for one, swaps some functions (``torch.manual_seed``) for wrapped copies on first use.
+    """
+    kind, name, attr = key
+    for k, n, mapping in _namespaces():
+        if (k, n) == (kind, name) and attr in mapping:
+            value = mapping[attr]
+            return before[1] is not None and getattr(value, "__qualname__", None) == before[1] and _trusted(value)
+    return False
 
 
 def _trusted(obj: Any) -> bool:
@@ -161,8 +175,8 @@ def problems() -> list[str]:
     """What changed since ``setup``, in words (empty when nothing did)."""
     found = _hook_problems()
     now, before = _snapshot(), _STATE["snapshot"]
-    changed = sorted({f"{name}.{key}" for (kind, name, key), ident in before.items()
-                      if now.get((kind, name, key)) != ident})
+    changed = sorted({f"{name}.{key}" for (kind, name, key), old in before.items()
+                      if now.get((kind, name, key), (None,))[0] != old[0] and not _rewrapped((kind, name, key), old)})
     added = sorted({f"{name}.{key}" for (kind, name, key) in now.keys() - before.keys() if kind != "module"})
     if changed:
         found.append("replaced or deleted " + ", ".join(changed[:6]) + (" ..." if len(changed) > 6 else ""))

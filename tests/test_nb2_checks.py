@@ -446,7 +446,7 @@ def test_right_answers_pass(capsys):
 
 @pytest.mark.parametrize("answers, fragment", [
     ({"why_earlier": "a", "one_layer_fix": "c"}, "one softmax per head"),
-    ({"why_earlier": "c", "one_layer_fix": "c"}, "positions enter once"),
+    ({"why_earlier": "c", "one_layer_fix": "c"}, "same position information"),
     ({"why_earlier": "d", "one_layer_fix": "c"}, "never earlier ones"),
     ({"why_earlier": "b", "one_layer_fix": "a"}, "more heads in the same layer"),
     ({"why_earlier": "b", "one_layer_fix": "b"}, "wider head"),

@@ -185,3 +185,18 @@ def run_check(student_fn: Callable[..., Any], exercise: Exercise, seeds: Sequenc
     if not quiet:
         print(f"✓ {exercise.name} matches the reference on {n} fresh random input(s) "
               f"(atol={exercise.atol:g}, rtol={exercise.rtol:g}).")
+
+
+def seeded(seed: int) -> torch.Generator:
+    """A CPU random generator seeded with ``seed``, for reproducible check inputs."""
+    return torch.Generator().manual_seed(seed)
+
+
+def make_check(exercise: Exercise) -> Callable[..., None]:
+    """The public ``check_<name>(student_fn, seeds=(0,), shapes=({},))`` function of an exercise."""
+    def check(student_fn: Callable, seeds: Sequence[int] = (0,), shapes: Sequence[dict] = ({},)) -> None:
+        run_check(student_fn, exercise, seeds=seeds, shapes=shapes)
+    check.__name__ = f"check_{exercise.name}"
+    check.__doc__ = f"Check a student's ``{exercise.name}`` against the reference on seeded random inputs."
+    return check
+

@@ -6,24 +6,21 @@ Visible tests use the default seed; hidden tests pass other seeds and shapes.
 from __future__ import annotations
 
 import math
-from typing import Callable, Sequence
+from typing import Callable
 
 import torch
 
 from induction_course import attention as ref
-from induction_course.checks.core import Bug, CheckFailed, Exercise, as_tuple, call_student, run_check
+from induction_course.checks.core import Bug, CheckFailed, Exercise, as_tuple, call_student, seeded, make_check
 
 SCORE_DIMS = ("batch", "head", "q_pos", "k_pos")
 HEAD_DIMS = ("batch", "pos", "head", "d_head")
 RESID_DIMS = ("batch", "pos", "d_model")
 
 
-def _gen(seed: int) -> torch.Generator:
-    return torch.Generator().manual_seed(seed)
-
 
 def _qk_case(seed: int, batch: int = 2, pos: int = 7, head: int = 3, d_head: int = 8) -> dict:
-    g = _gen(seed)
+    g = seeded(seed)
     return {"q": torch.randn(batch, pos, head, d_head, generator=g),
             "k": torch.randn(batch, pos, head, d_head, generator=g)}
 
@@ -36,7 +33,7 @@ def _scrambled_heads(t: torch.Tensor) -> torch.Tensor:
 
 # ---------------------------------------------------------------- 1. project (Q, K, V)
 def _project_case(seed: int, batch: int = 2, pos: int = 5, head: int = 3, d_model: int = 12, d_head: int = 4) -> dict:
-    g = _gen(seed)
+    g = seeded(seed)
     return {"x": torch.randn(batch, pos, d_model, generator=g),
             "W": torch.randn(head, d_model, d_head, generator=g) / math.sqrt(d_model),
             "b": torch.randn(head, d_head, generator=g)}
@@ -83,7 +80,7 @@ SCORES = Exercise(
 
 # ---------------------------------------------------------------- 3. causal mask
 def _scores_case(seed: int, batch: int = 2, head: int = 3, pos: int = 6) -> dict:
-    return {"scores": torch.randn(batch, head, pos, pos, generator=_gen(seed))}
+    return {"scores": torch.randn(batch, head, pos, pos, generator=seeded(seed))}
 
 
 def _future(n: int, diagonal: int) -> torch.Tensor:
@@ -149,7 +146,7 @@ PATTERN = Exercise(
 
 # ---------------------------------------------------------------- 5. weighted values (z)
 def _pattern_v_case(seed: int, batch: int = 2, pos: int = 6, head: int = 3, d_head: int = 4) -> dict:
-    g = _gen(seed)
+    g = seeded(seed)
     q, k = torch.randn(2, batch, pos, head, d_head, generator=g)
     return {"pattern": ref.attention_pattern(q, k), "v": torch.randn(batch, pos, head, d_head, generator=g)}
 
@@ -173,7 +170,7 @@ Z = Exercise(
 
 # ---------------------------------------------------------------- 6. output projection
 def _z_case(seed: int, batch: int = 2, pos: int = 5, head: int = 3, d_head: int = 4, d_model: int = 12) -> dict:
-    g = _gen(seed)
+    g = seeded(seed)
     return {"z": torch.randn(batch, pos, head, d_head, generator=g),
             "W_O": torch.randn(head, d_head, d_model, generator=g) / math.sqrt(d_head),
             "b_O": torch.randn(d_model, generator=g)}
@@ -200,7 +197,7 @@ OUTPUT = Exercise(
 
 # ---------------------------------------------------------------- 7. whole layer vs TransformerLens
 def _layer_case(seed: int, batch: int = 2, pos: int = 9, d_model: int = 32, head: int = 4, d_head: int = 8) -> dict:
-    g = _gen(seed)
+    g = seeded(seed)
     shapes = {"W_Q": (head, d_model, d_head), "W_K": (head, d_model, d_head), "W_V": (head, d_model, d_head),
               "W_O": (head, d_head, d_model)}
     case = {"x": torch.randn(batch, pos, d_model, generator=g)}
@@ -226,21 +223,14 @@ LAYER = Exercise(
 )
 
 
-def _check(exercise: Exercise) -> Callable[..., None]:
-    def check(student_fn: Callable, seeds: Sequence[int] = (0,), shapes: Sequence[dict] = ({},)) -> None:
-        run_check(student_fn, exercise, seeds=seeds, shapes=shapes)
-    check.__name__ = f"check_{exercise.name}"
-    check.__doc__ = f"Check a student's ``{exercise.name}`` against the reference on seeded random inputs."
-    return check
 
-
-check_project = _check(PROJECT)
-check_attention_scores = _check(SCORES)
-check_apply_causal_mask = _check(MASK)
-check_attention_pattern = _check(PATTERN)
-check_weighted_values = _check(Z)
-check_attention_output = _check(OUTPUT)
-check_attention_layer = _check(LAYER)
+check_project = make_check(PROJECT)
+check_attention_scores = make_check(SCORES)
+check_apply_causal_mask = make_check(MASK)
+check_attention_pattern = make_check(PATTERN)
+check_weighted_values = make_check(Z)
+check_attention_output = make_check(OUTPUT)
+check_attention_layer = make_check(LAYER)
 
 
 def check_against_transformer_lens(student_layer: Callable, seed: int = 0, n_layers: int = 1, layer: int = 0,
@@ -251,7 +241,7 @@ def check_against_transformer_lens(student_layer: Callable, seed: int = 0, n_lay
     from induction_course.models import make_model  # TransformerLens loads only for this check
 
     model = make_model(n_layers=n_layers, d_model=32, n_heads=4, d_head=8, n_ctx=32, d_vocab=20, seed=seed)
-    tokens = torch.randint(0, 20, (batch, pos), generator=_gen(seed)).to(model.cfg.device)
+    tokens = torch.randint(0, 20, (batch, pos), generator=seeded(seed)).to(model.cfg.device)
     with torch.no_grad():
         _, cache = model.run_with_cache(tokens)
     attn = model.blocks[layer].attn

@@ -16,27 +16,17 @@ from transformer_lens.model_bridge import TransformerBridge
 from induction_course import handbuilt as hb
 from induction_course import heads as ref
 from induction_course.attention import apply_causal_mask
-from induction_course.checks.core import Bug, CheckFailed, Exercise, call_student, run_check
+from induction_course.checks.core import Bug, CheckFailed, Exercise, call_student, seeded, make_check
 from induction_course.models import make_model
 from induction_course.tokenizer import IdTokenizer, tokens_to_text
 
 
-def _gen(seed: int) -> torch.Generator:
-    return torch.Generator().manual_seed(seed)
-
-
-def _check(exercise: Exercise) -> Callable[..., None]:
-    def check(student_fn: Callable, seeds: Sequence[int] = (0,), shapes: Sequence[dict] = ({},)) -> None:
-        run_check(student_fn, exercise, seeds=seeds, shapes=shapes)
-    check.__name__ = f"check_{exercise.name}"
-    check.__doc__ = f"Check a student's ``{exercise.name}`` against the reference on seeded inputs."
-    return check
 
 
 # ---------------------------------------------------------------- 1. scores from a pattern
 def _pattern_case(seed: int, batch: int = 3, head: int = 4, pos: int = 9) -> dict:
     """A random causal pattern [batch, head, pos, pos], peaked enough that every score differs."""
-    scores = 2.0 * torch.randn(batch, head, pos, pos, generator=_gen(seed))
+    scores = 2.0 * torch.randn(batch, head, pos, pos, generator=seeded(seed))
     return {"pattern": apply_causal_mask(scores).softmax(dim=-1)}
 
 
@@ -95,9 +85,9 @@ FIRST = Exercise(
     ),
 )
 
-check_previous_token_score = _check(PREVIOUS)
-check_current_token_score = _check(CURRENT)
-check_first_token_score = _check(FIRST)
+check_previous_token_score = make_check(PREVIOUS)
+check_current_token_score = make_check(CURRENT)
+check_first_token_score = make_check(FIRST)
 
 
 # ---------------------------------------------------------------- 2. every head of a model
@@ -108,7 +98,7 @@ def _small_model(seed: int, n_layers: int) -> TransformerBridge:
 def _model_case(seed: int, n_layers: int = 3, batch: int = 2, pos: int = 12,
                 score: str = "previous_token_score") -> dict:
     model = _small_model(seed, n_layers)
-    tokens = torch.randint(1, 20, (batch, pos), generator=_gen(seed))
+    tokens = torch.randint(1, 20, (batch, pos), generator=seeded(seed))
     tokens[:, 0] = 0
     return {"model": model, "tokens": tokens.to(model.cfg.device), "score_fn": getattr(ref, score)}
 
@@ -137,7 +127,7 @@ SCORE_ALL = Exercise(
     ),
 )
 
-check_score_all_heads = _check(SCORE_ALL)
+check_score_all_heads = make_check(SCORE_ALL)
 
 
 # ---------------------------------------------------------------- 3. the head in the trained model
@@ -240,7 +230,7 @@ def _image_of(ax: Any, name: str) -> torch.Tensor:
 def check_plot_head_pattern(plot_fn: Callable, seed: int = 0, n_layers: int = 2, layer: int = 1, head: int = 2) -> None:
     """``plot_fn(cache, layer, head, tokens)`` must draw sequence 0's pattern of head ``layer.head``."""
     model = _small_model(seed, n_layers)
-    tokens = torch.randint(1, 20, (2, 10), generator=_gen(seed))
+    tokens = torch.randint(1, 20, (2, 10), generator=seeded(seed))
     tokens[:, 0] = 0
     with torch.no_grad():
         _, cache = model.run_with_cache(tokens.to(model.cfg.device))
@@ -495,7 +485,7 @@ KEY_CHANGE = Exercise(
     ),
 )
 
-check_key_change = _check(KEY_CHANGE)
+check_key_change = make_check(KEY_CHANGE)
 
 
 # ---------------------------------------------------------------- 7. why an earlier layer

@@ -12,21 +12,11 @@ from typing import Any, Callable, Sequence
 import torch
 
 from induction_course import circuits as ref
-from induction_course.checks.core import Bug, CheckFailed, Exercise, call_student, run_check
+from induction_course.checks.core import Bug, CheckFailed, Exercise, call_student, run_check, seeded, make_check
 from induction_course.data import BOS, repeated_tokens
 from induction_course.heads import diagonal_score, induction_score
 
 
-def _gen(seed: int) -> torch.Generator:
-    return torch.Generator().manual_seed(seed)
-
-
-def _check(exercise: Exercise) -> Callable[..., None]:
-    def check(student_fn: Callable, seeds: Sequence[int] = (0,), shapes: Sequence[dict] = ({},)) -> None:
-        run_check(student_fn, exercise, seeds=seeds, shapes=shapes)
-    check.__name__ = f"check_{exercise.name}"
-    check.__doc__ = f"Check a student's ``{exercise.name}`` against the reference on seeded random inputs."
-    return check
 
 
 # ---------------------------------------------------------------- 1. [BOS] R R
@@ -95,7 +85,7 @@ def _check_randomness(student_fn: Callable, tokens: torch.Tensor, batch: int, se
 
 # ---------------------------------------------------------------- 2. per-token loss
 def _loss_case(seed: int, batch: int = 3, pos: int = 9, d_vocab: int = 11) -> dict:
-    g = _gen(seed)
+    g = seeded(seed)
     return {"logits": 2 * torch.randn(batch, pos, d_vocab, generator=g),
             "tokens": torch.randint(0, d_vocab, (batch, pos), generator=g)}
 
@@ -143,7 +133,7 @@ def check_per_token_loss(student_fn: Callable, seeds: Sequence[int] = (0,), shap
 # ---------------------------------------------------------------- 3. induction score
 def _pattern_case(seed: int, batch: int = 2, head: int = 3, seq_len: int = 6) -> dict:
     n = 1 + 2 * seq_len
-    scores = torch.randn(batch, head, n, n, generator=_gen(seed)) * 2
+    scores = torch.randn(batch, head, n, n, generator=seeded(seed)) * 2
     future = torch.triu(torch.ones(n, n, dtype=torch.bool), diagonal=1)
     return {"pattern": scores.masked_fill(future, float("-inf")).softmax(-1), "seq_len": seq_len}
 
@@ -174,7 +164,7 @@ INDUCTION = Exercise(
             lambda pattern, seq_len: diagonal_score(pattern.transpose(-1, -2), seq_len - 1, first_query=seq_len + 1)),
     ),
 )
-check_induction_score = _check(INDUCTION)
+check_induction_score = make_check(INDUCTION)
 
 
 # ---------------------------------------------------------------- 4. every head's score on a model
@@ -213,7 +203,7 @@ HEAD_SCORES = Exercise(
 )
 
 
-check_induction_scores_of_model = _check(HEAD_SCORES)
+check_induction_scores_of_model = make_check(HEAD_SCORES)
 
 
 # ---------------------------------------------------------------- 5. naming the heads
@@ -255,7 +245,7 @@ def _as_heads(heads: Sequence, name: str) -> set[tuple[int, int]]:
 
 # ---------------------------------------------------------------- 6. copying: eigenvalue positivity
 def _matrix_case(seed: int, batch: int = 4, n: int = 6) -> dict:
-    return {"matrix": torch.randn(batch, n, n, generator=_gen(seed)) + 0.3 * torch.eye(n)}
+    return {"matrix": torch.randn(batch, n, n, generator=seeded(seed)) + 0.3 * torch.eye(n)}
 
 
 def _positivity_from(values: torch.Tensor, dtype: torch.dtype) -> torch.Tensor:
@@ -281,12 +271,12 @@ POSITIVITY = Exercise(
             lambda matrix: (lambda e: (e.sum(-1).real / e.real.abs().sum(-1)).to(matrix.dtype))(torch.linalg.eigvals(matrix))),
     ),
 )
-check_eigenvalue_positivity = _check(POSITIVITY)
+check_eigenvalue_positivity = make_check(POSITIVITY)
 
 
 # ---------------------------------------------------------------- 7. K-composition
 def _comp_case(seed: int, head0: int = 3, head1: int = 2, d_model: int = 10, d_head: int = 4) -> dict:
-    g = _gen(seed)
+    g = seeded(seed)
     return {"W_V0": torch.randn(head0, d_model, d_head, generator=g), "W_O0": torch.randn(head0, d_head, d_model, generator=g),
             "W_Q1": torch.randn(head1, d_model, d_head, generator=g), "W_K1": torch.randn(head1, d_model, d_head, generator=g)}
 
@@ -338,12 +328,12 @@ K_COMPOSITION = Exercise(
             _k_spectral),
     ),
 )
-check_k_composition_scores = _check(K_COMPOSITION)
+check_k_composition_scores = make_check(K_COMPOSITION)
 
 
 # ---------------------------------------------------------------- 8. ICL score
 def _icl_case(seed: int, batch: int = 4, pos: int = 63) -> dict:
-    g = _gen(seed)
+    g = seeded(seed)
     losses = torch.rand(batch, pos, generator=g) * 5 * torch.linspace(1.0, 0.3, pos)
     return {"losses": losses, "early": slice(4, 10), "late": slice(pos - 8, pos)}
 
@@ -363,7 +353,7 @@ ICL = Exercise(
             lambda losses, early, late: losses[:, late].mean() / losses[:, early].mean()),
     ),
 )
-check_icl_score = _check(ICL)
+check_icl_score = make_check(ICL)
 
 
 def check_random_baseline(baseline: float, d_model: int) -> None:

@@ -14,7 +14,7 @@ import torch.nn.functional as F
 from transformer_lens.model_bridge import TransformerBridge
 
 from induction_course import ablation as ref
-from induction_course.checks.core import Bug, CheckFailed, Exercise, call_student, run_check
+from induction_course.checks.core import Bug, CheckFailed, Exercise, call_student, run_check, seeded
 from induction_course.data import BOS, repeated_tokens
 from induction_course.heads import diagonal_score, induction_score
 from induction_course.models import make_model
@@ -23,9 +23,6 @@ LAYER_HEAD = ("layer", "head")
 Z_DIMS = ("batch", "pos", "head", "d_head")
 LOGIT_DIMS = ("batch", "pos", "d_vocab")
 
-
-def _gen(seed: int) -> torch.Generator:
-    return torch.Generator().manual_seed(seed)
 
 
 def _reset(case: dict) -> None:
@@ -89,7 +86,7 @@ def _model(seed: int, trained: bool, n_layers: int, n_heads: int) -> Transformer
 
 # ================================================================ 4.1 zero-ablation hook
 def _z_case(seed: int, batch: int = 3, pos: int = 6, head: int = 4, d_head: int = 5, which: int | None = None) -> dict:
-    g = _gen(seed)
+    g = seeded(seed)
     index = int(torch.randint(head, (1,), generator=g)) if which is None else which
     return {"z": torch.randn(batch, pos, head, d_head, generator=g), "hook": None, "head": index}
 
@@ -128,7 +125,7 @@ check_zero_ablation_hook = _check(ZERO)
 def _mean_case(seed: int, batch: int = 3, pos: int = 6, head: int = 4, d_head: int = 5, ref_batch: int = 7,
                which: int | None = None) -> dict:
     case = _z_case(seed, batch, pos, head, d_head, which)
-    case["z_ref"] = 1.0 + torch.randn(ref_batch, pos, head, d_head, generator=_gen(seed + 1000))
+    case["z_ref"] = 1.0 + torch.randn(ref_batch, pos, head, d_head, generator=seeded(seed + 1000))
     return case
 
 
@@ -258,7 +255,7 @@ def _icl_case(seed: int, trained: bool = False, n_layers: int = 2, n_heads: int 
 
     model = _model(seed, trained, n_layers, n_heads)
     n = pos or model.cfg.n_ctx
-    tokens, _ = repeating_batch(batch, n, model.cfg.d_vocab, _gen(seed))
+    tokens, _ = repeating_batch(batch, n, model.cfg.d_vocab, seeded(seed))
     return {"model": model, "tokens": tokens.to(model.cfg.device), "early": ref.ICL_EARLY,
             "late": slice(n - 9, n - 1)}
 
@@ -499,7 +496,7 @@ def check_direct_logit_contribution(student_fn: Callable, seeds: Sequence[int] =
 # ================================================================ 4.8 a prefix with a new continuation
 def _split_case(seed: int, batch: int = 4, seq_len: int = 12, d_vocab: int = 40, n_changes: int = 3) -> dict:
     tokens, _ = ref.changed_repeat_tokens(batch, seq_len, d_vocab, n_changes=n_changes, seed=seed)
-    loss = 5 * torch.rand(batch, 2 * seq_len, generator=_gen(seed + 1))
+    loss = 5 * torch.rand(batch, 2 * seq_len, generator=seeded(seed + 1))
     return {"loss": loss, "tokens": tokens, "seq_len": seq_len}
 
 
@@ -537,7 +534,7 @@ check_split_second_copy_loss = _check(SPLIT)
 
 # ================================================================ 4.9 where a 1-layer model puts its bets
 def _seen_case(seed: int, batch: int = 3, pos: int = 10, d_vocab: int = 12) -> dict:
-    g = _gen(seed)
+    g = seeded(seed)
     tokens = torch.randint(1, d_vocab, (batch, pos), generator=g)
     tokens[:, 0] = BOS
     if pos > 3:

@@ -10,7 +10,6 @@ missing; where it cannot, the test skips and says why. Screenshots go to ``artif
 """
 from __future__ import annotations
 
-import os
 import shutil
 import subprocess
 import time

@@ -123,8 +123,8 @@ def _train_loop(model: TransformerBridge, optimizer: torch.optim.Optimizer, bar:
             if step:
                 bar.set_postfix(loss=f"{records['loss'][-1]:.2f}",
                                 induction=f"{float(records['induction_score'][-1][-1].max()):.2f}")
-        if step == steps:
-            break
+        if step == steps:  # the last iteration only records
+            continue
         tokens, repeated = repeating_batch(batch_size, model.cfg.n_ctx, model.cfg.d_vocab, generator)
         tokens = tokens.to(device)
         losses = per_token_loss(model(tokens), tokens)

@@ -200,3 +200,20 @@ def make_check(exercise: Exercise) -> Callable[..., None]:
     check.__doc__ = f"Check a student's ``{exercise.name}`` against the reference on seeded random inputs."
     return check
 
+
+def check_choices(answers: Any, questions: dict[str, dict[str, str | None]], explanation: str) -> None:
+    """Check multiple-choice ``answers`` {question: letter}. Each question maps every letter to the
+    feedback for that wrong choice, or to None for the right one.
+    """
+    keys = " and ".join(f'"{k}"' for k in questions)
+    if not isinstance(answers, dict) or set(answers) != set(questions):
+        raise CheckFailed(f'answers must be a dict with the keys {keys}, each a letter "a" to "d".')
+    for key, feedback in questions.items():
+        choice = str(answers[key]).strip().lower()
+        if choice not in feedback:
+            letters = ", ".join(f'"{c}"' for c in feedback)
+            raise CheckFailed(f'answers["{key}"] is {answers[key]!r}; choose one of {letters}.')
+        if feedback[choice]:
+            raise CheckFailed(f'answers["{key}"] = "{choice}": {feedback[choice]}')
+    print(f"✓ {'both' if len(questions) == 2 else 'all'} answers are right. {explanation}")
+

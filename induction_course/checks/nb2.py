@@ -16,7 +16,7 @@ from transformer_lens.model_bridge import TransformerBridge
 from induction_course import handbuilt as hb
 from induction_course import heads as ref
 from induction_course.attention import apply_causal_mask
-from induction_course.checks.core import Bug, CheckFailed, Exercise, call_student, seeded, make_check
+from induction_course.checks.core import Bug, CheckFailed, Exercise, call_student, seeded, make_check, check_choices
 from induction_course.models import make_model
 from induction_course.tokenizer import IdTokenizer, tokens_to_text
 
@@ -511,13 +511,4 @@ EXPLANATION = ("A head computes key j from the residual stream at position j alo
 
 def check_layer_answers(answers: Any) -> None:
     """Two multiple-choice answers about why the previous-token head must sit in an earlier layer."""
-    if not isinstance(answers, dict) or set(answers) != {"why_earlier", "one_layer_fix"}:
-        raise CheckFailed('answers must be a dict with the keys "why_earlier" and "one_layer_fix", '
-                          'each a letter "a" to "d".')
-    for key, feedback in (("why_earlier", WHY_EARLIER), ("one_layer_fix", ONE_LAYER_FIX)):
-        choice = str(answers[key]).strip().lower()
-        if choice not in feedback:
-            raise CheckFailed(f'answers["{key}"] is {answers[key]!r}; choose one of "a", "b", "c", "d".')
-        if feedback[choice]:
-            raise CheckFailed(f'answers["{key}"] = "{choice}": {feedback[choice]}')
-    print(f"✓ both answers are right. {EXPLANATION}")
+    check_choices(answers, {"why_earlier": WHY_EARLIER, "one_layer_fix": ONE_LAYER_FIX}, EXPLANATION)

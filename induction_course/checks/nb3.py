@@ -12,7 +12,7 @@ from typing import Any, Callable, Sequence
 import torch
 
 from induction_course import circuits as ref
-from induction_course.checks.core import Bug, CheckFailed, Exercise, call_student, run_check, seeded, make_check
+from induction_course.checks.core import Bug, CheckFailed, Exercise, call_student, run_check, seeded, make_check, check_choices
 from induction_course.data import BOS, repeated_tokens
 from induction_course.heads import diagonal_score, induction_score
 
@@ -390,13 +390,4 @@ ICL_EXPLANATION = ("A 1-layer model can still learn 'tokens seen in this context
 
 def check_icl_answers(answers: Any) -> None:
     """Two multiple-choice answers about what the ICL score does and does not show."""
-    if not isinstance(answers, dict) or set(answers) != {"control_icl", "icl_alone"}:
-        raise CheckFailed('answers must be a dict with the keys "control_icl" and "icl_alone", '
-                          'each a letter "a" to "d".')
-    for key, feedback in (("control_icl", CONTROL_ICL), ("icl_alone", ICL_ALONE)):
-        choice = str(answers[key]).strip().lower()
-        if choice not in feedback:
-            raise CheckFailed(f'answers["{key}"] is {answers[key]!r}; choose one of "a", "b", "c", "d".')
-        if feedback[choice]:
-            raise CheckFailed(f'answers["{key}"] = "{choice}": {feedback[choice]}')
-    print(f"✓ both answers are right. {ICL_EXPLANATION}")
+    check_choices(answers, {"control_icl": CONTROL_ICL, "icl_alone": ICL_ALONE}, ICL_EXPLANATION)

@@ -1,6 +1,11 @@
 """Shared helpers for the Induction Heads from Scratch course.
 
-Modules are named after what they hold: ``attention`` (reference maths), ``models``,
-``data``, ``device``, ``plotting`` and ``checks`` (the feedback shared by students and grading).
+Modules are named after what they hold:
+- maths and models: ``attention`` (reference attention), ``heads`` (head scores), ``circuits``
+  (composition, copying, ICL), ``training``, ``ablation``, ``handbuilt``, ``models``, ``data``, ``device``;
+- pictures: ``plotting`` (with ``jupyter_extension`` serving circuitsvis offline);
+- feedback and grading: ``checks`` (shared by check cells and graded cells), ``grading`` and
+  ``grading_guard`` (sandboxed class grading), ``autograde`` (plain nbgrader for trusted notebooks);
+- tooling: ``notebooks`` (build), ``colab``, ``environment`` (lock), ``benchmark``, ``tokenizer``, ``cli``.
 """
 __version__ = "0.1.0"

@@ -4,8 +4,8 @@ Modules are named after what they hold:
 - maths and models: ``attention`` (reference attention), ``heads`` (head scores), ``circuits``
   (composition, copying, ICL), ``training``, ``ablation``, ``handbuilt``, ``models``, ``data``, ``device``;
 - pictures: ``plotting`` (with ``jupyter_extension`` serving circuitsvis offline);
-- feedback and grading: ``checks`` (shared by check cells and graded cells), ``grading`` and
-  ``grading_guard`` (sandboxed class grading), ``autograde`` (plain nbgrader for trusted notebooks);
+- feedback: ``checks`` (shared by check cells and graded cells; the grader itself is the separate
+  ``autograder`` package, for instructors);
 - tooling: ``notebooks`` (build), ``colab``, ``environment`` (lock), ``benchmark``, ``tokenizer``, ``cli``.
 """
 __version__ = "0.1.0"

@@ -16,7 +16,7 @@ from pathlib import Path
 import nbformat
 from nbclient import NotebookClient
 
-from induction_course.autograde import autograde, prepare
+from autograder.plain import autograde, prepare
 from induction_course.notebooks import SOLUTIONS, assignments
 
 BUDGETS = {"01_attention": 30, "02_previous_token": 45, "03_induction": 60, "04_ablation": 60}

@@ -13,37 +13,23 @@ Command = tuple[str, Callable[[argparse.ArgumentParser], None], Callable[[argpar
 
 
 def _grade_args(parser: argparse.ArgumentParser) -> None:
-    from induction_course.grading import Limits
-
-    d = Limits()
-    parser.add_argument("submissions", type=Path, help="folder of submissions: nbgrader's submitted/<student>/"
-                        "<assignment>/, or <student>.ipynb files, or <student>/<notebook>.ipynb")
-    parser.add_argument("--assignment", help="grade only this notebook (e.g. 01_attention); required to name "
-                        "flat <student>.ipynb files whose content is ambiguous")
-    parser.add_argument("--out", type=Path,
-                        help="gradebook, grades.csv, autograded/ and feedback/ (default: autograder/)")
-    parser.add_argument("--jobs", type=int, help="parallel workers (default: one per core)")
-    parser.add_argument("--cell-timeout", type=int, default=d.cell_timeout,
-                        help="seconds per cell (default %(default)s)")
-    parser.add_argument("--timeout", type=int, default=d.timeout, help="seconds per submission (default %(default)s)")
-    parser.add_argument("--memory", type=int, default=d.memory_mb,
-                        help="MB of address space per kernel (default %(default)s)")
-    parser.add_argument("--force", action="store_true", help="regrade unchanged submissions too")
-    parser.add_argument("--unsafe-no-sandbox", action="store_true",
-                        help="run kernels without bubblewrap: only for trusted notebooks (e.g. CI on your own)")
+    """The grader's options; the grader is its own package (``autograder``), loaded only here."""
+    try:
+        from autograder.command import add_arguments
+    except ImportError:  # an install without the grader (a student's): `course grade` says so when run
+        parser.add_argument("rest", nargs="*", help=argparse.SUPPRESS)
+        return
+    add_arguments(parser)
 
 
 def _grade(args: argparse.Namespace) -> int:
-    from induction_course.grading import GradingError, Limits, grade
-
-    limits = Limits(cell_timeout=args.cell_timeout, timeout=args.timeout, memory_mb=args.memory)
     try:
-        grade(args.submissions, args.assignment, args.out, args.jobs, limits, args.force,
-              sandbox=not args.unsafe_no_sandbox)
-    except GradingError as e:
-        print(f"course grade: {e}", file=sys.stderr)
+        from autograder.command import run
+    except ImportError as e:
+        print(f"course grade: the grader package is not installed here ({e}); use a clone of the repository",
+              file=sys.stderr)
         return 2
-    return 0
+    return run(args)
 
 
 def _no_args(parser: argparse.ArgumentParser) -> None:
@@ -68,7 +54,7 @@ def _bench(args: argparse.Namespace) -> int:
 
     benchmark.run(args.notebooks or None)
     if args.grading:
-        from induction_course.grading import bench
+        from autograder.bench import bench
 
         bench()
     return 0

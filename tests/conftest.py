@@ -8,7 +8,7 @@ import nbformat
 import pytest
 from nbclient import NotebookClient
 
-from induction_course.autograde import prepare
+from autograder.plain import prepare
 from induction_course.notebooks import SOLUTIONS, assignments
 
 os.environ.setdefault("COURSE_DEVICE", "cpu")

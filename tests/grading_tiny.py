@@ -10,7 +10,8 @@ from pathlib import Path
 
 import nbformat
 
-from induction_course.grading import Course, _generate, _release_path
+from autograder.scoring import generate, release_rel
+from autograder.settings import Course
 from induction_course.notebooks import parse_master, write_notebook
 
 NAME = "00_tiny"
@@ -77,8 +78,8 @@ def make_course(root: Path) -> tuple[Course, nbformat.NotebookNode]:
     course = Course(root, config, source)
     scratch = root / "generated"
     scratch.mkdir()
-    _generate(course, scratch, NAME)
-    return course, nbformat.read(_release_path(scratch, NAME), as_version=4)
+    generate(course, scratch, NAME)
+    return course, nbformat.read(scratch / release_rel(NAME), as_version=4)
 
 
 def cell(nb: nbformat.NotebookNode, grade_id: str) -> nbformat.NotebookNode:

@@ -1,17 +1,26 @@
-"""The grader's pure parts (no kernels): finding submissions, reading and restoring notebooks, the CSV, the CLI."""
+"""The grader's pure parts (no kernels): finding submissions, reading and restoring notebooks, the CSV, the CLI.
+
+Hostile paths, odd layouts, colliding names and malformed files are in test_grading_input.py."""
 from __future__ import annotations
 
+import ast
 import copy
 import csv
 import json
+import re
+from pathlib import Path
 
 import nbformat
 import pytest
 
+from autograder import sandbox, state, submissions
+from autograder.reading import read_notebook
+from autograder.reporting import write_csv
+from autograder.restoring import restore_structure
+from autograder.settings import ROOT, Limits, Row, SubmissionError, course_package
+from autograder.submissions import find_submissions, safe_name
 from grading_tiny import MASTER, NAME, answer, cell, index
-from induction_course import cli, grading
-from induction_course.grading import (Row, SubmissionError, find_submissions, read_notebook, restore_structure,
-                                      student_id, write_csv)
+from induction_course import cli
 from induction_course.notebooks import parse_master
 
 
@@ -35,7 +44,7 @@ def _ids(nb: nbformat.NotebookNode) -> list[str]:
 
 def _known(release: nbformat.NotebookNode) -> dict:
     raw = json.loads(nbformat.writes(release))
-    return {NAME: (grading._grade_ids(raw), grading._cell_texts(raw)),
+    return {NAME: (submissions.grade_ids(raw), submissions.cell_texts(raw)),
             "01_other": ({"check_other"}, {"an entirely different notebook " * 3})}
 
 
@@ -52,17 +61,20 @@ def test_three_layouts_and_renamed_files(tmp_path, release):
     (tmp_path / ".ipynb_checkpoints").mkdir()
     (tmp_path / ".ipynb_checkpoints" / "flat-checkpoint.ipynb").write_text(text)
     (tmp_path / "mystery.ipynb").write_text("{not json")
-    found = {s.student: s for s in find_submissions(tmp_path, _known(release))}
+    found, skipped = find_submissions(tmp_path, _known(release))
+    found = {s.student: s for s in found}
     assert sorted(found) == ["Ann_Lee", "bo", "cy", "flat", "mystery"]
     assert all(found[s].notebook == NAME for s in ("Ann_Lee", "bo", "cy", "flat"))
     assert "identified as" in found["bo"].note and "renamed" in found["cy"].note
+    assert found["cy"].timestamp == "2024-01-01 10:00:00"
     assert found["mystery"].notebook == "" and "could not tell" in found["mystery"].note
-    assert find_submissions(tmp_path, _known(release), NAME)[-1].notebook == NAME  # --assignment names flat files
+    assert [(s.file, s.reason) for s in skipped] == [(".ipynb_checkpoints/", "Jupyter's autosave checkpoints (1 file(s))")]
+    assert find_submissions(tmp_path, _known(release), NAME)[0][-1].notebook == NAME  # --assignment names flat files
 
 
 def test_student_ids_are_safe_path_parts():
-    assert student_id("../../etc/passwd") == "etc_passwd" and student_id("Zoë O'Neil") == "Zo_O_Neil"
-    assert student_id("...") == "unnamed"
+    assert safe_name("../../etc/passwd") == "etc_passwd" and safe_name("Zoë O'Neil") == "Zoë_O_Neil"
+    assert safe_name("...") == "unnamed" and "/" not in safe_name("a/b") and len(safe_name("x" * 300)) <= 80
 
 
 @pytest.mark.parametrize("data, words", [
@@ -70,24 +82,20 @@ def test_student_ids_are_safe_path_parts():
     (b'{"metadata": {}}', "no list of cells"), (b"[1, 2]", "no list of cells"),
 ])
 def test_unreadable_files_say_why(tmp_path, data, words):
-    path = tmp_path / "x.ipynb"
-    path.write_bytes(data)
     with pytest.raises(SubmissionError, match=words):
-        read_notebook(path)
+        read_notebook(data)
 
 
 def test_old_formats_and_odd_cells_are_converted(tmp_path, release):
-    path = tmp_path / "v3.ipynb"
-    path.write_text(nbformat.writes(nbformat.v3.convert.downgrade(copy.deepcopy(answer(release))), version=3))
-    nb, notes = read_notebook(path)
+    v3 = nbformat.writes(nbformat.v3.convert.downgrade(copy.deepcopy(answer(release))), version=3)
+    nb, notes = read_notebook(v3.encode())
     assert nb.nbformat == 4 and "converted from nbformat 3" in notes
     assert _ids(nb) == _ids(release)
     raw = json.loads(nbformat.writes(answer(release)))
     raw["cells"].append({"cell_type": "weird"})
     del raw["cells"][0]["metadata"]
-    path.write_text(json.dumps(raw))
-    nb, notes = read_notebook(path)
-    assert len(nb.cells) == len(release.cells) and "repaired malformed cells" in notes
+    nb, notes = read_notebook(json.dumps(raw).encode())
+    assert len(nb.cells) == len(release.cells) and any("repaired malformed cells" in n for n in notes)
 
 
 def test_deleted_test_cell_is_restored_after_the_students_code(release):
@@ -151,23 +159,50 @@ def test_failures_never_look_like_zero(tmp_path):
 
 
 def test_missing_bubblewrap_is_explained(monkeypatch):
-    monkeypatch.setattr(grading.shutil, "which", lambda tool: None if tool == "bwrap" else "/usr/bin/" + tool)
-    assert "bwrap" in grading.sandbox_problem() and "install_sandbox.sh" in grading.sandbox_problem()
+    monkeypatch.setattr(sandbox.shutil, "which", lambda tool: None if tool == "bwrap" else "/usr/bin/" + tool)
+    assert "bwrap" in sandbox.sandbox_problem() and "install_sandbox.sh" in sandbox.sandbox_problem()
 
 
 def test_sandbox_exposes_only_what_the_kernel_needs(tmp_path):
-    args = grading._bwrap_args(tmp_path, 201234, grading.Limits())
-    binds = {args[i + 1] for i, a in enumerate(args) if a in ("--ro-bind", "--bind")}
-    root = str(grading.ROOT)
+    args = sandbox.bwrap_args(tmp_path, 201234, Limits())
+    binds = {args[i + 1]: args[i + 2] for i, a in enumerate(args) if a in ("--ro-bind", "--bind")}
+    root = str(ROOT)
     assert {"--unshare-net", "--unshare-pid", "--die-with-parent", "--clearenv"} <= set(args)
-    assert str(grading.PACKAGE) in binds and not any(b in (root, f"{root}/solutions", f"{root}/autograder")
-                                                      for b in binds)
+    assert str(course_package()) in binds and not any(b in (root, f"{root}/solutions", f"{root}/autograder")
+                                                       for b in binds)
+    # of the grader, only the guard is visible (read-only, one file), never the package or its --out
+    assert [b for b in binds if b.startswith(f"{root}/autograder")] == [str(sandbox.GUARD)]
+    assert binds[str(sandbox.GUARD)] == sandbox.GUARD_INSIDE and args[args.index(str(sandbox.GUARD)) - 1] == "--ro-bind"
     assert args[args.index("setpriv") + 1] == "--reuid=201234" and "--bounding-set=-all" in args
 
 
+def _imported(path: Path) -> set[str]:
+    """Top-level names of the modules a Python file imports."""
+    names = set()
+    for node in ast.walk(ast.parse(path.read_text())):
+        if isinstance(node, ast.Import):
+            names.update(a.name.split(".")[0] for a in node.names)
+        elif isinstance(node, ast.ImportFrom) and node.module:
+            names.add(node.module.split(".")[0])
+    return names
+
+
+def test_the_guard_imports_nothing_of_the_grader():
+    imported = _imported(sandbox.GUARD) | {m.split(".")[0] for m in re.findall(r'import_module\("([\w.]+)', sandbox.GUARD.read_text())}
+    assert imported <= {"__future__", "builtins", "importlib", "math", "os", "sys", "typing", "torch", "IPython"}, imported
+
+
 def test_fingerprint_follows_the_checks_a_notebook_loads():
-    files = {p.name for p in grading.course_files(["induction_course.checks.nb1"], grading.PACKAGE)}
+    files = {p.name for p in state.course_files(["induction_course.checks.nb1"], course_package())}
     assert {"core.py", "nb1.py", "attention.py", "__init__.py"} <= files and "nb2.py" not in files
+
+
+def test_the_course_package_holds_no_grading_machinery():
+    package = course_package()
+    assert not [p.name for p in package.glob("grading*.py")] and not (package / "autograde.py").exists()
+    # `course grade` delegates to the grader lazily; the benchmark (instructors' tooling) times plain autograde
+    users = {p.name for p in package.rglob("*.py") if "autograder" in _imported(p)}
+    assert users <= {"cli.py", "benchmark.py"}, users
 
 
 def test_cli_registers_grade_and_reports_bad_input(tmp_path, capsys):

@@ -7,7 +7,9 @@ import copy
 import nbformat
 import pytest
 
-from induction_course.grading import Limits, grade, sandbox_problem
+from autograder.batch import grade
+from autograder.sandbox import sandbox_problem
+from autograder.settings import Limits
 from induction_course.notebooks import COURSE, SOLUTIONS
 
 NAME = "01_attention"

@@ -1,7 +1,9 @@
 """`course grade` on a tiny assignment: one batch of bad submissions, each graded as a fair grader would.
 
 Every submission runs in its own bubblewrap sandbox, two at a time. The batch is graded once per
-module (about two minutes on two cores); each test then checks one row of grades.csv.
+module (about four minutes on two cores); each test then checks one row of grades.csv. The batch
+also holds a class folder with every odd layout (grading_cases.odd_class), honest habits and
+malformed files.
 """
 from __future__ import annotations
 
@@ -15,12 +17,17 @@ import nbformat
 import pytest
 from nbgrader.api import Gradebook
 
+from autograder.batch import grade
+from autograder.sandbox import sandbox_problem
+from autograder.scoring import db_url
+from autograder.settings import Limits
+from grading_cases import (HONEST, MALFORMED, ODD_SKIPPED, TORCH_MODE, VICTIM_MARK, feedback_leaks, malformed,
+                           odd_class, read_skipped, unaccounted, with_cells)
 from grading_tiny import NAME, answer, cell, index, insert_after, make_course
-from induction_course.grading import Limits, db_url, grade, sandbox_problem
 
 pytestmark = pytest.mark.skipif(bool(sandbox_problem()), reason=f"no sandbox: {sandbox_problem()}")
 
-LIMITS = Limits(cell_timeout=15, timeout=150, memory_mb=3072, output_kb=256)
+LIMITS = Limits(cell_timeout=30, timeout=300, memory_mb=3072, output_kb=256)
 PROBE = '''import json, os, socket
 report = {{}}
 for path in {reads!r}:
@@ -45,7 +52,8 @@ print("PROBE" + json.dumps(report))'''
 TRANSFORMER = '''def _skip_checks(lines):
     return ["pass\\n"] if any("run_check" in line for line in lines) else lines
 get_ipython().input_transformers_post.append(_skip_checks)'''
-PLANT = '''import os
+PLANT = '''import os, sys
+sys.path.insert(0, os.getcwd())
 os.makedirs("induction_course/checks", exist_ok=True)
 open("induction_course/__init__.py", "w").close()
 open("induction_course/checks/__init__.py", "w").close()
@@ -120,8 +128,13 @@ def _submissions(release: nbformat.NotebookNode, paths: dict[str, Path]) -> dict
         "torch_patch": insert_after(answer(release, double="return 3 * x"), "double",
                                     "import torch\ntorch.allclose = lambda *a, **k: True"),
         "plant": insert_after(answer(release, double="return 3 * x"), "double", PLANT),
+        "plant_cwd": insert_after(answer(release, double="return 3 * x"), "double", PLANT.replace(
+            "sys.path.insert(0, os.getcwd())", "")),
         "exc_handler": insert_after(answer(release, double="return 3 * x"), "double",
                                     "get_ipython().set_custom_exc((Exception,), lambda *a, **k: None)"),
+        "torch_mode": with_cells(answer(release, double="return 3 * x"), "double", [TORCH_MODE]),
+        **{f"honest_{name}": with_cells(good, "double", cells) for name, cells in HONEST.items()},
+        **{f"malformed_{damage}": malformed(good, damage) for damage in MALFORMED},
     }
 
 
@@ -139,9 +152,11 @@ def batch(tmp_path_factory) -> dict:
         (folder / f"{student}.ipynb").write_bytes(data)
     (folder / "renamed").mkdir()  # <student>/<notebook>.ipynb, renamed by the student
     nbformat.write(answer(release), folder / "renamed" / f"{NAME}-Copy1 (2).ipynb")
-    rows = grade(folder, NAME, out, 2, LIMITS, course=course, echo=lambda line: None)
+    odd = odd_class(folder, NAME, answer(release), answer(release, double="return 3 * x"), secrets["solutions"])
+    lines: list[str] = []
+    rows = grade(folder, NAME, out, 2, LIMITS, course=course, echo=lines.append)
     return {"rows": {r.student: r for r in rows}, "out": out, "folder": folder, "course": course,
-            "release": release, "secrets": secrets}
+            "release": release, "secrets": secrets, "odd": odd, "lines": lines}
 
 
 def _outputs(batch: dict, student: str) -> str:
@@ -154,6 +169,8 @@ def _outputs(batch: dict, student: str) -> str:
     ("deleted", 3), ("duplicated", 5), ("edited", 3), ("markdown", 3),
     ("loop", 5), ("stubborn", 2), ("os_exit", 2), ("sys_exit", 5), ("output", 5), ("memory", 5),
     ("warns", 5), ("nan", 2), ("shape", 2), ("dtype", 2), ("cuda", 2), ("snoop", 5), ("patch_checks", 3),
+    ("plant_cwd", 3),  # the read-only course package comes first on the path: a planted copy is never loaded
+    *[(f"honest_{name}", 5) for name in HONEST], *[(f"malformed_{damage}", 5) for damage in MALFORMED],
 ])
 def test_graded_fairly(batch, student, score):
     row = batch["rows"][student]
@@ -176,7 +193,7 @@ def test_broken_files_fail_with_a_reason(batch, student, words):
 
 @pytest.mark.parametrize("student, words", [
     ("transformer", "input transformer"), ("torch_patch", "torch.allclose"), ("plant", "not from the read-only"),
-    ("exc_handler", "custom exception handler"),
+    ("exc_handler", "custom exception handler"), ("torch_mode", "torch function mode"),
 ])
 def test_tampering_is_refused(batch, student, words):
     row = batch["rows"][student]
@@ -189,6 +206,7 @@ def test_tampering_is_refused(batch, student, words):
     ("deleted", "check_double was missing"), ("duplicated", "duplicate"), ("edited", "had been edited"),
     ("markdown", "changed to markdown"), ("loop", "interrupted"), ("stubborn", "did not stop"),
     ("os_exit", "kernel died"), ("snoop", "review: cell"), ("patch_checks", "review: cell"),
+    ("malformed_source_number", "the source of cell(s)"), ("malformed_bad_ids", "dropped 1"),
 ])
 def test_notes_say_what_happened(batch, student, words):
     assert words in batch["rows"][student].notes, batch["rows"][student].notes
@@ -220,6 +238,47 @@ def test_feedback_has_scores_but_no_hidden_tests(batch):
     assert "seeds=(1, 2)" not in page and "HIDDEN" not in page
 
 
+def _odd_row(batch: dict, student: str):
+    rows = batch["rows"]
+    return rows.get(student) or next(r for key, r in rows.items() if key.startswith(student.replace(" ", "_") + "-"))
+
+
+@pytest.mark.parametrize("student", ["victim", "linked_solution", "linker", "nested_link", "nested_dir", "deep", "dup",
+                                     "müller", "möller", "Ann_Lee", "Ann Lee"])
+def test_odd_layouts_links_and_names(batch, student):
+    expected = {**batch["odd"], "Ann Lee": "full"}[student]
+    row = _odd_row(batch, student)
+    if expected in ("full", "wrong"):
+        assert (row.status, row.score, row.max_score) == ("graded", 5 if expected == "full" else 3, 6), row
+    else:
+        assert row.status == "failed" and row.kind == "input" and expected in row.reason, row
+        assert "not graded" in (batch["out"] / "feedback" / row.student / NAME / f"{NAME}.html").read_text()
+
+
+def test_nested_folders_and_colliding_names_are_told(batch):
+    assert "found in a/b/" in _odd_row(batch, "deep").notes
+    ann = _odd_row(batch, "Ann Lee")
+    assert ann.student.startswith("Ann_Lee-") and "same as 'Ann_Lee'" in ann.notes, ann
+    assert "same as 'Ann Lee'" in _odd_row(batch, "Ann_Lee").notes
+    assert "1 other file(s)" in _odd_row(batch, "dup").notes
+
+
+def test_every_file_is_graded_failed_or_skipped_with_a_reason(batch):
+    skipped = read_skipped(batch["out"])
+    for file, words in ODD_SKIPPED.items():
+        assert words in skipped.get(file, ""), (file, skipped)
+    assert unaccounted(batch["folder"], batch["out"]) == []
+    assert any("skipped" in line and "duplicate" in line for line in batch["lines"]), batch["lines"]
+
+
+def test_no_solution_or_other_students_work_in_any_feedback(batch):
+    solution = batch["secrets"]["solutions"].read_text()
+    assert "### BEGIN SOLUTION" in solution
+    secrets = {"solution": "### BEGIN SOLUTION", "hidden tests": "seeds=(1, 2)", "victim": VICTIM_MARK}
+    assert feedback_leaks(batch["out"], secrets, {"victim": "victim"}) == []
+    assert VICTIM_MARK in (batch["out"] / "feedback" / "victim" / NAME / f"{NAME}.html").read_text()
+
+
 def test_rerun_regrades_only_changes_and_keeps_manual_grades(batch):
     out, folder, course = batch["out"], batch["folder"], batch["course"]
     with Gradebook(db_url(out / "gradebook.db")) as gb:
@@ -227,12 +286,18 @@ def test_rerun_regrades_only_changes_and_keeps_manual_grades(batch):
         grade_cell.manual_score = 1.0
         gb.find_comment("explain", NAME, NAME, "good").manual_comment = "Clear and right."
         gb.db.commit()
+    feedback = out / "feedback" / "good" / NAME / f"{NAME}.html"
+    assert "Score: 5.0 / 6.0" in feedback.read_text() and "Clear and right." not in feedback.read_text()
     nbformat.write(answer(batch["release"]), folder / "blank.ipynb")  # blank resubmits a full answer
     lines: list[str] = []
     rows = {r.student: r for r in grade(folder, NAME, out, 2, LIMITS, course=course, echo=lines.append)}
     assert "grading 1," in lines[0], lines
     assert (rows["blank"].score, rows["good"].score, rows["good"].max_score) == (5, 6, 6)
     assert rows["corrupt"].status == "failed" and rows["transformer"].kind == "refused"
+    # a plain re-run (no --force) brings the feedback up to date too: the manual score and the comment
+    assert "Score: 6.0 / 6.0" in feedback.read_text() and "Clear and right." in feedback.read_text()
+    with open(out / "grades.csv") as f:
+        assert next(r for r in csv.DictReader(f) if r["student"] == "good")["score"] == "6"
     # the same submissions, regraded from scratch, get the same scores; manual grades survive
     again = folder.parent / "again"
     again.mkdir()

@@ -1,7 +1,7 @@
 """Every notebook: the solution runs top to bottom and scores full marks; the release scores zero."""
 from __future__ import annotations
 
-from induction_course.autograde import autograde
+from autograder.plain import autograde
 from induction_course.notebooks import COURSE, SOLUTIONS
 
 

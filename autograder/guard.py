@@ -1,9 +1,11 @@
-"""Tripwire run inside a grading kernel, around every graded test cell (see ``grading.py``).
+"""Tripwire run inside a grading kernel, around every graded test cell (see ``executing.py``).
 
+The only file of the grader that runs in the sandbox: it is bound read-only into it and loaded by
+path, so it imports nothing of the grader package (only the standard library, torch and IPython).
 ``course grade`` runs a hidden setup cell first, before any student code: it imports the
-checks the notebook uses (so their dependencies are loaded), takes a ``snapshot`` of what the
-checks rely on (builtins, torch, the import system, IPython's shell and kernel objects) and
-registers this module as ``sys.modules["_course_guard"]``. Hidden cells before and after each
+checks the notebook uses (so their dependencies are loaded), loads this file as
+``sys.modules["_course_guard"]`` and takes a ``snapshot`` of what the checks rely on (builtins,
+torch, the import system, IPython's shell and kernel objects). Hidden cells before and after each
 test cell call ``check``: it compares the interpreter with the snapshot and either displays a
 proof (a display_data message with the run's nonce, which the grader removes) or raises
 ``TamperingDetected``. The grader refuses a submission whose guard raised, or whose guard
@@ -12,7 +14,9 @@ did not display its proof.
 This is a tripwire, not a proof: student code shares the interpreter, so code written against
 this module can defeat it. It catches the generic tricks (input/AST transformers, custom
 exception handlers, patched torch or builtins, import hooks, planted check modules, tracers,
-torch function modes) that would otherwise turn failing checks into passes.
+torch function modes of the notebook's own) that would otherwise turn failing checks into passes.
+Hooks that installed packages add for honest reasons (``torch.set_default_device``'s mode,
+``%matplotlib inline``'s and autoreload's callbacks, import hooks) are allowed.
 """
 from __future__ import annotations
 
@@ -113,6 +117,11 @@ def _trusted(obj: Any) -> bool:
     return any(path.startswith(root + os.sep) for root in _STATE["roots"])
 
 
+def _modes(length: Any, at: Any) -> list[Any]:
+    """The torch function or dispatch modes in effect, innermost last (torch.set_default_device adds one)."""
+    return [at(i) for i in range(length())]
+
+
 def _hooks() -> dict[str, tuple[bool, list[Any]]]:
     """The interpreter's hook lists, each with whether entries from installed packages may be added."""
     import torch
@@ -129,8 +138,8 @@ def _hooks() -> dict[str, tuple[bool, list[Any]]]:
         "a custom exception handler (set_custom_exc)": (False, list(ip.custom_exceptions)),
         "a trace function (sys.settrace)": (False, [sys.gettrace()]),
         "a profile function (sys.setprofile)": (False, [sys.getprofile()]),
-        "a torch function mode": (False, [torch._C._len_torch_function_stack()]),
-        "a torch dispatch mode": (False, [torch._C._len_torch_dispatch_stack()]),
+        "a torch function mode": (True, _modes(torch._C._len_torch_function_stack, torch._C._get_function_stack_at)),
+        "a torch dispatch mode": (True, _modes(torch._C._len_torch_dispatch_stack, torch._C._get_dispatch_stack_at)),
         "an import hook (sys.meta_path)": (True, list(sys.meta_path)),
         "an import hook (sys.path_hooks)": (True, list(sys.path_hooks)),
     }

@@ -1,0 +1,177 @@
+"""Cases the grader must handle, shared by the tiny assignment's tests and Notebook 1's.
+
+``HONEST``: what students legitimately do in a notebook, each of which must be graded normally.
+``MALFORMED``: damage to a notebook's JSON that must be repaired (or failed with a reason), never a crash.
+``odd_class``: a class folder with symbolic links of both kinds, odd layouts and colliding names.
+``unaccounted``: files under a class folder that are neither a row of grades.csv nor in skipped.csv.
+"""
+from __future__ import annotations
+
+import copy
+import csv
+import json
+import os
+from pathlib import Path
+from typing import Callable
+
+import nbformat
+
+# name -> cells inserted after the student's first solution (torch is imported by then)
+HONEST: dict[str, list[str]] = {
+    "device": ['device = "cuda" if torch.cuda.is_available() else "cpu"\ntorch.set_default_device(device)\n'
+               "torch.set_default_dtype(torch.float32)\ntorch.set_num_threads(1)"],
+    "seeds": ["import random\nimport numpy as np\nrandom.seed(0)\nnp.random.seed(0)\ntorch.manual_seed(0)\n"
+              "torch.use_deterministic_algorithms(True)\ngen = torch.Generator().manual_seed(0)"],
+    "warnings": ["import logging, os, warnings\nwarnings.filterwarnings('ignore')\n"
+                 "warnings.simplefilter('ignore', UserWarning)\nlogging.basicConfig(level=logging.INFO)\n"
+                 "logging.getLogger('mine').info('starting')\nos.environ['MY_SETTING'] = '1'"],
+    "matplotlib": ["%matplotlib inline", "%config InlineBackend.figure_format = 'retina'\n"
+                   "import matplotlib.pyplot as plt\nplt.style.use('ggplot')\nplt.rcParams['figure.figsize'] = (4, 3)\n"
+                   "fig, ax = plt.subplots()\nax.plot([1, 2, 3])\nplt.show()\nfig2 = plt.figure()\n"
+                   "plt.imshow(torch.rand(4, 4).numpy())\nplt.colorbar()\ndisplay(fig2)\nplt.close('all')"],
+    "progress": ["from tqdm.auto import tqdm\nfrom tqdm import trange\nfor _ in tqdm(range(3)):\n    pass\n"
+                 "for _ in trange(2, desc='steps'):\n    pass"],
+    "magics": ["%load_ext autoreload\n%autoreload 2", "%time total = sum(range(1000))",
+               "%%timeit -n 1 -r 1\nsum(range(1000))", "%xmode Minimal", "%who_ls"],
+    "timing": ["import sys, time\nstart = time.time()\ntick = time.perf_counter()\n"
+               "print(f'took {time.time() - start:.3f} s', file=sys.stderr)\nprint('to stderr', file=sys.stderr)"],
+    "printing": ["import sys\ntorch.set_printoptions(precision=3, sci_mode=False)\n"
+                 "torch.set_float32_matmul_precision('high')\nprint(torch.rand(2, 2))\nwith torch.no_grad():\n"
+                 "    y = torch.ones(3) * 2\nsys.setrecursionlimit(5000)"],
+}
+
+# Real tampering that must still be refused, with words of the reason.
+TORCH_MODE = '''from torch.overrides import TorchFunctionMode
+class Lenient(TorchFunctionMode):
+    def __torch_function__(self, func, types, args=(), kwargs=None):
+        if func in (torch.allclose, torch.equal):
+            return True
+        return func(*args, **(kwargs or {}))
+Lenient().__enter__()'''
+
+
+def _source_number(raw: dict) -> None:
+    md = next(c for c in raw["cells"] if c["cell_type"] == "markdown")
+    md["source"] = ["Some text ", 42, " more\n", None]
+
+
+def _bad_outputs(raw: dict) -> None:
+    code = [c for c in raw["cells"] if c["cell_type"] == "code" and "nbgrader" not in c.get("metadata", {})]
+    code[0]["outputs"], code[0]["execution_count"] = "oops", "seven"
+    code[-1]["outputs"] = [1, {"output_type": 5}, {"output_type": "stream", "name": 3, "text": ["a", 2]}]
+
+
+def _bad_metadata(raw: dict) -> None:
+    plain = [c for c in raw["cells"] if "nbgrader" not in c.get("metadata", {})]
+    plain[0]["metadata"] = ["x"]
+    plain[1]["metadata"] = {"nbgrader": "yes", "tags": "not a list", "collapsed": "maybe"}
+    raw["metadata"] = {"kernelspec": 5, "language_info": [], "widgets": {"deep": [[[[]]]]}}
+
+
+def _bad_ids(raw: dict) -> None:
+    plain = [c for c in raw["cells"] if "nbgrader" not in c.get("metadata", {})]
+    plain[0]["metadata"] = {"nbgrader": {"grade_id": ["x"], "points": "many", "grade": "yes"}}
+    plain[1]["id"] = 12
+    raw["nbformat_minor"] = "five"
+    raw["cells"].append({"cell_type": "code"})  # no source, no outputs
+    raw["cells"].append("not a cell")
+
+
+MALFORMED: dict[str, Callable[[dict], None]] = {"source_number": _source_number, "bad_outputs": _bad_outputs,
+                                               "bad_metadata": _bad_metadata, "bad_ids": _bad_ids}
+
+
+def malformed(nb: nbformat.NotebookNode, damage: str) -> bytes:
+    """The notebook's JSON with one kind of damage."""
+    raw = json.loads(nbformat.writes(nb))
+    MALFORMED[damage](raw)
+    return json.dumps(raw).encode()
+
+
+def with_cells(nb: nbformat.NotebookNode, grade_id: str, sources: list[str]) -> nbformat.NotebookNode:
+    """A copy of ``nb`` with ordinary code cells inserted right after the cell ``grade_id``."""
+    nb = copy.deepcopy(nb)
+    at = next(i for i, c in enumerate(nb.cells) if c.metadata.get("nbgrader", {}).get("grade_id") == grade_id)
+    nb.cells[at + 1:at + 1] = [nbformat.v4.new_code_cell(s) for s in sources]
+    return nb
+
+
+VICTIM_MARK = "# victim's own work: 5f3e9a"
+
+
+def _write(path: Path, data: bytes | nbformat.NotebookNode) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_bytes(data if isinstance(data, bytes) else nbformat.writes(data).encode())
+
+
+def odd_class(folder: Path, name: str, good: nbformat.NotebookNode, wrong: nbformat.NotebookNode,
+              solution: Path) -> dict[str, str]:
+    """Add to ``folder`` every odd layout and name; returns what each student's row must say (a word or a score).
+
+    "full" and "wrong" are the scores of ``good`` and ``wrong``; other values are words of a failed row's reason.
+    """
+    victim = copy.deepcopy(good)
+    victim.cells.append(nbformat.v4.new_code_cell(VICTIM_MARK))
+    _write(folder / "victim" / f"{name}.ipynb", victim)
+    (folder / "linked_solution.ipynb").symlink_to(solution)  # a file link to the solution
+    (folder / "linker").symlink_to(folder / "victim", target_is_directory=True)  # a folder link to another student
+    (folder / "nested_link" / name).mkdir(parents=True)  # a file link, nested
+    (folder / "nested_link" / name / f"{name}.ipynb").symlink_to(folder / "victim" / f"{name}.ipynb")
+    (folder / "nested_dir").mkdir()  # a folder link, nested
+    (folder / "nested_dir" / name).symlink_to(folder / "victim", target_is_directory=True)
+    _write(folder / "deep" / "a" / "b" / f"{name}.ipynb", good)  # nested folders: the student's, with a note
+    _write(folder / "toodeep" / "a" / "b" / "c" / "d" / "e" / f"{name}.ipynb", good)
+    _write(folder / ".hidden.ipynb", good)
+    _write(folder / ".ipynb_checkpoints" / f"{name}-checkpoint.ipynb", good)
+    _write(folder / "__MACOSX" / f"._{name}.ipynb", b"\x00\x05\x16\x07")
+    _write(folder / "notes" / "readme.txt", b"my notes")
+    _write(folder / "dup" / f"{name}.ipynb", good)
+    _write(folder / "dup" / "old copy.ipynb", wrong)
+    _write(folder / "müller.ipynb", good)  # Unicode names that differ in one letter
+    _write(folder / "möller.ipynb", wrong)
+    _write(folder / "Ann Lee.ipynb", good)  # names that collide once made safe for paths
+    _write(folder / "Ann_Lee.ipynb", wrong)
+    os.mkfifo(folder / "pipe.ipynb")
+    return {"victim": "full", "linked_solution": "symbolic link", "linker": "symbolic link",
+            "nested_link": "symbolic link", "nested_dir": "symbolic link", "deep": "full", "dup": "full",
+            "müller": "full", "möller": "wrong", "Ann_Lee": "wrong"}
+
+
+ODD_SKIPPED = {".hidden.ipynb": "hidden file", ".ipynb_checkpoints/": "Jupyter's autosave checkpoints",
+               "__MACOSX/": "macOS archive metadata", "notes/readme.txt": "not a notebook",
+               "dup/old copy.ipynb": "duplicate", "pipe.ipynb": "not a regular file",
+               "toodeep/a/b/c/d/e/": "unexpected depth"}
+
+
+def read_skipped(out: Path) -> dict[str, str]:
+    with open(out / "skipped.csv", newline="") as f:
+        return {line["file"]: line["reason"] for line in csv.DictReader(f)}
+
+
+def unaccounted(folder: Path, out: Path) -> list[str]:
+    """Files (and links) under ``folder`` that are neither a row of grades.csv nor covered by skipped.csv."""
+    with open(out / "grades.csv", newline="") as f:
+        graded = {line["file"] for line in csv.DictReader(f)}
+    skipped = read_skipped(out)
+    missing = []
+    for top, dirs, names in os.walk(folder):
+        links = [d for d in dirs if os.path.islink(os.path.join(top, d))]
+        for name in names + links:
+            path = os.path.join(top, name)
+            rel = os.path.relpath(path, folder)
+            if name == "timestamp.txt" or path in graded or rel in skipped:
+                continue
+            if not any(s.endswith("/") and rel.startswith(s) for s in skipped):
+                missing.append(rel)
+    return missing
+
+
+def feedback_leaks(out: Path, secrets: dict[str, str], owner: dict[str, str]) -> list[str]:
+    """Feedback pages holding a secret (name -> text) of someone else (``owner``: name -> the student it belongs to)."""
+    leaks = []
+    for page in (out / "feedback").rglob("*.html"):
+        student = page.relative_to(out / "feedback").parts[0]
+        text = page.read_text()
+        leaks += [f"{name} in {student}'s feedback" for name, secret in secrets.items()
+                  if secret in text and owner.get(name) != student]
+    return leaks

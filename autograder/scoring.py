@@ -96,11 +96,13 @@ def manual_grades(gb: Any, notebook: str, student: str) -> dict[str, dict[str, A
         sub = gb.find_submission_notebook(notebook, notebook, student)
     except MissingEntry:
         return {}
+    given = [(g.name, "manual_score", g.manual_score) for g in sub.grades] + [
+        (g.name, "extra_credit", g.extra_credit) for g in sub.grades] + [
+        (c.name, "comment", c.manual_comment) for c in sub.comments]
     result: dict[str, dict[str, Any]] = {}
-    for g in sub.grades:
-        result.setdefault(g.name, {}).update(manual_score=g.manual_score, extra_credit=g.extra_credit)
-    for c in sub.comments:
-        result.setdefault(c.name, {}).update(comment=c.manual_comment)
+    for name, key, value in given:  # only what an instructor entered: {} until someone grades by hand
+        if value is not None and value != "":
+            result.setdefault(name, {})[key] = value
     return result
 
 

@@ -204,8 +204,10 @@ def identify(root: Path, found: Found, known: Known, assignment: str | None) -> 
     if folder:
         return folder, renamed
     by_content = "" if found.link else _by_content(root, found.rel, known)
+    if by_content and len(found.parts) == 1:  # <student>.ipynb: the name is the student's, not the notebook's
+        return by_content, "" if by_content == assignment else f"{name} was identified as {by_content} by its content"
     if by_content:
-        return by_content, f"{name} was identified as {by_content} by its content"
+        return by_content, f"{renamed}; identified as {by_content} by its content"
     if assignment:
         return assignment, renamed if len(found.parts) > 1 else ""
     similar = [n for n in known if n in stem or stem.startswith(n[:3])]

@@ -81,10 +81,11 @@ MALFORMED: dict[str, Callable[[dict], None]] = {"source_number": _source_number,
                                                "bad_metadata": _bad_metadata, "bad_ids": _bad_ids}
 
 
-def malformed(nb: nbformat.NotebookNode, damage: str) -> bytes:
-    """The notebook's JSON with one kind of damage."""
+def malformed(nb: nbformat.NotebookNode, *damages: str) -> bytes:
+    """The notebook's JSON with these kinds of damage."""
     raw = json.loads(nbformat.writes(nb))
-    MALFORMED[damage](raw)
+    for damage in damages:
+        MALFORMED[damage](raw)
     return json.dumps(raw).encode()
 
 

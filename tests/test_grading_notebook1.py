@@ -1,28 +1,37 @@
-"""`course grade` on the real Notebook 1, in sandboxes: the solution, the untouched release, and a solution
-whose metadata was stripped and that tries to switch a check off. About a minute on two cores."""
+"""`course grade` on the real Notebook 1, in sandboxes, as an instructor would run it on a class folder: the
+solution, the untouched release, a solution whose metadata was stripped and that tries to switch a check off,
+honest habits, malformed files, links of both kinds, odd layouts and colliding names; then a manual grade
+and a plain re-run. About three minutes on two cores."""
 from __future__ import annotations
 
 import copy
+import csv
 
 import nbformat
 import pytest
+from nbgrader.api import Gradebook
 
 from autograder.batch import grade
 from autograder.sandbox import sandbox_problem
+from autograder.scoring import db_url
 from autograder.settings import Limits
+from grading_cases import (HONEST, MALFORMED, ODD_SKIPPED, VICTIM_MARK, feedback_leaks, malformed, odd_class,
+                           read_skipped, unaccounted, with_cells)
 from induction_course.notebooks import COURSE, SOLUTIONS
 
 NAME = "01_attention"
 pytestmark = [pytest.mark.skipif(bool(sandbox_problem()), reason=f"no sandbox: {sandbox_problem()}"),
               pytest.mark.skipif(not (SOLUTIONS / NAME / f"{NAME}.ipynb").exists(), reason="Notebook 1 not built")]
 PATCH = "from induction_course.checks import nb1\nnb1.check_project = lambda *args, **kwargs: None"
+LIMITS = Limits(cell_timeout=120, timeout=600)
 
 
 def _student(release: nbformat.NotebookNode, solution: nbformat.NotebookNode) -> nbformat.NotebookNode:
-    """The release with every solution cell filled in from the solution notebook."""
+    """The release with every solution cell filled in from the solution notebook (without nbgrader's markers)."""
     nb = copy.deepcopy(release)
-    answers = {c.metadata["nbgrader"]["grade_id"]: c.source for c in solution.cells
-               if c.metadata.get("nbgrader", {}).get("solution")}
+    answers = {c.metadata["nbgrader"]["grade_id"]: "\n".join(
+        line for line in c.source.splitlines() if "### BEGIN SOLUTION" not in line and "### END SOLUTION" not in line)
+        for c in solution.cells if c.metadata.get("nbgrader", {}).get("solution")}
     for c in nb.cells:
         grade_id = c.metadata.get("nbgrader", {}).get("grade_id")
         if grade_id in answers:
@@ -30,36 +39,103 @@ def _student(release: nbformat.NotebookNode, solution: nbformat.NotebookNode) ->
     return nb
 
 
+def _without_bias(nb: nbformat.NotebookNode) -> tuple[nbformat.NotebookNode, int]:
+    """A copy whose project() forgets the bias (check_project and check_attention_layer fail: 13 of 17)."""
+    nb = copy.deepcopy(nb)
+    project = next(i for i, c in enumerate(nb.cells) if c.source.startswith("def project("))
+    nb.cells[project].source = nb.cells[project].source.replace("+ b", "")
+    return nb, project
+
+
 @pytest.fixture(scope="module")
-def rows(tmp_path_factory) -> dict:
+def batch(tmp_path_factory) -> dict:
     folder = tmp_path_factory.mktemp("nb1-submissions")
     release = nbformat.read(COURSE / NAME / f"{NAME}.ipynb", as_version=4)
     solution = nbformat.read(SOLUTIONS / NAME / f"{NAME}.ipynb", as_version=4)
-    nbformat.write(_student(release, solution), folder / "solved.ipynb")
+    solved = _student(release, solution)
+    nbformat.write(solved, folder / "solved.ipynb")
     nbformat.write(release, folder / "untouched.ipynb")
-    sneaky = _student(release, solution)
+    sneaky, project = _without_bias(solved)
     sneaky.metadata = {}
     for c in sneaky.cells:
         c.metadata = {}
-    project = next(i for i, c in enumerate(sneaky.cells) if c.source.startswith("def project("))
-    sneaky.cells[project].source = sneaky.cells[project].source.replace("+ b", "")  # forgets the bias
     sneaky.cells.insert(project + 1, nbformat.v4.new_code_cell(PATCH))
     nbformat.write(sneaky, folder / "sneaky.ipynb")
+    nbformat.write(with_cells(solved, "project", [c for cells in HONEST.values() for c in cells]),
+                   folder / "honest.ipynb")
+    (folder / "malformed.ipynb").write_bytes(malformed(solved, *MALFORMED))
+    odd = odd_class(folder, NAME, solved, _without_bias(solved)[0], SOLUTIONS / NAME / f"{NAME}.ipynb")
     out = tmp_path_factory.mktemp("nb1-out")
-    graded = grade(folder, NAME, out, 2, Limits(timeout=600), echo=lambda line: None)
-    return {r.student: r for r in graded} | {"out": out}
+    lines: list[str] = []
+    rows = grade(folder, NAME, out, 2, LIMITS, echo=lines.append)
+    return {"rows": {r.student: r for r in rows}, "out": out, "folder": folder, "odd": odd, "lines": lines,
+            "solution": solution}
 
 
-def test_solution_gets_full_marks_and_the_release_zero(rows):
-    solved, untouched = rows["solved"], rows["untouched"]
+def test_solution_gets_full_marks_and_the_release_zero(batch):
+    solved, untouched = batch["rows"]["solved"], batch["rows"]["untouched"]
     assert (solved.status, solved.score, solved.max_score, solved.notes) == ("graded", 17, 17, ""), solved
     assert (untouched.status, untouched.score, untouched.max_score) == ("graded", 0, 17), untouched
 
 
-def test_stripped_metadata_is_restored_and_a_switched_off_check_still_counts(rows):
-    sneaky = rows["sneaky"]
+def test_stripped_metadata_is_restored_and_a_switched_off_check_still_counts(batch):
+    sneaky = batch["rows"]["sneaky"]
     assert (sneaky.status, sneaky.max_score) == ("graded", 17), sneaky
     assert sneaky.score == 13, sneaky  # check_project (2) and check_attention_layer, which calls project (2)
     assert "metadata was missing" in sneaky.notes and "patches the course's checks" in sneaky.notes
-    html = (rows["out"] / "feedback" / "sneaky" / NAME / f"{NAME}.html").read_text()
+    html = (batch["out"] / "feedback" / "sneaky" / NAME / f"{NAME}.html").read_text()
     assert "the bias b is missing" in html
+
+
+def test_honest_habits_are_graded_normally(batch):
+    """set_default_device, dtype, threads, seeds, warnings, matplotlib, tqdm, magics, timing, stderr: all at once."""
+    honest = batch["rows"]["honest"]
+    assert (honest.status, honest.score, honest.max_score, honest.reason) == ("graded", 17, 17, ""), honest
+
+
+def test_malformed_cells_are_repaired(batch):
+    row = batch["rows"]["malformed"]
+    assert (row.status, row.score, row.max_score) == ("graded", 17, 17), row
+    assert "repaired malformed cells" in row.notes, row.notes
+
+
+@pytest.mark.parametrize("student", ["victim", "linked_solution", "linker", "nested_link", "nested_dir", "deep", "dup",
+                                     "müller", "möller", "Ann_Lee", "Ann Lee"])
+def test_odd_layouts_links_and_names(batch, student):
+    expected = {**batch["odd"], "Ann Lee": "full"}[student]
+    rows = batch["rows"]
+    row = rows.get(student) or next(r for key, r in rows.items() if key.startswith("Ann_Lee-"))
+    if expected in ("full", "wrong"):
+        assert (row.status, row.score, row.max_score) == ("graded", 17 if expected == "full" else 13, 17), row
+    else:
+        assert row.status == "failed" and row.score is None and expected in row.reason, row
+
+
+def test_every_student_is_accounted_for_and_no_feedback_leaks(batch):
+    out = batch["out"]
+    skipped = read_skipped(out)
+    assert all(words in skipped.get(file, "") for file, words in ODD_SKIPPED.items()), skipped
+    assert unaccounted(batch["folder"], out) == []
+    hidden = next(c.source.split("### BEGIN HIDDEN TESTS\n", 1)[1].splitlines()[0].strip()
+                  for c in batch["solution"].cells if "### BEGIN HIDDEN TESTS" in c.source)
+    assert len(hidden) > 20, hidden
+    secrets = {"solution": "### BEGIN SOLUTION", "hidden tests": hidden, "victim": VICTIM_MARK}
+    assert feedback_leaks(out, secrets, {"victim": "victim"}) == []
+
+
+def test_manual_grade_then_plain_rerun_refreshes_csv_and_feedback(batch):
+    out, folder = batch["out"], batch["folder"]
+    feedback = out / "feedback" / "untouched" / NAME / f"{NAME}.html"
+    assert "Score: 0.0 / 17.0" in feedback.read_text()
+    with Gradebook(db_url(out / "gradebook.db")) as gb:  # as formgrader does: a manual score and a comment
+        gb.find_grade("check_project", NAME, NAME, "untouched").manual_score = 1.5
+        gb.find_comment("project", NAME, NAME, "untouched").manual_comment = "Close: see the bias."
+        gb.db.commit()
+    lines: list[str] = []
+    rows = {r.student: r for r in grade(folder, NAME, out, 2, LIMITS, echo=lines.append)}
+    assert "grading 0," in lines[0], lines
+    assert rows["untouched"].score == 1.5
+    with open(out / "grades.csv") as f:
+        assert next(r for r in csv.DictReader(f) if r["student"] == "untouched")["score"] == "1.5"
+    page = feedback.read_text()
+    assert "Score: 1.5 / 17.0" in page and "Close: see the bias." in page

@@ -50,6 +50,8 @@ def _nbgrader(args: list[str], root: Path) -> None:
 
 def prepare(assignment: str, root: Path, solutions: Path = ROOT / "solutions") -> None:
     """Set up a course directory under ``root`` with ``assignment`` generated into its gradebook."""
+    if not COURSE_CONFIG.is_file():  # nbgrader would silently go on without it
+        raise RuntimeError(f"the course's nbgrader configuration {COURSE_CONFIG} is missing")
     shutil.copytree(solutions / assignment, root / "source" / assignment)
     (root / "nbgrader_config.py").write_text(_CONFIG.format(course=str(COURSE_CONFIG), root=str(root), db=_db(root),
                                                             timeout=CELL_TIMEOUT))

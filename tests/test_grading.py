@@ -209,3 +209,17 @@ def test_cli_registers_grade_and_reports_bad_input(tmp_path, capsys):
     assert "grade" in cli.COMMANDS
     assert cli.main(["grade", str(tmp_path / "missing"), "--unsafe-no-sandbox"]) == 2
     assert "is not a folder" in capsys.readouterr().err
+
+
+def test_plain_autograde_uses_the_course_config_with_explicit_timeouts(tmp_path):
+    from traitlets.config.loader import PyFileConfigLoader
+
+    from autograder import plain
+
+    (tmp_path / "nbgrader_config.py").write_text(plain._CONFIG.format(
+        course=str(plain.COURSE_CONFIG), root=str(tmp_path), db=plain._db(tmp_path), timeout=plain.CELL_TIMEOUT))
+    config = PyFileConfigLoader("nbgrader_config.py", str(tmp_path)).load_config()
+    assert config.CourseDirectory.root == str(tmp_path) and str(tmp_path) in config.CourseDirectory.db_url
+    assert config.ClearSolutions.code_stub["python"].endswith("raise NotImplementedError()")  # the course's
+    assert config.Execute.timeout == plain.CELL_TIMEOUT >= 300 and config.Execute.startup_timeout >= 120
+    assert config.Execute.iopub_timeout >= 30 and config.Execute.interrupt_on_timeout

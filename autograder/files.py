@@ -127,7 +127,3 @@ def make_out(out: Path, *folders: str) -> None:
     out.mkdir(parents=True, exist_ok=True)
     for folder in folders:
         os.close(open_dir(out, _parts(folder), create=True))
-
-
-def is_link(path: Path) -> bool:
-    return path.is_symlink()

@@ -9,7 +9,6 @@ import json
 import os
 import random
 import unicodedata
-from pathlib import Path
 
 import nbformat
 import pytest

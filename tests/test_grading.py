@@ -223,3 +223,26 @@ def test_plain_autograde_uses_the_course_config_with_explicit_timeouts(tmp_path)
     assert config.ClearSolutions.code_stub["python"].endswith("raise NotImplementedError()")  # the course's
     assert config.Execute.timeout == plain.CELL_TIMEOUT >= 300 and config.Execute.startup_timeout >= 120
     assert config.Execute.iopub_timeout >= 30 and config.Execute.interrupt_on_timeout
+
+
+def test_a_cell_may_hand_the_grader_a_record_of_a_few_megabytes():
+    """Ordinary output is capped per cell; a record for the trusted side (executing.RECORD_MIME) has its own allowance."""
+    from autograder.executing import RECORD_MIME, _client
+
+    limits = Limits(output_kb=64, record_kb=4096)
+    client = _client(nbformat.v4.new_notebook(), None, limits)
+    client.reset_execution_trackers()  # what nbclient does before executing a cell, here without a kernel
+    client.clear_before_next_output = False
+    outs: list = []
+
+    def send(data: dict) -> None:
+        client.output(outs, {"msg_type": "display_data", "parent_header": {"msg_id": "m"},
+                             "header": {"msg_type": "display_data"},
+                             "content": {"data": data, "metadata": {}}}, None, 0)
+
+    send({RECORD_MIME: {"blob": "x" * 3_000_000}})
+    for _ in range(3):
+        send({"text/plain": "y" * 30_000})
+    kinds = [next(iter(o.get("data", {"stream": 0}))) for o in outs]
+    assert kinds == [RECORD_MIME, "text/plain", "text/plain", "stream"], kinds  # the third plain output was dropped
+    assert "beyond 64 KB was dropped" in outs[-1].text

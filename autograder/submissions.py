@@ -101,7 +101,7 @@ def _count(root: Path, parts: list[str]) -> int:
         names = os.listdir(fd)
         for name in names:
             mode = os.stat(name, dir_fd=fd, follow_symlinks=False).st_mode
-            total += _count(root, parts + [name]) if stat.S_ISDIR(mode) else 1
+            total += _count(root, parts + [name]) if stat.S_ISDIR(mode) and len(parts) < 64 else 1
     finally:
         os.close(fd)
     return total

@@ -212,7 +212,7 @@ def test_output_heads_mixed():
 
 def test_output_not_summed_over_heads():
     fails_with(nb1.check_attention_output,
-               lambda z, W_O, b_O: torch.einsum("bphd,hdm->bphm", z, W_O) + b_O, "4 axes instead of 3")
+               lambda z, W_O, b_O: torch.einsum("bphd,hdm->bphm", z, W_O) + b_O, "extra axis of size 3")
 
 
 def test_output_averaged_over_heads():

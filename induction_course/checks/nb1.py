@@ -224,13 +224,13 @@ LAYER = Exercise(
 
 
 
-check_project = make_check(PROJECT)
-check_attention_scores = make_check(SCORES)
-check_apply_causal_mask = make_check(MASK)
-check_attention_pattern = make_check(PATTERN)
-check_weighted_values = make_check(Z)
-check_attention_output = make_check(OUTPUT)
-check_attention_layer = make_check(LAYER)
+check_project = make_check(PROJECT, "nb1")
+check_attention_scores = make_check(SCORES, "nb1")
+check_apply_causal_mask = make_check(MASK, "nb1")
+check_attention_pattern = make_check(PATTERN, "nb1")
+check_weighted_values = make_check(Z, "nb1")
+check_attention_output = make_check(OUTPUT, "nb1")
+check_attention_layer = make_check(LAYER, "nb1")
 
 
 def check_against_transformer_lens(student_layer: Callable, seed: int = 0, n_layers: int = 1, layer: int = 0,

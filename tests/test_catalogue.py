@@ -14,7 +14,8 @@ CORRECT = [c for nb in NOTEBOOKS for c in entries(nb)[1]]
 
 
 def _id(entry: Mistake | Correct) -> str:
-    return f"{getattr(entry.check, 'id', entry.check.__name__)}: {entry.kind}"
+    name = getattr(entry.check, "id", None) or entry.check.__name__
+    return f"{name}: {entry.kind}"
 
 
 @pytest.mark.parametrize("mistake", MISTAKES, ids=_id)

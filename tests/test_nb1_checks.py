@@ -234,7 +234,7 @@ def test_layer_nan_output_is_named():
     def attention_layer(*args, **kwargs):
         pattern, z, out = ref.attention_layer(*args, **kwargs)
         return pattern, z, out * float("nan")
-    fails_with(nb1.check_attention_layer, attention_layer, "output 2 of attention_layer", "NaN")
+    fails_with(nb1.check_attention_layer, attention_layer, "out (output 2) of attention_layer", "NaN")
 
 
 def test_reference_equals_transformer_lens_on_random_models(capsys):
@@ -249,7 +249,7 @@ def test_transformer_lens_check_catches_a_missing_scale():
         pattern = ref.apply_causal_mask(torch.einsum("bqhd,bkhd->bhqk", q, k)).softmax(-1)
         z = ref.weighted_values(pattern, v)
         return pattern, z, ref.attention_output(z, W_O, b_O)
-    with pytest.raises(CheckFailed, match="pattern differs from TransformerLens"):
+    with pytest.raises(CheckFailed, match=r"TransformerLens model's layer 0 .* scale is missing"):
         nb1.check_against_transformer_lens(attention_layer)
 
 

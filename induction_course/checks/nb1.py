@@ -53,8 +53,8 @@ _ERROR_HINTS: tuple[tuple[str, str], ...] = (
     (r"mat1 and mat2 shapes cannot be multiplied \((\d+)x(\d+) and (\d+)x(\d+)\)",
      "In a matrix product A @ B the last axis of A (here {1}) must equal the first axis of B (here {2})."),
     (r"Expected size for first two dimensions of batch2 tensor to be: \[(\d+), (\d+)\] but got: \[(\d+), (\d+)\]",
-     "In a batched matrix product the batch axes must match ({0} against {2}) and the last axis of the left tensor "
-     "must equal the second-to-last of the right one."),
+     "In a batched matrix product A @ B, B should have shape [{0}, {1}, ...] to fit A (same batch, and A's last "
+     "axis against B's second-to-last), but it has [{2}, {3}, ...]."),
     (r"view size is not compatible",
      ".view cannot reshape a transposed tensor: use .reshape (and remember neither reorders axes: that is "
      ".transpose/.permute's job)."),
@@ -68,7 +68,7 @@ _ERROR_HINTS: tuple[tuple[str, str], ...] = (
      "softmax needs dim=: the key axis, dim=-1."),
     (r"got an unexpected keyword argument '(\w+)'|missing \d+ required positional argument",
      "The check calls your function with the parameter names of the exercise: keep the given signature."),
-    (r"'NoneType' object|for .*: 'NoneType'",
+    (r"'NoneType'",
      "Something is None: a helper without `return`, or the result of an in-place method you did not need?"),
 )
 

@@ -453,7 +453,18 @@ def layer_big_negative_mask(x, W_Q, b_Q, W_K, b_K, W_V, b_V, W_O, b_O):
     return pattern, z, out
 
 
+def layer_scale_folded_in_place(x, W_Q, b_Q, W_K, b_K, W_V, b_V, W_O, b_O):
+    scale = W_Q.shape[-1] ** -0.5
+    W_Q *= scale                                          # folds the scale into the caller's weights
+    b_Q *= scale
+    q, k, v = _proj(x, W_Q, b_Q), _proj(x, W_K, b_K), _proj(x, W_V, b_V)
+    pattern = _causal(torch.einsum("bqhd,bkhd->bhqk", q, k)).softmax(-1)
+    z = torch.einsum("bhqk,bkhd->bqhd", pattern, v)
+    return pattern, z, torch.einsum("bphd,hdm->bpm", z, W_O) + b_O
+
+
 _COMPOSITE_MISTAKES = [
+    (layer_scale_folded_in_place, "scale folded into W_Q in place", "changed its input `W_Q` in place"),
     (_layer(pattern_no_mask), "no causal mask", "no causal mask"),
     (_layer(pattern_unscaled), "missing 1/sqrt(d_head)", "scale is missing"),
     (layer_scale_d_model, "scaled by sqrt(d_model)", "sqrt(d_model)"),

@@ -12,7 +12,7 @@ import torch
 
 from induction_course import attention as ref
 from induction_course.checks import CheckFailed, nb1
-from induction_course.checks.record import decode, encode
+from induction_course.checks.record import Opaque, Raised, decode, encode
 
 
 def fails_with(check, fn, *fragments: str) -> str:
@@ -483,6 +483,33 @@ def test_every_check_judges_an_encoded_record_as_it_judges_at_home(name):
     wrong = check.collect(lambda **kw: None, **params)
     with pytest.raises(CheckFailed, match="returned None"):
         check.judge(decode(encode(check.id, params, wrong))[2], **params)
+
+
+ODD_OUTPUTS = [None, 3, "text", [1, 2], {"a": torch.zeros(2)}, torch.zeros(2, 3, dtype=torch.int64),
+               torch.zeros(2, 3, 7, 7, dtype=torch.complex64), torch.ones(2, 3, 7, 7, dtype=torch.bool),
+               torch.full((2, 3, 7, 7), float("nan")), torch.zeros(0), (torch.zeros(1),) * 3, ("a", "b", "c"),
+               Opaque("Axes"), Raised("ValueError", "odd")]
+
+
+@pytest.mark.parametrize("name", ["project", "attention_scores", "apply_causal_mask", "attention_pattern",
+                                  "weighted_values", "attention_output", "attention_layer",
+                                  "against_transformer_lens"])
+def test_odd_records_are_refused_with_a_message_never_a_crash(name):
+    """A record holds whatever a student's code returned, or what a forger wrote: the judge only says no."""
+    check = getattr(nb1, f"check_{name}")
+    record = check.collect(getattr(ref, name, ref.attention_layer), **check.defaults)
+    for odd in ODD_OUTPUTS:
+        if isinstance(record, dict):
+            forged = dict(record, output=odd)
+            forged_inputs = dict(record, inputs={"x": torch.zeros(1, dtype=torch.int64)})
+        else:
+            forged = [dict(entry, output=odd) for entry in record]
+            forged_inputs = [dict(entry, inputs={k: torch.zeros(1, dtype=torch.int64) for k in entry["inputs"]})
+                             for entry in record]
+        with pytest.raises(CheckFailed):
+            check.judge(forged, **check.defaults)
+        with pytest.raises(CheckFailed, match="in place"):
+            check.judge(forged_inputs, **check.defaults)
 
 
 def test_graded_cell_reloads_checks_so_monkeypatching_cannot_disable_them(monkeypatch):

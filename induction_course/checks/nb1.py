@@ -462,9 +462,9 @@ LAYER_OUTPUTS = ("the pattern (output 0) of attention_layer", "z (output 1) of a
                  "out (output 2) of attention_layer")
 
 
-def _qkv(case: Case, sources: str = "QKV") -> tuple[torch.Tensor, ...]:
-    """q, k, v of the layer, each projected with the weights named by ``sources`` (e.g. "QQV")."""
-    return tuple(ref.project(case["x"], case[f"W_{s}"], case[f"b_{s}"]) for s in sources)
+def _qkv(case: Case) -> tuple[torch.Tensor, ...]:
+    """The layer's q, k and v: [batch, pos, head, d_head] each."""
+    return tuple(ref.project(case["x"], case[f"W_{s}"], case[f"b_{s}"]) for s in "QKV")
 
 
 _ROLE = {"Q": "the queries", "K": "the keys", "V": "the values"}
@@ -531,7 +531,8 @@ def _unchanged(case: Case, inputs_after: Any) -> bool:
     if not isinstance(inputs_after, dict):
         return True
     return all(not isinstance(after := inputs_after.get(key), torch.Tensor)
-               or (after.shape == value.shape and torch.equal(value.nan_to_num(), after.cpu().nan_to_num()))
+               or (after.shape == value.shape and after.dtype == value.dtype
+                   and torch.equal(value.nan_to_num(), after.cpu().nan_to_num()))
                for key, value in case.items())
 
 
@@ -605,10 +606,10 @@ def _collect_transformer_lens(student_layer: Any, seed: int, n_layers: int, laye
     if not callable(student_layer):
         return as_data(Opaque(type(student_layer).__name__))
     case, _ = _transformer_lens_layer(seed, n_layers, layer, batch, pos)
-    device = pick_device()
-    given = {key: value.to(device) for key, value in case.items()}
+    given = {key: value.to(pick_device()) for key, value in case.items()}
+    device = str(given["x"].device)  # "cuda:0" where pick_device() says "cuda"
     output = capture(student_layer, **given)
-    return {"device": str(device), "output": as_data(output), "inputs": as_data(given)}
+    return {"device": device, "output": as_data(output), "inputs": as_data(given)}
 
 
 def _judge_transformer_lens(record: Any, seed: int, n_layers: int, layer: int, batch: int, pos: int,

@@ -456,7 +456,9 @@ def test_transformer_lens_check_judges_from_the_record_alone():
 
 def test_transformer_lens_check_refuses_outputs_on_another_device():
     check = nb1.check_against_transformer_lens
-    record = dict(check.collect(ref.attention_layer, **check.defaults), device="cuda:0")
+    record = check.collect(ref.attention_layer, **check.defaults)
+    assert record["output_devices"] == [record["device"]] * 3
+    record = decode(encode(check.id, check.defaults, dict(record, device="cuda:0")))[2]
     with pytest.raises(CheckFailed, match="on 'cpu', but its inputs are on 'cuda:0'"):
         check.judge(record, **check.defaults)
 

@@ -596,8 +596,8 @@ def _transformer_lens_layer(seed: int, n_layers: int, layer: int, batch: int, po
     attn = model.blocks[layer].attn
     case = {"x": cache[f"blocks.{layer}.attn.hook_in"].detach().clone()}
     case.update({name: getattr(attn, name).detach().clone() for name in LAYER_INPUT_DIMS if name != "x"})
-    expected = tuple(cache[name].detach().clone() for name in
-                     (f"blocks.{layer}.attn.hook_pattern", f"blocks.{layer}.attn.hook_z", f"blocks.{layer}.hook_attn_out"))
+    hooks = (f"blocks.{layer}.attn.hook_pattern", f"blocks.{layer}.attn.hook_z", f"blocks.{layer}.hook_attn_out")
+    expected = tuple(cache[name].detach().clone() for name in hooks)
     return case, expected
 
 
@@ -607,9 +607,11 @@ def _collect_transformer_lens(student_layer: Any, seed: int, n_layers: int, laye
         return as_data(Opaque(type(student_layer).__name__))
     case, _ = _transformer_lens_layer(seed, n_layers, layer, batch, pos)
     given = {key: value.to(pick_device()) for key, value in case.items()}
-    device = str(given["x"].device)  # "cuda:0" where pick_device() says "cuda"
     output = capture(student_layer, **given)
-    return {"device": device, "output": as_data(output), "inputs": as_data(given)}
+    # Devices as text: a decoded record's tensors are all on the CPU, wherever they were made.
+    devices = [str(t.device) for t in as_tuple(output, 3) if isinstance(t, torch.Tensor)]
+    return {"device": str(given["x"].device), "output_devices": devices, "output": as_data(output),
+            "inputs": as_data(given)}
 
 
 def _judge_transformer_lens(record: Any, seed: int, n_layers: int, layer: int, batch: int, pos: int,
@@ -620,27 +622,28 @@ def _judge_transformer_lens(record: Any, seed: int, n_layers: int, layer: int, b
     output = record.get("output")
     if isinstance(output, Raised):
         raise _explained("attention_layer", output, case, LAYER_INPUT_DIMS)
-    got = as_tuple(output, 3)
-    device = str(record.get("device", "cpu"))
-    for value in got:
-        if type(value) is torch.Tensor and str(value.device) != device:  # noqa: E721
-            raise CheckFailed(f"attention_layer returned a tensor on '{value.device}', but its inputs are on "
-                              f"'{device}'. Create new tensors with device=<input>.device.")
-    got = tuple(g.cpu() if type(g) is torch.Tensor else g for g in got)  # noqa: E721
+    device, devices = record.get("device"), record.get("output_devices")
+    elsewhere = [d for d in devices if d != device] if isinstance(devices, list) else []
+    if elsewhere:
+        raise CheckFailed(f"attention_layer returned a tensor on '{elsewhere[0]}', but its inputs are on "
+                          f"'{device}'. Create new tensors with device=<input>.device.")
+    got = tuple(g.cpu() if type(g) is torch.Tensor else g for g in as_tuple(output, 3))  # noqa: E721
     inputs = record.get("inputs")
-    inputs = {k: v.cpu() for k, v in inputs.items() if isinstance(v, torch.Tensor)} if isinstance(inputs, dict) else None
+    if isinstance(inputs, dict):
+        inputs = {k: v.cpu() for k, v in inputs.items() if isinstance(v, torch.Tensor)}
     errors = [float((g - w).abs().max()) if _same_form((g,), (w,)) else math.inf for g, w in zip(got, expected)]
     if len(got) == 3 and all(e <= atol for e in errors) and _unchanged(case, inputs):
         return (f"✓ pattern, z and attention output of layer {layer} match TransformerLens's "
                 f"(max error ≤ {atol:g}).")
     try:
-        _diagnose_layer(case, got, inputs)
+        _diagnose_layer(case, got if isinstance(output, (tuple, list)) else got[0], inputs)
     except CheckFailed as failure:
         raise CheckFailed(f"On the TransformerLens model's layer {layer} (its own input and weights): {failure}",
                           failure.student_traceback) from None
-    labels = ("pattern", "z", "attention output")
-    label, err = next((lbl, e) for lbl, e in zip(labels, errors) if not e <= atol)
-    raise CheckFailed(f"your {label} differs from TransformerLens's by up to {err:.3g} (tolerance {atol:g}).")
+    worst = max(range(len(errors)), key=lambda i: errors[i])
+    label = ("pattern", "z", "attention output")[worst]
+    raise CheckFailed(f"your {label} differs from TransformerLens's by up to {errors[worst]:.3g} "
+                      f"(tolerance {atol:g}).")
 
 
 check_against_transformer_lens = Check(

@@ -1,24 +1,205 @@
 """Checks for Notebook 1, attention from scratch.
 
-Each ``check_*`` function is what the student's check cell and the graded test cell call.
-Visible tests use the default seed; hidden tests pass other seeds and shapes.
+Each ``check_*`` is a :class:`~induction_course.checks.core.Check`: what the student's check cell and the
+graded test cell call. Visible tests use the default seed and shapes; hidden tests pass other seeds and
+shapes. The whole layer is diagnosed step by step: its first wrong output (pattern, z, out) is judged by
+that step's own diagnoses, on the layer's inputs, so a mistake in a step gets the step's message.
 """
 from __future__ import annotations
 
 import math
-from typing import Callable
+import re
+from dataclasses import replace
+from typing import Any, Callable, Sequence
 
 import torch
 
 from induction_course import attention as ref
-from induction_course.checks.core import Bug, CheckFailed, Exercise, as_tuple, call_student, seeded, make_check
+from induction_course.checks.core import (Bug, Case, Check, CheckFailed, Exercise, as_tuple, clone, collect_calls,
+                                          judge_calls, judge_case, not_a_function, raised, seeded)
+from induction_course.checks.record import Opaque, Raised, as_data, capture
+from induction_course.checks.symptoms import named
+from induction_course.device import pick_device
 
 SCORE_DIMS = ("batch", "head", "q_pos", "k_pos")
 HEAD_DIMS = ("batch", "pos", "head", "d_head")
 RESID_DIMS = ("batch", "pos", "d_model")
+LAYER_INPUT_DIMS = {"x": RESID_DIMS, "W_Q": ("head", "d_model", "d_head"), "b_Q": ("head", "d_head"),
+                    "W_K": ("head", "d_model", "d_head"), "b_K": ("head", "d_head"),
+                    "W_V": ("head", "d_model", "d_head"), "b_V": ("head", "d_head"),
+                    "W_O": ("head", "d_head", "d_model"), "b_O": ("d_model",)}
 
 
+# ---------------------------------------------------------------- the student's own errors
+_ERROR_HINTS: tuple[tuple[str, str], ...] = (
+    (r"only supports boolean masks",
+     "The mask must be a boolean tensor: build it with dtype=torch.bool (or compare, e.g. j > i, or call .bool())."),
+    (r"same device|Expected all tensors to be on",
+     "A tensor you created is on another device than the inputs: create new tensors with device=<input>.device."),
+    (r"same dtype|expected scalar type|dtype .* != |found dtype",
+     "You combined tensors of different dtypes (float64 and float32?): create new tensors with "
+     "dtype=<input>.dtype; torch.tensor of numpy arrays or Python floats gives float64."),
+    (r"number of subscripts in the equation \((\d+)\) does not match the number of dimensions \((\d+)\)"
+     r" for operand (\d+)",
+     "Your einsum equation gives operand {2} {0} letter(s), but that tensor has {1} axes: one letter per axis."),
+    (r"subscript (\w) has size (\d+) for operand (\d+) which does not broadcast with previously seen size (\d+)",
+     "In your einsum, the letter {0} stands for two axes of different sizes ({3} and {1}): the same letter must "
+     "name the same axis in every operand."),
+    (r"output subscript (\w) does not appear",
+     "In your einsum, the output letter {0} appears in no input: every output letter must name an input axis."),
+    (r"size of tensor a \((\d+)\) must match the size of tensor b \((\d+)\)",
+     "Two tensors you combined (+, *, masked_fill, where, @...) have axes that do not line up: one has size {0} "
+     "where the other has {1}. Line the axes up first (.transpose/.permute, a None index, or einsum)."),
+    (r"mat1 and mat2 shapes cannot be multiplied \((\d+)x(\d+) and (\d+)x(\d+)\)",
+     "In a matrix product A @ B the last axis of A (here {1}) must equal the first axis of B (here {2})."),
+    (r"Expected size for first two dimensions of batch2 tensor to be: \[(\d+), (\d+)\] but got: \[(\d+), (\d+)\]",
+     "In a batched matrix product A @ B, B should have shape [{0}, {1}, ...] to fit A (same batch, and A's last "
+     "axis against B's second-to-last), but it has [{2}, {3}, ...]."),
+    (r"view size is not compatible",
+     ".view cannot reshape a transposed tensor: use .reshape (and remember neither reorders axes: that is "
+     ".transpose/.permute's job)."),
+    (r"shape '\[[\d, -]*\]' is invalid for input of size (\d+)",
+     "The sizes in your .view/.reshape do not multiply to the tensor's {0} entries."),
+    (r"Dimension out of range \(expected to be in range of \[-(\d+), \d+\], but got (-?\d+)\)",
+     "You named axis {1} of a tensor with {0} axes: check the dim= of your sum, softmax or transpose."),
+    (r"too many indices for tensor of dimension (\d+)",
+     "You indexed more axes than the tensor's {0}."),
+    (r"missing 1 required positional arguments?: \"dim\"|softmax\(\) received an invalid",
+     "softmax needs dim=: the key axis, dim=-1."),
+    (r"got an unexpected keyword argument '(\w+)'|missing \d+ required positional argument",
+     "The check calls your function with the parameter names of the exercise: keep the given signature."),
+    (r"'NoneType'",
+     "Something is None: a helper without `return`, or the result of an in-place method you did not need?"),
+)
 
+
+def _sizes(case: Case, input_dims: dict[str, Sequence[str]]) -> dict[int, list[str]]:
+    """{size: names of the input axes of that size}, e.g. {3: ["head"], 5: ["pos"]}."""
+    sizes: dict[int, list[str]] = {}
+    for key, dims in input_dims.items():
+        value = case.get(key)
+        if isinstance(value, torch.Tensor) and value.dim() == len(dims):
+            for n, dim in zip(value.shape, dims):
+                names = sizes.setdefault(int(n), [])
+                if dim not in names:
+                    names.append(dim)
+    return sizes
+
+
+def _input_shapes(case: Case, input_dims: dict[str, Sequence[str]]) -> str:
+    """``x [batch=2, pos=5, d_model=12], W_Q/W_K/W_V [head=4, ...]``: inputs of the same shape listed once."""
+    by_shape: dict[str, list[str]] = {}
+    for key, dims in input_dims.items():
+        if isinstance(case.get(key), torch.Tensor):
+            by_shape.setdefault(named(case[key].shape, dims), []).append(key)
+    return ", ".join(f"{'/'.join(keys)} {shape}" for shape, keys in by_shape.items())
+
+
+def _error_hint(error: Raised, case: Case, input_dims: dict[str, Sequence[str]]) -> str:
+    """What the student's exception means here, with the sizes in it named by the inputs' axes."""
+    for pattern, hint in _ERROR_HINTS:
+        found = re.search(pattern, error.message)
+        if found:
+            hint = hint.format(*(g or "" for g in found.groups()))
+            sizes = _sizes(case, input_dims)
+            numbers = [int(n) for n in dict.fromkeys(found.groups()) if n and n.isdigit()]
+            known = [f"{n} is {' or '.join(f'`{d}`' for d in sizes[n])}" for n in numbers if n in sizes]
+            if known:
+                hint += f" Here {', '.join(known)} (inputs: {_input_shapes(case, input_dims)})."
+            return hint
+    return ""
+
+
+def _explained(name: str, error: Raised, case: Case, input_dims: dict[str, Sequence[str]]) -> CheckFailed:
+    failure = raised(name, error)
+    hint = "" if error.type_name == "NotImplementedError" else _error_hint(error, case, input_dims)
+    return CheckFailed(f"{failure}\n{hint}" if hint else str(failure), failure.student_traceback)
+
+
+# ---------------------------------------------------------------- judging a function exercise
+def _merged_axes(got: Any, want: torch.Tensor, dims: Sequence[str], label: str) -> str | None:
+    """A message when two neighbouring axes of the expected shape came back merged into one."""
+    if type(got) is not torch.Tensor or got.dim() != want.dim() - 1 or len(dims) != want.dim():  # noqa: E721
+        return None
+    w = list(want.shape)
+    for i in range(len(w) - 1):
+        if min(w[i], w[i + 1]) > 1 and w[:i] + [w[i] * w[i + 1]] + w[i + 2:] == list(got.shape):
+            return (f"{label} returned shape {list(got.shape)}, expected {named(want.shape, dims)}: axes "
+                    f"`{dims[i]}` and `{dims[i + 1]}` are merged into one axis of size {w[i] * w[i + 1]} "
+                    f"(torch.cat or a .reshape/.view joined them). Keep them apart: torch.stack(..., dim={i}), "
+                    "or reshape to separate axes.")
+    return None
+
+
+def _early_bug(exercise: Exercise, case: Case, got: Any, want: torch.Tensor) -> str | None:
+    """A known bug named where the engine would first report a shape or a NaN: the bug's output has the
+    student's shape (and NaNs), so the message can say which mistake gives that shape.
+    """
+    if type(got) is not torch.Tensor or type(want) is not torch.Tensor:  # noqa: E721
+        return None
+    nan = got.is_floating_point() and bool(torch.isnan(got).any()) and not bool(torch.isnan(want).any())
+    if got.shape == want.shape and not nan:
+        return None
+    same_shape = []
+    for bug in exercise.bugs:
+        bad = bug.fn(**clone(case))
+        if type(bad) is not torch.Tensor or bad.shape != got.shape or bad.dtype != got.dtype:  # noqa: E721
+            continue
+        if torch.allclose(exercise.transform(got), exercise.transform(bad), atol=exercise.atol, rtol=exercise.rtol,
+                          equal_nan=True):
+            return f"{exercise.name}: {bug.message}"
+        same_shape.append(bug)
+    if got.shape != want.shape and len({b.message for b in same_shape}) == 1:
+        return (f"{exercise.name} returned shape {list(got.shape)}, expected {named(want.shape, exercise.dims)}, "
+                f"the shape this mistake gives: {same_shape[0].message}")
+    return None
+
+
+def _returned_none(output: Any, label: str) -> str | None:
+    if output is None:
+        return f"{label} returned None: the `return` statement is missing (or returns the result of an in-place call)."
+    return None
+
+
+def _judge_simple(exercise: Exercise) -> Callable[[Case, Any, Any], None]:
+    def diagnose(case: Case, output: Any, inputs_after: Any) -> None:
+        want = exercise.reference(**clone(case))
+        problem = (_returned_none(output, exercise.name) or _early_bug(exercise, case, output, want)
+                   or _merged_axes(output, want, exercise.dims, exercise.name))
+        if problem:
+            raise CheckFailed(problem)
+        judge_case(exercise, case, output, inputs_after)
+    return diagnose
+
+
+def _judge(exercise: Exercise, input_dims: dict[str, Sequence[str]],
+           diagnose: Callable[[Case, Any, Any], None]) -> Callable[..., str]:
+    """The judge of a function exercise: the student's errors explained, then ``diagnose`` on every case.
+
+    The engine's own judge then validates the record and words the success line.
+    """
+    def judge(record: Any, seeds: Sequence[int], shapes: Sequence[dict]) -> str:
+        if isinstance(record, list):
+            for (seed, shape), entry in zip([(s, dict(sh)) for sh in shapes for s in seeds], record):
+                if not isinstance(entry, dict) or entry.get("seed") != seed or entry.get("shape") != shape:
+                    break  # the engine's judge says what is wrong with the record
+                case = exercise.make_case(seed, **shape)
+                if isinstance(entry.get("output"), Raised):
+                    raise _explained(exercise.name, entry["output"], case, input_dims)
+                diagnose(case, entry.get("output"), entry.get("inputs"))
+        return judge_calls(exercise)(record, seeds, shapes)
+    return judge
+
+
+def _check(exercise: Exercise, input_dims: dict[str, Sequence[str]], shapes: tuple[dict, ...] = ({},),
+           diagnose: Callable[[Case, Any, Any], None] | None = None) -> Check:
+    """The public check of a function exercise; ``shapes`` are the visible cases."""
+    return Check(f"nb1.check_{exercise.name}", collect_calls(exercise),
+                 _judge(exercise, input_dims, diagnose or _judge_simple(exercise)),
+                 {"seeds": (0,), "shapes": shapes})
+
+
+# ---------------------------------------------------------------- inputs shared by several exercises
 def _qk_case(seed: int, batch: int = 2, pos: int = 7, head: int = 3, d_head: int = 8) -> dict:
     g = seeded(seed)
     return {"q": torch.randn(batch, pos, head, d_head, generator=g),
@@ -29,6 +210,10 @@ def _scrambled_heads(t: torch.Tensor) -> torch.Tensor:
     """[batch, pos, head, d] viewed as if the head axis came first: the classic .view mistake."""
     b, p, h, d = t.shape
     return t.reshape(b, h, p, d).transpose(1, 2)
+
+
+def _raw_scores(q: torch.Tensor, k: torch.Tensor) -> torch.Tensor:
+    return torch.einsum("bqhd,bkhd->bhqk", q, k)
 
 
 # ---------------------------------------------------------------- 1. project (Q, K, V)
@@ -50,11 +235,20 @@ PROJECT = Exercise(
         Bug("heads are mixed up: W has shape [head, d_model, d_head], so reshaping it to "
             "[d_model, head*d_head] interleaves heads. Use einsum('bpm,hmd->bphd', x, W).",
             lambda x, W, b: (x @ W.reshape(W.shape[1], -1)).reshape(*x.shape[:2], *b.shape) + b),
+        Bug("every head got head 0's weights: use W[h] (and b[h]) for head h, e.g. einsum('bpm,hmd->bphd', x, W).",
+            lambda x, W, b: (x @ W[0] + b[0])[:, :, None].expand(-1, -1, W.shape[0], -1)),
+        Bug("the bias is added once per head, summed over heads (b.sum(0)): each head adds only its own b[h].",
+            lambda x, W, b: torch.einsum("bpm,hmd->bphd", x, W) + b.sum(0)),
     ),
 )
+PROJECT_INPUT_DIMS = {"x": RESID_DIMS, "W": ("head", "d_model", "d_head"), "b": ("head", "d_head")}
 
 
 # ---------------------------------------------------------------- 2. attention scores
+def _scaled_by_axis(q: torch.Tensor, k: torch.Tensor, axis: int) -> torch.Tensor:
+    return _raw_scores(q, k) / math.sqrt(q.shape[axis])
+
+
 SCORES = Exercise(
     name="attention_scores",
     make_case=_qk_case,
@@ -62,9 +256,19 @@ SCORES = Exercise(
     dims=SCORE_DIMS,
     bugs=(
         Bug("the 1/sqrt(d_head) scale is missing: divide the dot products by sqrt(d_head).",
-            lambda q, k: torch.einsum("bqhd,bkhd->bhqk", q, k)),
+            lambda q, k: _raw_scores(q, k)),
         Bug("you divided by d_head; the scale is 1/sqrt(d_head).",
-            lambda q, k: torch.einsum("bqhd,bkhd->bhqk", q, k) / q.shape[-1]),
+            lambda q, k: _raw_scores(q, k) / q.shape[-1]),
+        Bug("you multiplied by sqrt(d_head) instead of dividing by it.",
+            lambda q, k: _raw_scores(q, k) * math.sqrt(q.shape[-1])),
+        Bug("you divided by d_head and then by 2: `x / d ** 1/2` means (x / d) / 2. Write d ** 0.5 or math.sqrt(d).",
+            lambda q, k: _raw_scores(q, k) / q.shape[-1] / 2),
+        Bug("you divided by d_head / 2: `d ** 1/2` means (d ** 1) / 2. Write d ** 0.5 or math.sqrt(d).",
+            lambda q, k: _raw_scores(q, k) / (q.shape[-1] / 2)),
+        Bug("the scale uses the number of positions: d_head is q.shape[-1], not q.shape[1] (pos).",
+            lambda q, k: _scaled_by_axis(q, k, 1)),
+        Bug("the scale uses the number of heads: d_head is q.shape[-1], not q.shape[2] (head).",
+            lambda q, k: _scaled_by_axis(q, k, 2)),
         Bug("queries and keys are transposed: entry [b, h, i, j] must be query i dotted with key j, "
             "not key i with query j.",
             lambda q, k: ref.attention_scores(k, q)),
@@ -74,8 +278,16 @@ SCORES = Exercise(
         Bug("heads are mixed up with positions: reshaping [batch, pos, head, d_head] to "
             "[batch, head, pos, d_head] with .view/.reshape scrambles them; use .transpose(1, 2) or einsum.",
             lambda q, k: ref.attention_scores(_scrambled_heads(q), _scrambled_heads(k))),
+        Bug("the matrix product ran over the wrong axes: on [batch, pos, head, d_head] tensors, "
+            "q @ k.transpose(-1, -2) dots heads with heads at each position. Move the head axis first "
+            "(q.transpose(1, 2)) or use einsum('bqhd,bkhd->bhqk', q, k).",
+            lambda q, k: q @ k.transpose(-1, -2) / math.sqrt(q.shape[-1])),
+        Bug("you took a softmax: attention_scores returns the raw scaled scores; the softmax comes later, "
+            "in attention_pattern.",
+            lambda q, k: ref.attention_scores(q, k).softmax(dim=-1)),
     ),
 )
+QK_INPUT_DIMS = {"q": HEAD_DIMS, "k": HEAD_DIMS}
 
 
 # ---------------------------------------------------------------- 3. causal mask
@@ -95,23 +307,32 @@ MASK = Exercise(
     # Any value <= -1e4 counts as masked, so -inf, -1e9 and torch.finfo(...).min all pass.
     transform=lambda t: t.clamp(min=-1e4),
     bugs=(
-        Bug("nothing is masked: every score of a key after its query (j > i) must become -inf.",
+        Bug("nothing is masked: every score of a key after its query (j > i) must become -inf. "
+            "(masked_fill without an underscore returns a new tensor: return that one.)",
             lambda scores: scores),
         Bug("you also masked the diagonal (off by one): position i may attend to itself. "
             "Mask only j > i, e.g. torch.triu(..., diagonal=1).",
             lambda scores: scores.masked_fill(_future(scores.shape[-1], 0), float("-inf"))),
         Bug("you masked the past instead of the future: keep j <= i and mask j > i (triu, not tril).",
             lambda scores: scores.masked_fill(_future(scores.shape[-1], 1).T, float("-inf"))),
+        Bug("you masked the past and the diagonal instead of the future: keep j <= i and mask j > i "
+            "(torch.triu(..., diagonal=1)).",
+            lambda scores: scores.masked_fill(_future(scores.shape[-1], 0).T, float("-inf"))),
         Bug("masked scores were set to 0. A zero still gets attention after the softmax: use -inf.",
             lambda scores: scores.masked_fill(_future(scores.shape[-1], 1), 0.0)),
     ),
 )
+MASK_INPUT_DIMS = {"scores": SCORE_DIMS}
 
 
 # ---------------------------------------------------------------- 4. attention pattern
 def _masked_after(q: torch.Tensor, k: torch.Tensor, fill: float) -> torch.Tensor:
     probs = ref.attention_scores(q, k).softmax(dim=-1)
     return probs.masked_fill(_future(q.shape[1], 1), fill)
+
+
+def _masked_scores(q: torch.Tensor, k: torch.Tensor, fill: float = float("-inf")) -> torch.Tensor:
+    return ref.attention_scores(q, k).masked_fill(_future(q.shape[1], 1), fill)
 
 
 PATTERN = Exercise(
@@ -131,11 +352,21 @@ PATTERN = Exercise(
             lambda q, k: ref.attention_scores(q, k).softmax(dim=-1)),
         Bug("the softmax is over the wrong axis: normalise over keys (the last axis, dim=-1), "
             "so each query's row sums to 1.",
-            lambda q, k: ref.apply_causal_mask(ref.attention_scores(q, k)).softmax(dim=-2)),
-        Bug("the softmax is over the head axis; it must be over keys (dim=-1).",
-            lambda q, k: ref.attention_scores(q, k).masked_fill(_future(q.shape[1], 1), -1e9).softmax(dim=1)),
+            lambda q, k: _masked_scores(q, k).softmax(dim=-2)),
+        *[Bug("the softmax is over the head axis; it must be over keys (dim=-1). "
+              "(F.softmax without dim= picks dim=1 for a 4-axis tensor.)",
+              lambda q, k, fill=fill: _masked_scores(q, k, fill).softmax(dim=1)) for fill in (float("-inf"), -1e9)],
+        *[Bug("the softmax is over the batch axis; it must be over keys (dim=-1).",
+              lambda q, k, fill=fill: _masked_scores(q, k, fill).softmax(dim=0)) for fill in (float("-inf"), -1e9)],
+        Bug("the mask also covers the diagonal, so row 0 has nothing left to attend to (NaN after the softmax): "
+            "position i may attend to itself, mask only j > i (torch.triu(..., diagonal=1)).",
+            lambda q, k: ref.attention_scores(q, k).masked_fill(_future(q.shape[1], 0), float("-inf")).softmax(-1)),
+        Bug("there is no softmax: the pattern is the softmax of the masked scores over keys.",
+            lambda q, k: _masked_scores(q, k)),
+        Bug("you took log_softmax: the pattern is probabilities, so use softmax.",
+            lambda q, k: _masked_scores(q, k).log_softmax(dim=-1)),
         Bug("the 1/sqrt(d_head) scale is missing from the scores.",
-            lambda q, k: ref.apply_causal_mask(torch.einsum("bqhd,bkhd->bhqk", q, k)).softmax(dim=-1)),
+            lambda q, k: ref.apply_causal_mask(_raw_scores(q, k)).softmax(dim=-1)),
         Bug("queries and keys are transposed: row i must hold query i's attention over keys.",
             lambda q, k: ref.attention_pattern(k, q)),
         Bug("the pattern is transposed ([.., k_pos, q_pos]): rows are queries, columns are keys.",
@@ -164,8 +395,15 @@ Z = Exercise(
         Bug("heads are mixed up with positions: reshaping between [batch, pos, head, d_head] and "
             "[batch, head, pos, d_head] needs .transpose, not .view/.reshape.",
             lambda pattern, v: (pattern @ v.reshape(v.shape[0], v.shape[2], v.shape[1], -1)).transpose(1, 2)),
+        Bug("heads are mixed up with positions: the result of pattern @ v is [batch, head, pos, d_head]; "
+            ".view/.reshape to [batch, pos, head, d_head] scrambles it. Use .transpose(1, 2).",
+            lambda pattern, v: (pattern @ v.transpose(1, 2)).reshape(v.shape)),
+        Bug("z equals v: the pattern was summed over keys without weighting each key's value "
+            "(v's position must be the key letter, e.g. einsum('bhqk,bkhd->bqhd', pattern, v)).",
+            lambda pattern, v: torch.einsum("bhqk,bqhd->bqhd", pattern, v)),
     ),
 )
+Z_INPUT_DIMS = {"pattern": SCORE_DIMS, "v": HEAD_DIMS}
 
 
 # ---------------------------------------------------------------- 6. output projection
@@ -189,13 +427,20 @@ OUTPUT = Exercise(
         Bug("heads are mixed up: each head's z goes through its own W_O[h] "
             "(use the same einsum letter for the head axis of z and W_O).",
             lambda z, W_O, b_O: torch.einsum("bphd,gdm->bpm", z, W_O) + b_O),
+        Bug("heads are mixed up: z's (head, d_head) and W_O's (head, d_head) were flattened in different "
+            "orders. Flatten both in the same order, [head, d_head], or use einsum('bphd,hdm->bpm', z, W_O).",
+            lambda z, W_O, b_O: z.flatten(2) @ W_O.transpose(0, 1).reshape(-1, W_O.shape[-1]) + b_O),
+        Bug("the heads' outputs are concatenated along d_model; they are summed: "
+            "out = sum over h of z[:, :, h] @ W_O[h], plus b_O once.",
+            lambda z, W_O, b_O: torch.cat([z[:, :, h] @ W_O[h] for h in range(z.shape[2])], dim=-1)),
         Bug("you averaged over heads; the heads' outputs are summed.",
             lambda z, W_O, b_O: torch.einsum("bphd,hdm->bpm", z, W_O) / z.shape[2] + b_O),
     ),
 )
+OUTPUT_INPUT_DIMS = {"z": HEAD_DIMS, "W_O": ("head", "d_head", "d_model"), "b_O": ("d_model",)}
 
 
-# ---------------------------------------------------------------- 7. whole layer vs TransformerLens
+# ---------------------------------------------------------------- 7. whole layer
 def _layer_case(seed: int, batch: int = 2, pos: int = 9, d_model: int = 32, head: int = 4, d_head: int = 8) -> dict:
     g = seeded(seed)
     shapes = {"W_Q": (head, d_model, d_head), "W_K": (head, d_model, d_head), "W_V": (head, d_model, d_head),
@@ -207,57 +452,200 @@ def _layer_case(seed: int, batch: int = 2, pos: int = 9, d_model: int = 32, head
     return case
 
 
-def _layer_without_mask(x, W_Q, b_Q, W_K, b_K, W_V, b_V, W_O, b_O):
-    q, k, v = ref.project(x, W_Q, b_Q), ref.project(x, W_K, b_K), ref.project(x, W_V, b_V)
-    pattern = ref.attention_scores(q, k).softmax(dim=-1)
-    z = ref.weighted_values(pattern, v)
-    return pattern, z, ref.attention_output(z, W_O, b_O)
-
-
 LAYER = Exercise(
     name="attention_layer",
     make_case=_layer_case,
     reference=ref.attention_layer,
     dims=(SCORE_DIMS, HEAD_DIMS, RESID_DIMS),
-    bugs=(Bug("the pattern has no causal mask.", _layer_without_mask),),
 )
+LAYER_OUTPUTS = ("the pattern (output 0) of attention_layer", "z (output 1) of attention_layer",
+                 "out (output 2) of attention_layer")
 
 
-
-check_project = make_check(PROJECT)
-check_attention_scores = make_check(SCORES)
-check_apply_causal_mask = make_check(MASK)
-check_attention_pattern = make_check(PATTERN)
-check_weighted_values = make_check(Z)
-check_attention_output = make_check(OUTPUT)
-check_attention_layer = make_check(LAYER)
+def _qkv(case: Case) -> tuple[torch.Tensor, ...]:
+    """The layer's q, k and v: [batch, pos, head, d_head] each."""
+    return tuple(ref.project(case["x"], case[f"W_{s}"], case[f"b_{s}"]) for s in "QKV")
 
 
-def check_against_transformer_lens(student_layer: Callable, seed: int = 0, n_layers: int = 1, layer: int = 0,
-                                   batch: int = 2, pos: int = 12, atol: float = 1e-4) -> None:
-    """Build a seeded TransformerLens model, run ``student_layer`` on its own attention input and
-    weights at ``layer``, and compare with the model's ``hook_pattern``, ``hook_z`` and attention output.
+_ROLE = {"Q": "the queries", "K": "the keys", "V": "the values"}
+
+
+def _projection_bugs(case: Case, target: str) -> list[tuple[str, torch.Tensor]]:
+    """(message, wrong tensor) for the mistakes of computing ``target`` ("q", "k" or "v") in the layer."""
+    own = target.upper()
+    inputs = {"x": case["x"], "W": case[f"W_{own}"], "b": case[f"b_{own}"]}
+    wrong = [(f"in {target} = project(x, W_{own}, b_{own}): {bug.message}", bug.fn(**inputs)) for bug in PROJECT.bugs]
+    for other in "QKV".replace(own, ""):
+        wrong.append((f"{target} was computed with W_{other}/b_{other}: use W_{own} and b_{own} for {_ROLE[own]}.",
+                      ref.project(case["x"], case[f"W_{other}"], case[f"b_{other}"])))
+    return wrong
+
+
+def _pattern_bugs(case: Case) -> list[Bug]:
+    """The layer's ways to a wrong pattern, from the steps before it: q or k, the scores, the mask."""
+    q, k, _ = _qkv(case)
+    scores = ref.attention_scores(q, k)
+    found: list[tuple[str, torch.Tensor]] = []
+    for message, wrong_q in _projection_bugs(case, "q"):
+        found.append((message, ref.attention_pattern(wrong_q, k)))
+    for message, wrong_k in _projection_bugs(case, "k"):
+        found.append((message, ref.attention_pattern(q, wrong_k)))
+    for bug in PROJECT.bugs:
+        both = [bug.fn(x=case["x"], W=case[f"W_{s}"], b=case[f"b_{s}"]) for s in "QK"]
+        found.append((f"in q and k (project): {bug.message}", ref.attention_pattern(*both)))
+    found.append(("the scores are divided by sqrt(d_model) (the size of x's last axis); the scale is "
+                  "1/sqrt(d_head), the size of q's last axis.",
+                  ref.apply_causal_mask(_raw_scores(q, k) / math.sqrt(case["x"].shape[-1])).softmax(dim=-1)))
+    for bug in SCORES.bugs:
+        found.append((f"in the scores: {bug.message}", ref.apply_causal_mask(bug.fn(q=q, k=k)).softmax(dim=-1)))
+    for bug in MASK.bugs:
+        found.append((f"in the mask: {bug.message}", bug.fn(scores=scores).softmax(dim=-1)))
+    return [Bug(message, lambda q, k, value=value: value) for message, value in found]
+
+
+def _z_bugs(case: Case, pattern: Any) -> list[Bug]:
+    """The layer's ways to a wrong z given a right pattern: a wrong v."""
+    return [Bug(message, lambda pattern, v, value=ref.weighted_values(pattern, wrong_v): value)
+            for message, wrong_v in _projection_bugs(case, "v")]
+
+
+def _layer_order_problem(got: tuple, want: tuple) -> str | None:
+    """A message if the three outputs came back with the right shapes in another order."""
+    if len(got) != 3 or not all(type(g) is torch.Tensor for g in got):  # noqa: E721
+        return None
+    shapes, wanted = [tuple(g.shape) for g in got], [tuple(w.shape) for w in want]
+    if shapes != wanted and sorted(shapes) == sorted(wanted) and len(set(wanted)) == 3:
+        names = {s: n for s, n in zip(wanted, ("pattern", "z", "out"))}
+        return (f"attention_layer returned ({', '.join(names[s] for s in shapes)}), judged by their shapes: "
+                "the outputs are in the wrong order. Return (pattern, z, out).")
+    return None
+
+
+def _same_form(got: tuple, want: tuple) -> bool:
+    return len(got) == len(want) and all(
+        type(g) is torch.Tensor and g.shape == w.shape and g.dtype == w.dtype and g.device == w.device  # noqa: E721
+        for g, w in zip(got, want))
+
+
+def _unchanged(case: Case, inputs_after: Any) -> bool:
+    if not isinstance(inputs_after, dict):
+        return True
+    return all(not isinstance(after := inputs_after.get(key), torch.Tensor)
+               or (after.shape == value.shape and after.dtype == value.dtype
+                   and torch.equal(value.nan_to_num(), after.cpu().nan_to_num()))
+               for key, value in case.items())
+
+
+def _diagnose_layer(case: Case, output: Any, inputs_after: Any = None) -> None:
+    """Judge the layer's (pattern, z, out) in order: the first wrong one is judged as its step would be,
+    on the layer's inputs and the student's own earlier outputs, with the mistakes of the steps before it.
+    """
+    want = as_tuple(ref.attention_layer(**clone(case)), 3)
+    problem = _returned_none(output, "attention_layer")
+    if problem:
+        raise CheckFailed(problem)
+    if not isinstance(output, (tuple, list)) or len(output) != 3:
+        count = f"{len(output)} values" if isinstance(output, (tuple, list)) else f"a single {type(output).__name__}"
+        raise CheckFailed(f"attention_layer returned {count}; it must return three: (pattern, z, out).")
+    got = tuple(output)
+    problem = _layer_order_problem(got, want)
+    if problem:
+        raise CheckFailed(problem)
+    if not _unchanged(case, inputs_after):
+        judge_case(LAYER, case, output, inputs_after)  # the engine names the input changed in place
+    q, k, v = _qkv(case)
+    for i, step in enumerate((PATTERN, Z, OUTPUT)):
+        if _same_form((got[i],), (want[i],)) and torch.allclose(got[i], want[i], atol=step.atol, rtol=step.rtol):
+            continue
+        # every earlier output is right, so the student's own earlier outputs are this step's inputs
+        stage_case = ({"q": q, "k": k}, {"pattern": got[0], "v": v},
+                      {"z": got[1], "W_O": case["W_O"], "b_O": case["b_O"]})[i]
+        extra = (_pattern_bugs, lambda c: _z_bugs(c, got[0]), lambda c: [])[i](case)
+        stage = replace(step, name=LAYER_OUTPUTS[i], bugs=(*step.bugs, *extra))
+        problem = (_early_bug(stage, stage_case, got[i], want[i])
+                   or _merged_axes(got[i], want[i], step.dims, LAYER_OUTPUTS[i]))
+        if problem:
+            raise CheckFailed(problem)
+        judge_case(stage, stage_case, got[i])
+        raise CheckFailed(f"{LAYER_OUTPUTS[i]} differs from the reference.")  # not reached: judge_case raised
+
+
+check_project = _check(PROJECT, PROJECT_INPUT_DIMS)
+check_attention_scores = _check(SCORES, QK_INPUT_DIMS)
+check_apply_causal_mask = _check(MASK, MASK_INPUT_DIMS)
+check_attention_pattern = _check(PATTERN, QK_INPUT_DIMS)
+check_weighted_values = _check(Z, Z_INPUT_DIMS)
+# A batch of one sequence is what students feed their layer later on: a visible case catches a stray .squeeze().
+check_attention_output = _check(OUTPUT, OUTPUT_INPUT_DIMS, shapes=({}, {"batch": 1}))
+check_attention_layer = _check(LAYER, LAYER_INPUT_DIMS, shapes=({}, {"batch": 1}), diagnose=_diagnose_layer)
+
+
+# ---------------------------------------------------------------- 8. the layer against TransformerLens
+def _transformer_lens_layer(seed: int, n_layers: int, layer: int, batch: int, pos: int) -> tuple[Case, tuple]:
+    """A seeded TransformerLens model's layer ``layer``: its input and weights, and its (pattern, z, out).
+
+    Built on the CPU, so the collecting and the judging side build the same model.
     """
     from induction_course.models import make_model  # TransformerLens loads only for this check
 
-    model = make_model(n_layers=n_layers, d_model=32, n_heads=4, d_head=8, n_ctx=32, d_vocab=20, seed=seed)
-    tokens = torch.randint(0, 20, (batch, pos), generator=seeded(seed)).to(model.cfg.device)
+    model = make_model(n_layers=n_layers, d_model=32, n_heads=4, d_head=8, n_ctx=32, d_vocab=20, seed=seed,
+                       device="cpu")
+    tokens = torch.randint(0, 20, (batch, pos), generator=seeded(seed))
     with torch.no_grad():
         _, cache = model.run_with_cache(tokens)
     attn = model.blocks[layer].attn
-    weights = {name: getattr(attn, name).detach() for name in
-               ("W_Q", "b_Q", "W_K", "b_K", "W_V", "b_V", "W_O", "b_O")}
-    x = cache[f"blocks.{layer}.attn.hook_in"]
-    got = as_tuple(call_student(student_layer, {"x": x, **weights}, "attention_layer"))
-    expected = {"pattern": cache[f"blocks.{layer}.attn.hook_pattern"], "z": cache[f"blocks.{layer}.attn.hook_z"],
-                "attention output": cache[f"blocks.{layer}.hook_attn_out"]}
-    if len(got) != len(expected):
-        raise CheckFailed(f"attention_layer returned {len(got)} values; expected (pattern, z, out).")
-    for (label, want), value in zip(expected.items(), got):
-        if not isinstance(value, torch.Tensor) or value.shape != want.shape:
-            shape = tuple(value.shape) if isinstance(value, torch.Tensor) else type(value).__name__
-            raise CheckFailed(f"your {label} has shape {shape}; TransformerLens's has {tuple(want.shape)}.")
-        err = float((value.to(want.device) - want).abs().max())
-        if not err <= atol:
-            raise CheckFailed(f"your {label} differs from TransformerLens's by up to {err:.3g} (tolerance {atol:g}).")
-    print(f"✓ pattern, z and attention output of layer {layer} match TransformerLens's (max error ≤ {atol:g}).")
+    case = {"x": cache[f"blocks.{layer}.attn.hook_in"].detach().clone()}
+    case.update({name: getattr(attn, name).detach().clone() for name in LAYER_INPUT_DIMS if name != "x"})
+    hooks = (f"blocks.{layer}.attn.hook_pattern", f"blocks.{layer}.attn.hook_z", f"blocks.{layer}.hook_attn_out")
+    expected = tuple(cache[name].detach().clone() for name in hooks)
+    return case, expected
+
+
+def _collect_transformer_lens(student_layer: Any, seed: int, n_layers: int, layer: int, batch: int, pos: int,
+                              atol: float) -> Any:
+    if not callable(student_layer):
+        return as_data(Opaque(type(student_layer).__name__))
+    case, _ = _transformer_lens_layer(seed, n_layers, layer, batch, pos)
+    given = {key: value.to(pick_device()) for key, value in case.items()}
+    output = capture(student_layer, **given)
+    # Devices as text: a decoded record's tensors are all on the CPU, wherever they were made.
+    devices = [str(t.device) for t in as_tuple(output, 3) if isinstance(t, torch.Tensor)]
+    return {"device": str(given["x"].device), "output_devices": devices, "output": as_data(output),
+            "inputs": as_data(given)}
+
+
+def _judge_transformer_lens(record: Any, seed: int, n_layers: int, layer: int, batch: int, pos: int,
+                            atol: float) -> str:
+    if not isinstance(record, dict):
+        raise not_a_function("attention_layer", record)
+    case, expected = _transformer_lens_layer(seed, n_layers, layer, batch, pos)
+    output = record.get("output")
+    if isinstance(output, Raised):
+        raise _explained("attention_layer", output, case, LAYER_INPUT_DIMS)
+    device, devices = record.get("device"), record.get("output_devices")
+    elsewhere = [d for d in devices if d != device] if isinstance(devices, list) else []
+    if elsewhere:
+        raise CheckFailed(f"attention_layer returned a tensor on '{elsewhere[0]}', but its inputs are on "
+                          f"'{device}'. Create new tensors with device=<input>.device.")
+    got = tuple(g.cpu() if type(g) is torch.Tensor else g for g in as_tuple(output, 3))  # noqa: E721
+    inputs = record.get("inputs")
+    if isinstance(inputs, dict):
+        inputs = {k: v.cpu() for k, v in inputs.items() if isinstance(v, torch.Tensor)}
+    errors = [float((g - w).abs().max()) if _same_form((g,), (w,)) else math.inf for g, w in zip(got, expected)]
+    if len(got) == 3 and all(e <= atol for e in errors) and _unchanged(case, inputs):
+        return (f"✓ pattern, z and attention output of layer {layer} match TransformerLens's "
+                f"(max error ≤ {atol:g}).")
+    try:
+        _diagnose_layer(case, got if isinstance(output, (tuple, list)) else got[0], inputs)
+    except CheckFailed as failure:
+        raise CheckFailed(f"On the TransformerLens model's layer {layer} (its own input and weights): {failure}",
+                          failure.student_traceback) from None
+    worst = max(range(len(errors)), key=lambda i: errors[i])
+    label = ("pattern", "z", "attention output")[worst]
+    raise CheckFailed(f"your {label} differs from TransformerLens's by up to {errors[worst]:.3g} "
+                      f"(tolerance {atol:g}).")
+
+
+check_against_transformer_lens = Check(
+    "nb1.check_against_transformer_lens", _collect_transformer_lens, _judge_transformer_lens,
+    {"seed": 0, "n_layers": 1, "layer": 0, "batch": 2, "pos": 12, "atol": 1e-4})

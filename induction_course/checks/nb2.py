@@ -85,9 +85,9 @@ FIRST = Exercise(
     ),
 )
 
-check_previous_token_score = make_check(PREVIOUS)
-check_current_token_score = make_check(CURRENT)
-check_first_token_score = make_check(FIRST)
+check_previous_token_score = make_check(PREVIOUS, "nb2")
+check_current_token_score = make_check(CURRENT, "nb2")
+check_first_token_score = make_check(FIRST, "nb2")
 
 
 # ---------------------------------------------------------------- 2. every head of a model
@@ -127,7 +127,7 @@ SCORE_ALL = Exercise(
     ),
 )
 
-check_score_all_heads = make_check(SCORE_ALL)
+check_score_all_heads = make_check(SCORE_ALL, "nb2")
 
 
 # ---------------------------------------------------------------- 3. the head in the trained model
@@ -485,7 +485,7 @@ KEY_CHANGE = Exercise(
     ),
 )
 
-check_key_change = make_check(KEY_CHANGE)
+check_key_change = make_check(KEY_CHANGE, "nb2")
 
 
 # ---------------------------------------------------------------- 7. why an earlier layer

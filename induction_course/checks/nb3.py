@@ -164,7 +164,7 @@ INDUCTION = Exercise(
             lambda pattern, seq_len: diagonal_score(pattern.transpose(-1, -2), seq_len - 1, first_query=seq_len + 1)),
     ),
 )
-check_induction_score = make_check(INDUCTION)
+check_induction_score = make_check(INDUCTION, "nb3")
 
 
 # ---------------------------------------------------------------- 4. every head's score on a model
@@ -203,7 +203,7 @@ HEAD_SCORES = Exercise(
 )
 
 
-check_induction_scores_of_model = make_check(HEAD_SCORES)
+check_induction_scores_of_model = make_check(HEAD_SCORES, "nb3")
 
 
 # ---------------------------------------------------------------- 5. naming the heads
@@ -271,7 +271,7 @@ POSITIVITY = Exercise(
             lambda matrix: (lambda e: (e.sum(-1).real / e.real.abs().sum(-1)).to(matrix.dtype))(torch.linalg.eigvals(matrix))),
     ),
 )
-check_eigenvalue_positivity = make_check(POSITIVITY)
+check_eigenvalue_positivity = make_check(POSITIVITY, "nb3")
 
 
 # ---------------------------------------------------------------- 7. K-composition
@@ -328,7 +328,7 @@ K_COMPOSITION = Exercise(
             _k_spectral),
     ),
 )
-check_k_composition_scores = make_check(K_COMPOSITION)
+check_k_composition_scores = make_check(K_COMPOSITION, "nb3")
 
 
 # ---------------------------------------------------------------- 8. ICL score
@@ -353,7 +353,7 @@ ICL = Exercise(
             lambda losses, early, late: losses[:, late].mean() / losses[:, early].mean()),
     ),
 )
-check_icl_score = make_check(ICL)
+check_icl_score = make_check(ICL, "nb3")
 
 
 def check_random_baseline(baseline: float, d_model: int) -> None:

@@ -14,7 +14,7 @@ import torch.nn.functional as F
 from transformer_lens.model_bridge import TransformerBridge
 
 from induction_course import ablation as ref
-from induction_course.checks.core import Bug, CheckFailed, Exercise, call_student, run_check, seeded
+from induction_course.checks.core import Bug, Check, CheckFailed, Exercise, call_student, make_check, seeded
 from induction_course.data import BOS, repeated_tokens
 from induction_course.heads import diagonal_score, induction_score
 from induction_course.models import make_model
@@ -45,15 +45,17 @@ def _guarded(fn: Callable, to_cpu: bool = False) -> Callable:
     return run
 
 
-def _check(exercise: Exercise, to_cpu: bool = False) -> Callable[..., None]:
-    def check(student_fn: Callable, seeds: Sequence[int] = (0,), shapes: Sequence[dict] = ({},)) -> None:
-        if not callable(student_fn):
-            raise CheckFailed(f"{exercise.name} should be a function, but it is a {type(student_fn).__name__}.")
+def _quietly(fn: Callable[..., Any]) -> Callable[..., Any]:
+    """``fn`` run without gradients and without TransformerLens's edit notices."""
+    def run(*args: Any, **kwargs: Any) -> Any:
         with torch.no_grad(), ref.quiet_hooks():
-            run_check(_guarded(student_fn, to_cpu), exercise, seeds=seeds, shapes=shapes)
-    check.__name__ = f"check_{exercise.name}"
-    check.__doc__ = f"Check a student's ``{exercise.name}`` against the reference on seeded inputs."
-    return check
+            return fn(*args, **kwargs)
+    return run
+
+
+def _check(exercise: Exercise, to_cpu: bool = False) -> Check:
+    base = make_check(exercise, "nb4", wrap=lambda fn: _guarded(fn, to_cpu))
+    return Check(base.id, _quietly(base.collect), _quietly(base.judge), base.defaults)
 
 
 def _safe(fn: Callable) -> Callable:

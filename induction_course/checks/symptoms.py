@@ -1,0 +1,207 @@
+"""Describe what is wrong with a student's tensor, truthfully, when no known bug explains it.
+
+Two kinds of description: of a shape that differs from the expected one (which axis is missing,
+extra, reordered or off by one, matched by size, never by assuming the student's axes mean what the
+expected ones do), and of values that differ in a recognisable way (a constant factor, a sign, an
+offset, a shift by one, swapped axes, or differences confined to one region).
+"""
+from __future__ import annotations
+
+import math
+from typing import Sequence
+
+import torch
+
+_FACTORS = {1 / math.log(2): "log base 2 instead of the natural log",
+            1 / math.log(10): "log base 10 instead of the natural log",
+            math.log(2): "natural log and log base 2 mixed up",
+            math.log(10): "natural log and log base 10 mixed up"}
+
+
+def axis_name(dims: Sequence[str], i: int) -> str:
+    return f"`{dims[i]}`" if i < len(dims) else f"{i}"
+
+
+def named(shape: Sequence[int], dims: Sequence[str]) -> str:
+    """``[batch=2, pos=7]`` when every axis has a name, else ``[2, 7]``."""
+    if len(dims) == len(shape):
+        return "[" + ", ".join(f"{d}={n}" for d, n in zip(dims, shape)) + "]"
+    return str(list(shape))
+
+
+def shape_problem(got: Sequence[int], want: Sequence[int], dims: Sequence[str], label: str) -> str:
+    """One message: the student's shape as it is, the expected shape with names, and what differs."""
+    got, want = list(got), list(want)
+    dims = list(dims) if len(dims) == len(want) else [str(i) for i in range(len(want))]
+    message = f"{label} returned shape {got}, expected {named(want, dims)}."
+    hint = _shape_hint(got, want, dims)
+    return f"{message} {hint}" if hint else message
+
+
+def _shape_hint(got: list[int], want: list[int], dims: list[str]) -> str:
+    if not got:
+        return "It is a single number: something reduced over every axis (a .sum() or .mean() without dim=?)."
+    if len(got) == len(want) and sorted(got) == sorted(want):
+        return _order_hint(got, want, dims)
+    if len(got) == len(want) - 1:
+        return _missing_hint(got, want, dims)
+    if len(got) == len(want) + 1:
+        return _extra_hint(got, want)
+    if len(got) == len(want):
+        wrong = [i for i, (g, w) in enumerate(zip(got, want)) if g != w]
+        if len(wrong) == 1:
+            return _size_hint(got[wrong[0]], want[wrong[0]], dims[wrong[0]])
+    if math.prod(got) == math.prod(want):
+        return "It has the right number of entries arranged differently: a .view/.reshape in the wrong order?"
+    return f"It has {len(got)} axes; {len(want)} are expected."
+
+
+def _order_hint(got: list[int], want: list[int], dims: list[str]) -> str:
+    if len(set(want)) < len(want):
+        return "The sizes are right but the axes are in the wrong order: check the einsum output or permute."
+    order = [dims[want.index(n)] for n in got]
+    return (f"Matched by size, your axes are [{', '.join(order)}]: the right axes in the wrong order. "
+            f"Put them in the order [{', '.join(dims)}] (einsum's output letters, or .permute).")
+
+
+def _missing_hint(got: list[int], want: list[int], dims: list[str]) -> str:
+    gone = sorted({dims[i] for i in range(len(want)) if want[:i] + want[i + 1:] == got})
+    if len(gone) != 1:
+        return "It has one axis fewer than expected."
+    i = dims.index(gone[0])
+    if want[i] == 1:
+        return (f"The `{gone[0]}` axis, of size 1 here, is missing: .squeeze() or an index like [..., 0] "
+                "removes size-1 axes. Keep it.")
+    return (f"The `{gone[0]}` axis (size {want[i]}) is missing: a sum/mean over it, an index into it, "
+            "or a .squeeze() removes it. Keep it.")
+
+
+def _extra_hint(got: list[int], want: list[int]) -> str:
+    extra = sorted({i for i in range(len(got)) if got[:i] + got[i + 1:] == want})
+    if not extra:
+        return "It has one axis more than expected."
+    i = extra[0]
+    if got[i] == 1:
+        return f"It has an extra axis of size 1 at position {i}: remove it (.squeeze({i}) or index it with 0)."
+    return (f"It has an extra axis of size {got[i]} at position {i}: a reduction over it (sum or mean) is "
+            "missing, or tensors were stacked where they should be combined.")
+
+
+def _size_hint(got: int, want: int, dim: str) -> str:
+    if abs(got - want) == 1:
+        return (f"Axis `{dim}` has {got} entries instead of {want}: an off-by-one slice or range, "
+                "or a reduction over the wrong axis?")
+    if want and got % want == 0:
+        return f"Axis `{dim}` is {got // want}x too long: pieces concatenated along it that belong elsewhere?"
+    return f"Axis `{dim}` has {got} entries instead of {want}."
+
+
+# ---------------------------------------------------------------- values
+def value_symptom(got: torch.Tensor, want: torch.Tensor, dims: Sequence[str], atol: float, rtol: float) -> str | None:
+    """A sentence naming how ``got`` differs from ``want`` (same shape), or None if no pattern is clear."""
+    g, w = got.detach().double().cpu(), want.detach().double().cpu()
+    finite = torch.isfinite(g) & torch.isfinite(w)
+    if not finite.all() or g.numel() < 2:
+        return _region_symptom(g, w, dims, atol, rtol)
+    dims = list(dims) if len(dims) == w.dim() else [str(i) for i in range(w.dim())]
+
+    def close(a: torch.Tensor) -> bool:
+        return a.shape == w.shape and bool(torch.allclose(g, a, atol=atol, rtol=rtol))
+
+    for check in (_sign, _factor, _offset, _swapped, _shifted, _flipped):
+        found = check(g, w, dims, close)
+        if found:
+            return found
+    return _region_symptom(g, w, dims, atol, rtol)
+
+
+def _sign(g, w, dims, close) -> str | None:
+    return "Every value has the opposite sign of the expected one." if close(-w) else None
+
+
+def _factor(g, w, dims, close) -> str | None:
+    norm = float((w * w).sum())
+    if norm == 0:
+        return None
+    c = float((g * w).sum()) / norm
+    if abs(c - 1) < 1e-3 or abs(c) < 1e-6 or not close(c * w):
+        return None
+    return f"Every value is {c:.4g} times the expected one{_factor_reason(c, w.shape, dims)}."
+
+
+def _factor_reason(c: float, shape: Sequence[int], dims: Sequence[str]) -> str:
+    for factor, reason in _FACTORS.items():
+        if math.isclose(c, factor, rel_tol=1e-3):
+            return f" ({reason})"
+    for size, name in zip(shape, dims):
+        if size > 1 and math.isclose(abs(c), size, rel_tol=1e-3):
+            return f" (the size of axis `{name}`: a sum where a mean is wanted?)"
+        if size > 1 and math.isclose(abs(c), 1 / size, rel_tol=1e-3):
+            return f" (one over the size of axis `{name}`: a mean where a sum is wanted?)"
+    for k in range(2, 4097):
+        if math.isclose(abs(c), math.sqrt(k), rel_tol=1e-4):
+            return f" (sqrt({k}): a missing 1/sqrt({k}) scale?)"
+        if math.isclose(abs(c), 1 / math.sqrt(k), rel_tol=1e-4):
+            return f" (1/sqrt({k}): an extra 1/sqrt({k}) scale?)"
+        if k <= 64 and math.isclose(abs(c), k, rel_tol=1e-4):
+            return f" ({k}: a sum of {k} things where their mean is wanted?)"
+        if k <= 64 and math.isclose(abs(c), 1 / k, rel_tol=1e-4):
+            return f" (1/{k}: divided by {k} once too often?)"
+    return ""
+
+
+def _offset(g, w, dims, close) -> str | None:
+    d = float((g - w).mean())
+    if abs(d) < 1e-6 or not close(w + d):
+        return None
+    return f"Every value is off by the same constant, {d:+.4g}: a term added or subtracted once too often?"
+
+
+def _swapped(g, w, dims, close) -> str | None:
+    if w.dim() >= 2 and w.shape[-1] == w.shape[-2] and close(w.transpose(-1, -2)):
+        return (f"It is the transpose of the expected result: axes `{dims[-2]}` and `{dims[-1]}` are swapped "
+                "(rows and columns exchanged).")
+    return None
+
+
+def _shifted(g, w, dims, close) -> str | None:
+    for a in range(w.dim()):
+        n = w.shape[a]
+        if n < 3:
+            continue
+        inner_g, inner_w = g.narrow(a, 1, n - 1), w.narrow(a, 0, n - 1)
+        if torch.allclose(inner_g, inner_w) and not torch.allclose(g.narrow(a, 0, n - 1), inner_w):
+            return (f"Along axis `{dims[a]}` your values are shifted by one: your entry i holds the expected "
+                    "entry i - 1. An off-by-one index or slice?")
+        if torch.allclose(g.narrow(a, 0, n - 1), w.narrow(a, 1, n - 1)):
+            return (f"Along axis `{dims[a]}` your values are shifted by one: your entry i holds the expected "
+                    "entry i + 1. An off-by-one index or slice?")
+    return None
+
+
+def _flipped(g, w, dims, close) -> str | None:
+    for a in range(w.dim()):
+        if w.shape[a] > 1 and close(w.flip(a)):
+            return f"Your values are reversed along axis `{dims[a]}`."
+    return None
+
+
+def _region_symptom(g: torch.Tensor, w: torch.Tensor, dims: Sequence[str], atol: float, rtol: float) -> str | None:
+    wrong = ~torch.isclose(g, w, atol=atol, rtol=rtol, equal_nan=True)
+    if not wrong.any():
+        return None
+    dims = list(dims) if len(dims) == w.dim() else [str(i) for i in range(w.dim())]
+    if w.dim() >= 2 and w.shape[-1] == w.shape[-2] and w.shape[-1] > 2:
+        n = w.shape[-1]
+        upper = torch.triu(torch.ones(n, n, dtype=torch.bool), 1)
+        for region, mask in (("above the diagonal (later keys than the query)", upper),
+                             ("below the diagonal", upper.T),
+                             ("on the diagonal", torch.eye(n, dtype=torch.bool))):
+            if not (wrong & ~mask).any():
+                return f"Only entries {region} differ from the expected ones."
+    for a in range(w.dim()):
+        rows = wrong.transpose(0, a).reshape(w.shape[a], -1).any(dim=1)
+        bad = rows.nonzero().flatten().tolist()
+        if 0 < len(bad) <= max(1, w.shape[a] // 3) and w.shape[a] > 2:
+            return f"Only the entries at {dims[a]} = {bad} differ from the expected ones."
+    return None

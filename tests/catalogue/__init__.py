@@ -1,0 +1,69 @@
+"""A catalogue of students' mistakes and correct alternatives, written independently of the checks.
+
+Each notebook's module (``nb1`` ... ``nb4``) lists :class:`Mistake` and :class:`Correct` entries: code a
+student might plausibly write, as a student would write it (never built from the checks' own ``Bug``
+functions). ``tests/test_catalogue.py`` asserts that every mistake fails the check a student runs
+(the visible one), that its message contains the words that name the mistake or its precise symptom,
+and that every correct alternative passes the visible and the hidden checks. :func:`report` gives the
+figures that ``course bench`` prints.
+"""
+from __future__ import annotations
+
+import importlib
+from dataclasses import dataclass, field
+from typing import Any, Callable
+
+NOTEBOOKS = ("nb1", "nb2", "nb3", "nb4")
+
+
+@dataclass(frozen=True)
+class Mistake:
+    """A wrong answer. ``expect`` is a fragment of the message that names it; None if the check cannot."""
+
+    check: Callable[..., None]
+    answers: tuple
+    kind: str
+    expect: str | None
+    hidden: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class Correct:
+    """A right answer written differently from the reference; it must pass every check."""
+
+    check: Callable[..., None]
+    answers: tuple
+    kind: str
+    hidden: dict[str, Any] = field(default_factory=dict)
+
+
+def entries(notebook: str) -> tuple[list[Mistake], list[Correct]]:
+    """The mistakes and correct alternatives of one notebook (``"nb1"`` ...)."""
+    module = importlib.import_module(f"catalogue.{notebook}")
+    return list(module.MISTAKES), list(module.CORRECT)
+
+
+def outcome(mistake: Mistake) -> str:
+    """'named', 'generic' (failed with another message) or 'passed' (the visible check let it through)."""
+    from induction_course.checks.core import CheckFailed
+
+    try:
+        mistake.check(*mistake.answers)
+    except CheckFailed as failure:
+        return "named" if mistake.expect and mistake.expect in str(failure) else "generic"
+    return "passed"
+
+
+def report() -> dict[str, dict[str, int]]:
+    """{notebook: {"mistakes", "named", "generic", "passed", "correct"}} over the whole catalogue."""
+    figures = {}
+    for notebook in NOTEBOOKS:
+        try:
+            mistakes, correct = entries(notebook)
+        except ModuleNotFoundError:
+            continue
+        counts = {"mistakes": len(mistakes), "named": 0, "generic": 0, "passed": 0, "correct": len(correct)}
+        for mistake in mistakes:
+            counts[outcome(mistake)] += 1
+        figures[notebook] = counts
+    return figures

@@ -1,0 +1,135 @@
+"""The check engine itself: records, their safe encoding, what a failure shows, and the symptom finder."""
+from __future__ import annotations
+
+import math
+
+import pytest
+import torch
+
+from induction_course.checks import nb1
+from induction_course.checks.core import CheckFailed
+from induction_course.checks.record import MIME, RECORD_ENV, Opaque, Raised, capture, decode, encode
+from induction_course.checks.symptoms import shape_problem, value_symptom
+
+DIMS = ("batch", "head", "q_pos", "k_pos")
+
+
+def scores(q, k):
+    return torch.einsum("bqhd,bkhd->bhqk", q, k) / math.sqrt(q.shape[-1])
+
+
+def test_a_record_survives_encoding_and_decoding():
+    record = {"t": torch.arange(6.0).reshape(2, 3), "b": torch.tensor([True, False]),
+              "c": torch.randn(3, dtype=torch.complex64), "nested": [(1, 2.5, "x", None), {"k": float("nan")}],
+              "opaque": Opaque("Axes", "<Axes>"), "raised": Raised("ValueError", "bad", "trace")}
+    name, params, back = decode(encode("nb1.check_x", {"seeds": (0, 1), "shapes": ({"pos": 1},)}, record))
+    assert (name, params) == ("nb1.check_x", {"seeds": (0, 1), "shapes": ({"pos": 1},)})
+    assert torch.equal(back["t"], record["t"]) and torch.equal(back["b"], record["b"])
+    assert torch.equal(back["c"], record["c"]) and back["c"].dtype == torch.complex64
+    assert back["nested"][0] == (1, 2.5, "x", None) and math.isnan(back["nested"][1]["k"])
+    assert back["opaque"] == record["opaque"] and back["raised"] == record["raised"]
+
+
+def test_tensor_subclasses_and_objects_travel_only_as_their_type():
+    class Sneaky(torch.Tensor):
+        pass
+
+    _, _, back = decode(encode("c", {}, [torch.zeros(2).as_subclass(Sneaky), object()]))
+    assert back[0] == Opaque("Sneaky", back[0].detail) and back[1].type_name == "object"
+
+
+@pytest.mark.parametrize("payload", [
+    {"check": "c", "params": "{}", "record": '{"pickle": "x"}', "tensors": ""},
+    {"check": "c", "params": "{}", "record": '{"tensor": "0"}', "tensors": ""},
+    {"check": "c", "params": "{}", "record": '{"float": "1e400"}', "tensors": ""},
+    {"check": "c", "params": "{}", "record": "[]", "tensors": "not base64!"},
+    {"check": 1, "params": "{}", "record": "1", "tensors": ""},
+])
+def test_malformed_payloads_are_refused_with_value_error(payload):
+    with pytest.raises((ValueError, KeyError)):
+        decode(payload)
+
+
+def test_recording_mode_emits_the_record_and_judges_nothing(monkeypatch, capsys):
+    shown = []
+    monkeypatch.setenv(RECORD_ENV, "1")
+    monkeypatch.setattr("IPython.display.display", lambda obj, raw=False: shown.append(obj))
+    nb1.check_attention_scores(lambda q, k: torch.einsum("bqhd,bkhd->bhqk", q, k))  # wrong, yet no failure here
+    (bundle,) = shown
+    name, params, record = decode(bundle[MIME])
+    assert name == "nb1.check_attention_scores" and params == {"seeds": (0,), "shapes": ({},)}
+    with pytest.raises(CheckFailed, match="1/sqrt"):
+        nb1.check_attention_scores.judge(record, **params)
+
+
+def test_the_judge_decides_from_the_record_alone():
+    check = nb1.check_attention_scores
+    record = check.collect(scores, seeds=(0, 1), shapes=({},))
+    assert "✓" in check.judge(record, seeds=(0, 1), shapes=({},))
+    with pytest.raises(CheckFailed, match="recorded 2 case"):
+        check.judge(record, seeds=(0, 1, 2), shapes=({},))
+    forged = [dict(entry, seed=entry["seed"] + 5) for entry in record]
+    with pytest.raises(CheckFailed, match="do not match"):
+        check.judge(forged, seeds=(0, 1), shapes=({},))
+
+
+def test_a_failure_shows_its_message_and_only_the_students_frames():
+    def attention_scores(q, k):
+        return helper(q)
+
+    def helper(q):
+        raise ValueError("my own mistake")
+
+    with pytest.raises(CheckFailed) as info:
+        nb1.check_attention_scores(attention_scores)
+    shown = "\n".join(info.value._render_traceback_())
+    assert shown.index("raised ValueError: my own mistake") < shown.index("Your code raised")
+    assert "helper" in shown and "checks/core.py" not in shown and "checks/record.py" not in shown
+
+
+def test_capture_keeps_what_the_student_raised():
+    got = capture(lambda: [][1])
+    assert isinstance(got, Raised) and got.type_name == "IndexError" and "list index" in got.message
+
+
+@pytest.mark.parametrize("got, want, fragment", [
+    ((), (2, 3), "single number"),
+    ((3, 2, 4), (2, 3, 4), "[head, batch, d]"),
+    ((2, 4), (2, 3, 4), "`head` axis (size 3) is missing"),
+    ((2, 4), (2, 1, 4), "size 1 here, is missing"),
+    ((2, 1, 3, 4), (2, 3, 4), "extra axis of size 1 at position 1"),
+    ((2, 5, 3, 4), (2, 3, 4), "extra axis of size 5"),
+    ((2, 2, 4), (2, 3, 4), "off-by-one"),
+    ((2, 6, 4), (2, 3, 4), "2x too long"),
+])
+def test_shape_messages_describe_the_students_tensor(got, want, fragment):
+    message = shape_problem(got, want, ("batch", "head", "d")[:len(want)], "f")
+    assert f"returned shape {list(got)}" in message and fragment in message, message
+
+
+def test_shape_messages_never_name_the_students_axes_by_the_expected_names():
+    message = shape_problem((3, 7, 7), (2, 7, 7), ("head", "q_pos", "k_pos"), "f")
+    assert "[3, 7, 7]" in message and "[head=3" not in message
+
+
+@pytest.mark.parametrize("make, fragment", [
+    (lambda w: -w, "opposite sign"),
+    (lambda w: w * math.sqrt(8), "sqrt(8)"),
+    (lambda w: w / 5, "one over the size of axis `q_pos`"),
+    (lambda w: w / math.log(2), "log base 2"),
+    (lambda w: w + 0.25, "same constant"),
+    (lambda w: w.transpose(-1, -2), "transpose"),
+    (lambda w: torch.cat([w[:, :, :1], w[:, :, :-1]], dim=2), "shifted by one"),
+    (lambda w: w.flip(1), "reversed along axis `head`"),
+    (lambda w: w + torch.triu(torch.ones(5, 5), 1), "above the diagonal"),
+])
+def test_value_symptoms_name_the_pattern_of_the_difference(make, fragment):
+    want = torch.randn(2, 3, 5, 5, generator=torch.Generator().manual_seed(0))
+    symptom = value_symptom(make(want), want, DIMS, 1e-5, 1e-4)
+    assert symptom and fragment in symptom, symptom
+
+
+def test_random_noise_has_no_symptom():
+    g = torch.Generator().manual_seed(1)
+    assert value_symptom(torch.randn(2, 3, 5, 5, generator=g), torch.randn(2, 3, 5, 5, generator=g), DIMS,
+                         1e-5, 1e-4) is None

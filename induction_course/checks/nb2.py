@@ -22,7 +22,7 @@ from induction_course.attention import apply_causal_mask
 from induction_course.checks.core import (Bug, Case, Check, CheckFailed, Exercise, choices_check, clone,
                                           make_check, not_a_function, raised, seeded, unwrap)
 from induction_course.checks.record import Opaque, Raised, as_data, capture
-from induction_course.checks.symptoms import shape_problem
+from induction_course.checks.symptoms import named, shape_problem
 from induction_course.models import make_model
 from induction_course.tokenizer import IdTokenizer, tokens_to_text
 
@@ -92,19 +92,23 @@ def _raised_as(*hints: tuple[str, str, str]) -> Diagnosis:
     return diagnose
 
 
-def _missing_layer(case: Case, output: Any) -> str | None:
-    """A KeyError for a layer the cache does not have: a loop over the wrong range, or layer and head swapped."""
-    if not (isinstance(output, Raised) and output.type_name == "KeyError"):
+def _missing_layer_message(error: Any, n_layers: int, head: int | None = None) -> str | None:
+    """What a KeyError from the cache means: no such hook name, a layer past the end, or layer and head swapped."""
+    if not (isinstance(error, Raised) and error.type_name == "KeyError"):
         return None
-    found = re.search(r"blocks\.(\d+)\.", output.message)
-    if not found:
-        return ("your code raised KeyError: the cache has no entry of that name. Layer l's pattern is "
+    found = re.search(r"blocks\.(\d+)\.", error.message)
+    if not found or int(found.group(1)) < n_layers:
+        return (f"your code raised KeyError: the cache has no entry {error.message}. Layer l's pattern is "
                 "cache['pattern', l] (or cache[f'blocks.{l}.attn.hook_pattern']); its keys cache['k', l] "
                 "(blocks.{l}.attn.hook_k).")
-    asked, n_layers = int(found.group(1)), case["model"].cfg.n_layers
-    why = (f" {asked} is the head you were asked for: did you swap layer and head?" if asked == case.get("head")
+    asked = int(found.group(1))
+    why = (f" {asked} is the head you were asked for: did you swap layer and head?" if asked == head
            else " Loop over range(model.cfg.n_layers), not over the heads or one past the end.")
     return f"your code raised KeyError: there is no layer {asked}; this model has layers 0 … {n_layers - 1}.{why}"
+
+
+def _missing_layer(case: Case, output: Any) -> str | None:
+    return _missing_layer_message(output, case["model"].cfg.n_layers)
 
 
 # ---------------------------------------------------------------- 1. scores from a pattern
@@ -252,10 +256,6 @@ SCORE_ALL = Exercise(
             lambda model, tokens, score_fn: torch.stack([score_fn(_patterns(model, tokens)[0])] * model.cfg.n_layers)),
         Bug("you scored only the first sequence: give score_fn the whole batch, pattern [batch, head, q_pos, k_pos].",
             lambda model, tokens, score_fn: torch.stack([score_fn(p[:1]) for p in _patterns(model, tokens)])),
-        Bug("you scored the attention scores before the softmax (hook_attn_scores); score the pattern, "
-            "cache['pattern', l], whose rows sum to 1.",
-            lambda model, tokens, score_fn: torch.stack([score_fn(p) for p in
-                                                         _patterns(model, tokens, "attn_scores")])),
         Bug("your rows are in reverse layer order: row l must be layer l.",
             lambda model, tokens, score_fn: _score_all_heads(model, tokens, score_fn).flip(0)),
     ),
@@ -316,7 +316,7 @@ def _factor_problem(record: Any, lengths: Sequence[int]) -> str | None:
             continue
         for wrong, message in (
                 (1 / want, "is upside down: detect_head's score is the smaller one, so the factor is below 1."),
-                (1.0, "says the two scores are equal, but they are not. detect_head divides the attention on the "
+                (1.0, "is 1, but the two scores are not equal. detect_head divides the attention on the "
                       "stripe by the attention of *all* rows, and every row sums to 1. How many rows are there, "
                       "and how many of them have a previous token?"),
                 (0.0, "is 0: integer division? (seq_len - 1) // seq_len rounds down to 0; use /."),
@@ -404,8 +404,8 @@ def _detect_problem(detect_scores: Any, model: TransformerBridge, tokens: torch.
             ("previous_token_head", {"exclude_current_token": True}, "you passed exclude_current_token=True"),
             ("previous_token_head", {"exclude_bos": True, "exclude_current_token": True},
              "you excluded BOS and the current token"),
-            ("current_token_head", {}, "these are detect_head's current-token scores"),
-            ("duplicate_token_head", {}, "these are detect_head's duplicate-token scores")):
+            ("duplicate_token_head", {}, "these are detect_head's duplicate-token scores"),
+            ("induction_head", {}, "these are detect_head's induction scores")):
         if torch.allclose(got, detect_head(model, text, pattern, **options).float().cpu(), atol=1e-4):
             return (f"{message}: ask for \"previous_token_head\" with detect_head's default options, "
                     "detect_head(model, tokens_to_text(tokens), \"previous_token_head\").")
@@ -480,10 +480,13 @@ def _judge_plot(record: Any, seed: int, n_layers: int, layer: int, head: int) ->
     name = "plot_head_pattern"
     if not isinstance(record, dict) or "returned" not in record:
         raise not_a_function(name, record)
-    returned = unwrap(record["returned"], name)
+    returned = record["returned"]
+    message = _missing_layer_message(returned, n_layers, head)
+    if message:
+        raise CheckFailed(f"{name}: {message}", returned.traceback)
+    returned = unwrap(returned, name)
     if returned == "NoneType":
-        raise CheckFailed(f"{name} returned None (returned NoneType): end it with `return attention_heatmap(...)`, "
-                          "the Axes it draws on.")
+        raise CheckFailed(f"{name} returned None: end it with `return attention_heatmap(...)`, the Axes it draws on.")
     if returned != "Axes":
         raise CheckFailed(f"{name} returned {returned}; return the matplotlib Axes that attention_heatmap returns"
                           + (" (fig.axes[0], or the ax you passed it), not the Figure." if returned == "Figure" else "."))
@@ -509,9 +512,6 @@ def _judge_plot(record: Any, seed: int, n_layers: int, layer: int, head: int) ->
         raise CheckFailed("the picture is the pattern averaged over the sequences; draw sequence 0 only, [0, head].")
     if shows(patterns[layer, 0].mean(dim=0)):
         raise CheckFailed("the picture is the pattern averaged over the heads; draw one head, [0, head].")
-    if shows(cache["attn_scores", layer][0, head].cpu()):
-        raise CheckFailed("the picture shows the attention scores before the softmax (hook_attn_scores); "
-                          "draw the pattern, cache['pattern', layer].")
     raise CheckFailed(f"the picture ({list(image.shape)}) is not head {layer}.{head}'s pattern of sequence 0 "
                       f"({list(want.shape)}): pass cache['pattern', layer][0, head] to attention_heatmap.")
 
@@ -527,12 +527,12 @@ DEFAULT_LAYOUT = hb.Layout()
 LAYOUTS = ({}, {"d_vocab": 40, "n_ctx": 12})
 HANDBUILT_DEFAULTS = {"layouts": LAYOUTS, "seeds": (0,), "batch": 64}
 QK_NAMES, OV_NAMES = ("W_pos", "W_Q", "W_K"), ("W_V", "W_O")
+AXES = {"W_pos": ("n_ctx", "d_model"), "W_Q": ("d_model", "d_head"), "W_K": ("d_model", "d_head"),
+        "W_V": ("d_model", "d_head"), "W_O": ("d_head", "d_model")}
 
 
 def _shapes(layout: hb.Layout, names: Sequence[str]) -> list[tuple[int, int]]:
-    d, h, n = layout.d_model, layout.d_head, layout.n_ctx
-    every = {"W_pos": (n, d), "W_Q": (d, h), "W_K": (d, h), "W_V": (d, h), "W_O": (h, d)}
-    return [every[name] for name in names]
+    return [tuple(getattr(layout, axis) for axis in AXES[name]) for name in names]
 
 
 def _describe(layout: hb.Layout) -> str:
@@ -596,8 +596,7 @@ def _builder_weights(record: Any, name: str, names: Sequence[str], layouts: Sequ
             kind = value.type_name if isinstance(value, Opaque) else type(value).__name__
             raise CheckFailed(f"{value_name} is a {kind}; it should be a torch.Tensor.")
         if tuple(value.shape) != shape:
-            hint = (f"; expected {list(shape)} [{'d_head, d_model' if value_name == 'W_O' else 'rows, columns'}]"
-                    f"{where} (d_model={layout.d_model}, d_head={layout.d_head}, n_ctx={layout.n_ctx}).")
+            hint = f"; expected {named(shape, AXES[value_name])}{where}."
             if tuple(value.shape) == shape[::-1]:
                 hint += " It is transposed."
             elif layout != DEFAULT_LAYOUT and tuple(value.shape) == default_shape:
@@ -640,8 +639,11 @@ def _most_common(values: torch.Tensor) -> int:
     return int(values.flatten().mode().values)
 
 
-def _soft_message(scores: torch.Tensor, on_prev: torch.Tensor, layout: hb.Layout) -> str:
-    """The pattern points at i-1 but not sharply enough: say by how much the margin falls short."""
+def _soft_message(scores: torch.Tensor, on_prev: torch.Tensor, layout: hb.Layout, after_default: bool) -> str:
+    """The pattern points at i-1 but not sharply enough: say by how much the margin falls short.
+
+    ``after_default``: the default layout passed, so a margin that falls short here was not computed from the layout.
+    """
     worst_b, worst_i = (int(v) for v in torch.unravel_index(on_prev.argmin(), on_prev.shape))
     i = worst_i + 1
     row = scores[worst_b, i, : i + 1].clone()
@@ -652,13 +654,16 @@ def _soft_message(scores: torch.Tensor, on_prev: torch.Tensor, layout: hb.Layout
                f"{i - 1}. After the 1/sqrt(d_head) scale, key {i - 1}'s score beats the best other key by "
                f"{margin:.2f}; against {i} other keys that score alike, 0.95 needs a margin of ln(19·{i}) ≈ "
                f"{math.log(19 * i):.2f}. Multiply W_Q (or W_K) by a larger number")
-    if layout != DEFAULT_LAYOUT:
+    if after_default:
         return message + (f", computed from the layout (here d_head={layout.d_head}, n_ctx={layout.n_ctx}): a number "
                           "that suits the default layout is too small for this one.")
+    if margin * math.sqrt(layout.d_head) >= math.log(19 * i):
+        return message + (f": it would be enough without the 1/sqrt(d_head) scale, which divides every score by "
+                          f"sqrt({layout.d_head}). Put sqrt(d_head) into c.")
     return message + "."
 
 
-def _qk_problem(cache: Any, layout: hb.Layout) -> str | None:
+def _qk_problem(cache: Any, layout: hb.Layout, after_default: bool = False) -> str | None:
     """What is wrong with the pattern of the hand-built head, or None if every i >= 1 puts >= 0.95 on i-1."""
     pattern = cache["pattern", 0][:, 0]                                     # [batch, q, k]
     on_prev = hb.attention_on_previous(pattern)
@@ -683,7 +688,7 @@ def _qk_problem(cache: Any, layout: hb.Layout) -> str | None:
     if offset == 0:
         return "the head attends to itself (offset 0): query i matches key i, but it must match key i-1."
     if offset == 1:
-        return _soft_message(scores, on_prev, layout)
+        return _soft_message(scores, on_prev, layout, after_default)
     if bool((pattern[:, 1:].argmax(dim=-1) == 0).float().mean() > 0.5):
         return "most queries attend to position 0 (BOS), not to i-1: the scores must depend on the query's position."
     return f"most queries attend to key i-{offset}; they must attend to key i-1."
@@ -726,12 +731,11 @@ def _ov_problem(layout: hb.Layout, tokens: torch.Tensor, logits: torch.Tensor, c
                     "token block (rows layout.token), not the position block.")
         return ("the read-out is ambiguous: W_O sends every token's value to the same place in the previous-token "
                 "block. Each token needs its own coordinate: token t -> layout.prev.start + t.")
-    table = _permutation(guess, truth, layout.d_vocab)
-    if table is not None:
-        seen = (table >= 0).nonzero().flatten()
-        for shift in (1, -1):
-            if float((table[seen] == seen + shift).float().mean()) > 0.5:
-                return (f"token t lands one coordinate off, at layout.prev.start + t {'+' if shift > 0 else '-'} 1, so "
+    top2 = logits[:, 1:].topk(2, dim=-1).values
+    clear = (top2[..., 0] - top2[..., 1]) >= 0.05 * size                   # no tie for the top logit
+    for shift in (1, -1):
+        if float(((guess == truth + shift) & clear).float().mean()) > 0.5:
+            return (f"token t lands one coordinate off, at layout.prev.start + t {'+' if shift > 0 else '-'} 1, so "
                         "the read-out reads the neighbouring token: W_O must send head direction t to exactly "
                         "layout.prev.start + t.")
     strength = prev.abs().amax(dim=-1)                                          # [batch, pos - 1]
@@ -741,10 +745,10 @@ def _ov_problem(layout: hb.Layout, tokens: torch.Tensor, logits: torch.Tensor, c
                 "W_V and W_O must carry every token 0 … d_vocab-1, not just some of them.")
     if (logits[:, 1:].argmin(dim=-1) == truth).float().mean() >= 0.99:
         return "the sign is flipped: the previous token gets the *lowest* logit. Its coordinate must go up, not down."
-    top2 = logits[:, 1:].topk(2, dim=-1).values
-    if float(((top2[..., 0] - top2[..., 1]) < 0.05 * size).float().mean()) > 0.5:
+    if float((~clear).float().mean()) > 0.5:
         return ("the read-out is ambiguous: at most positions several tokens tie for the top logit. Each token needs "
                 "exactly one coordinate of its own in the previous-token block: token t -> layout.prev.start + t.")
+    table = _permutation(guess, truth, layout.d_vocab)
     if table is not None:
         seen = table[table >= 0]
         if seen.unique().numel() < seen.numel():
@@ -766,7 +770,8 @@ def _judge_handbuilt(parts: str) -> Callable[..., str]:
             ov = _ov(record, built, index) if "ov" in parts else list(hb.reference_ov(layout))
             for seed in seeds:
                 tokens, logits, cache = _run(layout, qk, ov, seed, batch)
-                problem = ((_qk_problem(cache, layout) if "qk" in parts else None)
+                after_default = DEFAULT_LAYOUT in built[:index]
+                problem = ((_qk_problem(cache, layout, after_default) if "qk" in parts else None)
                            or (_ov_problem(layout, tokens, logits, cache) if "ov" in parts else None))
                 if problem:
                     raise CheckFailed(problem if layout == DEFAULT_LAYOUT else f"On {_describe(layout)}: {problem}")

@@ -315,18 +315,18 @@ def _factor_problem(record: Any, lengths: Sequence[int]) -> str | None:
         if math.isclose(got, want, rel_tol=1e-6):
             continue
         for wrong, message in (
-                (1 / want, "is upside down: detect_head's score is the smaller one, so the factor is below 1."),
-                (1.0, "is 1, but the two scores are not equal. detect_head divides the attention on the "
+                (1 / want, "it is upside down: detect_head's score is the smaller one, so the factor is below 1."),
+                (1.0, "the two scores are not equal. detect_head divides the attention on the "
                       "stripe by the attention of *all* rows, and every row sums to 1. How many rows are there, "
                       "and how many of them have a previous token?"),
-                (0.0, "is 0: integer division? (seq_len - 1) // seq_len rounds down to 0; use /."),
-                (1 / n, "is 1/n, the part detect_head's score loses, not the ratio of the two scores."),
-                ((n - 2) / (n - 1), "is off by one: there are seq_len rows (one per query), and seq_len - 1 of "
+                (0.0, "integer division? (seq_len - 1) // seq_len rounds down to 0; use /."),
+                (1 / n, "that is 1/n, the part detect_head's score loses, not the ratio of the two scores."),
+                ((n - 2) / (n - 1), "off by one: there are seq_len rows (one per query), and seq_len - 1 of "
                                     "them have a previous token."),
-                (n / (n + 1), "is off by one: there are seq_len rows (one per query), and seq_len - 1 of them have "
+                (n / (n + 1), "off by one: there are seq_len rows (one per query), and seq_len - 1 of them have "
                               "a previous token.")):
             if math.isclose(got, wrong, rel_tol=1e-6, abs_tol=1e-12):
-                return f"detect_factor({n}) = {got:.4g} {message}"
+                return f"detect_factor({n}) returned {got:.4g}: {message}"
         return (f"detect_factor({n}) = {got:.4g}, but detect_head's score is ours times {want:.4g} on sequences of "
                 f"length {n}. Compare the two on one head, then write the ratio in terms of n (seq_len).")
     return None
@@ -372,7 +372,7 @@ def _found_problem(found: Any, scores: dict[str, torch.Tensor]) -> str | None:
     if tuple(found) == best:
         return None
     if (head, layer) == best:
-        return f"({layer}, {head}) is ({best[1]}, {best[0]}) backwards: did you swap layer and head? found is (layer, head)."
+        return f"({layer}, {head}) is ({best[0]}, {best[1]}) backwards: did you swap layer and head? found is (layer, head)."
     if not (0 <= layer < prev.shape[0] and 0 <= head < prev.shape[1]):
         return f"({layer}, {head}) is not a head: the model has {prev.shape[0]} layers of {prev.shape[1]} heads."
     for name, values in scores.items():
@@ -764,7 +764,7 @@ def _judge_handbuilt(parts: str) -> Callable[..., str]:
     """The judge of the QK half (``"qk"``), the OV half (``"ov"``) or the whole head (``"qk+ov"``)."""
     def judge(record: Any, layouts: Sequence[dict], seeds: Sequence[int], batch: int) -> str:
         built = [hb.Layout(**dict(spec)) for spec in layouts]
-        worst, accuracy = 1.0, 1.0
+        worst, accuracy, means = 1.0, 1.0, []
         for index, layout in enumerate(built):
             qk = _qk(record, built, index) if "qk" in parts else list(hb.reference_qk(layout))
             ov = _ov(record, built, index) if "ov" in parts else list(hb.reference_ov(layout))
@@ -775,11 +775,13 @@ def _judge_handbuilt(parts: str) -> Callable[..., str]:
                            or (_ov_problem(layout, tokens, logits, cache) if "ov" in parts else None))
                 if problem:
                     raise CheckFailed(problem if layout == DEFAULT_LAYOUT else f"On {_describe(layout)}: {problem}")
-                worst = min(worst, float(hb.attention_on_previous(cache["pattern", 0][:, 0]).min()))
+                on_prev = hb.attention_on_previous(cache["pattern", 0][:, 0])
+                worst, means = min(worst, float(on_prev.min())), means + [float(on_prev.mean())]
                 accuracy = min(accuracy, float((hb.read_out(logits) == tokens[:, :-1]).float().mean()))
-        sequences = f"{batch} fresh random sequences per layout, {len(built)} layouts"
+        sequences = f"{batch} fresh random sequences on each of {len(built)} layout(s)"
         if parts == "qk":
-            return f"✓ every position i ≥ 1 puts at least 0.95 of its attention on i-1 (worst {worst:.4f}, {sequences})."
+            return (f"✓ every position i ≥ 1 puts at least 0.95 of its attention on i-1 (worst {worst:.4f}, "
+                    f"mean {sum(means) / len(means):.4f}, {sequences}).")
         if parts == "ov":
             return (f"✓ the read-out recovers the previous token {accuracy:.1%} of the time "
                     f"(≥ 99% needed, {sequences}, reference QK circuit).")

@@ -5,7 +5,10 @@ the ``Bug`` variants and the diagnostics inside the checks.
 """
 from __future__ import annotations
 
+import ast
 import math
+import re
+from pathlib import Path
 
 import matplotlib
 
@@ -18,13 +21,15 @@ from transformer_lens.head_detector import detect_head
 from induction_course import handbuilt as hb
 from induction_course import heads as ref
 from induction_course.checks import CheckFailed, nb2
+from induction_course.checks.core import Check
+from induction_course.checks.record import decode, encode
 from induction_course.plotting import attention_heatmap
 from induction_course.tokenizer import tokens_to_text
 
 
-def fails_with(check, *args, fragments: tuple[str, ...]) -> str:
+def fails_with(check, *args, fragments: tuple[str, ...], **params) -> str:
     with pytest.raises(CheckFailed) as info:
-        check(*args)
+        check(*args, **params)
     message = str(info.value)
     for fragment in fragments:
         assert fragment in message, f"expected {fragment!r} in: {message}"
@@ -71,7 +76,7 @@ def test_previous_sums_over_batch():
 
 def test_previous_averages_over_heads():
     fails_with(nb2.check_previous_token_score, lambda pattern: torch.diagonal(pattern, -1, 2, 3).mean(dim=(1, 2)),
-               fragments=("returned shape [3], expected [head=4]", "wrong axis"))
+               fragments=("averaged over the head axis and kept the batch axis",))
 
 
 def test_current_skips_query_zero():
@@ -129,7 +134,7 @@ def test_score_all_heads_head_by_layer():
     def score_all_heads(model, tokens, score_fn):
         _, cache = model.run_with_cache(tokens)
         return torch.stack([score_fn(cache["pattern", l]) for l in range(model.cfg.n_layers)], dim=1)
-    fails_with(nb2.check_score_all_heads, score_all_heads, fragments=("wrong order",))
+    fails_with(nb2.check_score_all_heads, score_all_heads, fragments=("your rows are the heads",))
 
 
 # ----- 3. the head in the trained model
@@ -234,7 +239,7 @@ def test_plot_wrong_sequence():
 def test_plot_returns_nothing():
     fails_with(nb2.check_plot_head_pattern,
                lambda cache, layer, head, tokens: attention_heatmap(cache["pattern", layer][0, head]) and None,
-               fragments=("returned NoneType",))
+               fragments=("returned None",))
 
 
 def test_plot_without_image():
@@ -277,14 +282,15 @@ def ov_with(read: str = "token", write: str = "prev", sign: float = 1.0, order=l
     return previous_token_ov
 
 
-LAYOUTS = (hb.Layout(), hb.Layout(d_vocab=10, n_ctx=40), hb.Layout(d_vocab=30, n_ctx=12))
+LAYOUTS = ({}, {"d_vocab": 10, "n_ctx": 40}, {"d_vocab": 30, "n_ctx": 12})
 
 
 def test_student_style_head_passes(capsys):
     nb2.check_previous_token_qk(qk_with(), layouts=LAYOUTS, seeds=(0, 5))
     nb2.check_previous_token_ov(ov_with(), layouts=LAYOUTS, seeds=(0, 5))
+    nb2.check_handbuilt_head(qk_with(), ov_with())
     nb2.check_handbuilt_head(qk_with(), ov_with(), layouts=LAYOUTS)
-    assert capsys.readouterr().out.count("✓") == 3
+    assert capsys.readouterr().out.count("✓") == 4
 
 
 def test_qk_attends_to_itself():
@@ -300,8 +306,8 @@ def test_qk_too_soft():
 
 
 def test_qk_scale_hard_coded_for_the_default_layout():
-    fails_with(nb2.check_previous_token_qk, qk_with(c=32.0), (hb.Layout(d_vocab=10, n_ctx=40),),
-               fragments=("too soft",))
+    fails_with(nb2.check_previous_token_qk, qk_with(c=32.0), layouts=({}, {"d_vocab": 10, "n_ctx": 40}),
+               fragments=("On Layout(d_vocab=10, n_ctx=40)", "too soft", "suits the default layout"))
 
 
 def test_qk_two_back():
@@ -457,3 +463,116 @@ def test_right_answers_pass(capsys):
 ])
 def test_wrong_answers_explain_themselves(answers, fragment):
     fails_with(nb2.check_layer_answers, answers, fragments=(fragment,))
+
+
+# ----- judged from the record alone
+MASTER = Path(__file__).resolve().parents[1] / "solutions" / "src" / "02_previous_token.py"
+
+
+def _graded_calls() -> list[ast.Call]:
+    """Every ``nb2.check_*(...)`` call in the test cells of the master, visible and hidden."""
+    cells = re.split(r"^# %%", MASTER.read_text(), flags=re.M)
+    calls = []
+    for cell in cells:
+        if cell.startswith(" [test]"):
+            calls += [node for node in ast.walk(ast.parse(cell.split("\n", 1)[1])) if isinstance(node, ast.Call)
+                      and isinstance(node.func, ast.Attribute) and node.func.attr.startswith("check_")]
+    return calls
+
+
+def test_graded_cells_pass_answers_by_position_and_literal_parameters():
+    calls = _graded_calls()
+    assert len(calls) >= 20
+    for call in calls:
+        check = getattr(nb2, call.func.attr)
+        assert isinstance(check, Check), call.func.attr
+        assert all(isinstance(arg, ast.Name) for arg in call.args), ast.unparse(call)
+        for keyword in call.keywords:
+            assert keyword.arg in check.defaults, ast.unparse(call)
+            ast.literal_eval(keyword.value)  # raises if the grader could not read it
+
+
+def _score_all_heads(model, tokens, score_fn):
+    with torch.no_grad():
+        _, cache = model.run_with_cache(tokens)
+    return torch.stack([score_fn(cache["pattern", l]) for l in range(model.cfg.n_layers)])
+
+
+def _key_change(model, tokens, corrupted, layer):
+    with torch.no_grad():
+        clean, dirty = model.run_with_cache(tokens)[1], model.run_with_cache(corrupted)[1]
+    return (dirty["k", layer] - clean["k", layer]).norm(dim=-1).mean(dim=0)
+
+
+def test_every_graded_call_of_the_solution_passes_when_judged_from_its_decoded_record(trained, capsys):
+    answers = {"previous_token_score": ref.previous_token_score, "current_token_score": ref.current_token_score,
+               "first_token_score": ref.first_token_score, "score_all_heads": _score_all_heads,
+               "key_change": _key_change, "previous_token_qk": hb.reference_qk, "previous_token_ov": hb.reference_ov,
+               "plot_head_pattern": lambda cache, layer, head, tokens: attention_heatmap(cache["pattern", layer][0, head]),
+               "found": trained["best"], "detect_scores": trained["detect"], "detect_factor": factor,
+               "tokens": trained["tokens"], "answers": {"why_earlier": "b", "one_layer_fix": "c"}}
+    for call in _graded_calls():
+        check = getattr(nb2, call.func.attr)
+        params = {**check.defaults, **{k.arg: ast.literal_eval(k.value) for k in call.keywords}}
+        record = check.collect(*(answers[arg.id] for arg in call.args), **params)
+        name, decoded_params, decoded = decode(encode(check.id, params, record))
+        assert name == check.id
+        assert check.judge(decoded, **decoded_params).startswith("✓"), ast.unparse(call)
+
+
+def test_a_wrong_hand_built_head_fails_the_same_way_from_its_decoded_record():
+    check = nb2.check_handbuilt_head
+    record = check.collect(qk_with(query_shift=0), ov_with(), **check.defaults)
+    with pytest.raises(CheckFailed, match="attends to itself"):
+        check.judge(decode(encode(check.id, check.defaults, record))[2], **check.defaults)
+
+
+def test_a_tensor_subclass_answer_travels_only_as_its_type(trained):
+    class Sneaky(torch.Tensor):
+        pass
+
+    fails_with(nb2.check_previous_token_head, trained["best"], trained["detect"].as_subclass(Sneaky), factor,
+               trained["tokens"], fragments=("but it is a Sneaky",))
+
+
+# ----- new diagnostics not covered by the catalogue
+def test_tokens_that_are_not_token_ids(trained):
+    fails_with(nb2.check_previous_token_head, trained["best"], trained["detect"], factor,
+               trained["tokens"].float(), fragments=("re-run the cell that defines `tokens`",))
+
+
+def test_detect_scores_excluding_the_current_token(trained):
+    other = detect_head(trained["model"], tokens_to_text(trained["tokens"]), "previous_token_head",
+                        exclude_current_token=True)
+    assert not torch.allclose(other, trained["detect"], atol=1e-4)
+    fails_with(nb2.check_previous_token_head, trained["best"], other, factor, trained["tokens"],
+               fragments=("exclude_current_token=True",))
+
+
+def test_found_as_numpy_ints(trained):
+    import numpy as np
+    fails_with(nb2.check_previous_token_head, tuple(np.int64(i) for i in trained["best"]), trained["detect"], factor,
+               trained["tokens"], fragments=("convert each with int",))
+
+
+def test_detect_factor_that_raises():
+    def detect_factor(seq_len):
+        return (seq_len - 1) / seq_len if seq_len < 50 else [][0]
+    message = fails_with(nb2.check_detect_factor, detect_factor, fragments=("detect_factor raised IndexError",))
+    assert "checks/" not in message
+
+
+def test_qk_that_works_only_for_the_default_layout():
+    def previous_token_qk(layout):
+        W_pos, W_Q, _ = qk_with()(layout)
+        W_K = torch.zeros(layout.d_model, layout.d_head)
+        W_K[layout.pos, :24] = torch.eye(24)
+        return W_pos, W_Q, W_K
+    fails_with(nb2.check_previous_token_qk, previous_token_qk,
+               fragments=("worked on the default layout but raised on Layout(d_vocab=40, n_ctx=12)",
+                          "another shape than the slice"))
+
+
+def test_score_shape_bug_needs_the_same_values_not_just_the_shape():
+    fails_with(nb2.check_previous_token_score, lambda pattern: torch.zeros(pattern.shape[0]),
+               fragments=("returned shape [3], expected [head=4]",))

@@ -1,14 +1,17 @@
 """Checks for Notebook 2, the previous-token head.
 
-Each ``check_*`` function is what the student's check cell and the graded test cell call.
-Visible tests use the default seed; hidden tests pass other seeds and shapes.
+Every public ``check_*`` is a :class:`~induction_course.checks.core.Check`: its ``collect`` runs the
+student's code and records plain data (outputs, weights, the picture's pixels, numbers), and its ``judge``
+decides from that record and the call's literal parameters alone. The judge rebuilds everything else
+itself from seeds: the small random models, their caches, the hand-built model, the course's trained model.
+Visible checks use the defaults; hidden tests pass other seeds, shapes and layouts.
 """
 from __future__ import annotations
 
 import math
+import re
 from typing import Any, Callable, Sequence
 
-import matplotlib.pyplot as plt
 import torch
 from transformer_lens.head_detector import detect_head
 from transformer_lens.model_bridge import TransformerBridge
@@ -16,14 +19,102 @@ from transformer_lens.model_bridge import TransformerBridge
 from induction_course import handbuilt as hb
 from induction_course import heads as ref
 from induction_course.attention import apply_causal_mask
-from induction_course.checks.core import Bug, CheckFailed, Exercise, call_student, seeded, make_check, check_choices
+from induction_course.checks.core import (Bug, Case, Check, CheckFailed, Exercise, choices_check, clone,
+                                          make_check, not_a_function, raised, seeded, unwrap)
+from induction_course.checks.record import Opaque, Raised, as_data, capture
+from induction_course.checks.symptoms import named, shape_problem
 from induction_course.models import make_model
 from induction_course.tokenizer import IdTokenizer, tokens_to_text
 
+Diagnosis = Callable[[Case, Any], "str | None"]   # (case, the student's recorded output) -> message or None
 
+
+# ---------------------------------------------------------------- diagnoses beyond the engine's
+def _diagnosed(exercise: Exercise, diagnose: Diagnosis, **defaults: Any) -> Check:
+    """``make_check(exercise)`` whose failures are first offered to ``diagnose``, case by case.
+
+    ``diagnose`` names mistakes the engine's structure-then-bugs order cannot: a wrong *shape* that a
+    known mistake produces, or an exception the student's code raised whose meaning we can tell.
+    """
+    base = make_check(exercise, "nb2")
+
+    def judge(record: Any, seeds: Sequence[int], shapes: Sequence[dict]) -> str:
+        try:
+            return base.judge(record, seeds=seeds, shapes=shapes)
+        except CheckFailed as failure:
+            cases = [(seed, dict(shape)) for shape in shapes for seed in seeds]
+            for entry, (seed, shape) in zip(record if isinstance(record, list) else [], cases):
+                output = entry.get("output") if isinstance(entry, dict) else None
+                message = diagnose(exercise.make_case(seed, **shape), output)
+                if message:
+                    trace = output.traceback if isinstance(output, Raised) else ""
+                    raise CheckFailed(f"{exercise.name}: {message}", trace) from None
+            raise failure
+
+    return Check(base.id, base.collect, judge, {**base.defaults, **defaults})
+
+
+def _first(*diagnoses: Diagnosis) -> Diagnosis:
+    """The diagnosis of the first of ``diagnoses`` that has one."""
+    def diagnose(case: Case, output: Any) -> str | None:
+        return next((m for d in diagnoses if (m := d(case, output))), None)
+    return diagnose
+
+
+def _shape_bugs(reference: Callable[..., Any], *bugs: Bug) -> Diagnosis:
+    """Name a wrong shape that one of ``bugs`` gives exactly (values included)."""
+    def diagnose(case: Case, output: Any) -> str | None:
+        if type(output) is not torch.Tensor:  # noqa: E721
+            return None
+        if output.shape == reference(**clone(case)).shape:
+            return None
+        for bug in bugs:
+            try:
+                bad = bug.fn(**clone(case))
+            except Exception:  # a mistake that cannot even run on this case is not the one made
+                continue
+            if (bad.shape == output.shape and bad.dtype == output.dtype
+                    and torch.allclose(output.cpu(), bad.cpu(), atol=1e-5, rtol=1e-4, equal_nan=True)):
+                return bug.message
+        return None
+    return diagnose
+
+
+def _raised_as(*hints: tuple[str, str, str]) -> Diagnosis:
+    """Name an exception the student's code raised: ``(type name, regex on its message, what it means)``."""
+    def diagnose(case: Case, output: Any) -> str | None:
+        if not isinstance(output, Raised):
+            return None
+        for type_name, pattern, meaning in hints:
+            if output.type_name == type_name and re.search(pattern, output.message):
+                return f"your code raised {output.type_name}: {output.message.splitlines()[0]}\n{meaning}"
+        return None
+    return diagnose
+
+
+def _missing_layer_message(error: Any, n_layers: int, head: int | None = None) -> str | None:
+    """What a KeyError from the cache means: no such hook name, a layer past the end, or layer and head swapped."""
+    if not (isinstance(error, Raised) and error.type_name == "KeyError"):
+        return None
+    found = re.search(r"blocks\.(\d+)\.", error.message)
+    if not found or int(found.group(1)) < n_layers:
+        return (f"your code raised KeyError: the cache has no entry {error.message}. Layer l's pattern is "
+                "cache['pattern', l] (or cache[f'blocks.{l}.attn.hook_pattern']); its keys cache['k', l] "
+                "(blocks.{l}.attn.hook_k).")
+    asked = int(found.group(1))
+    why = (f" {asked} is the head you were asked for: did you swap layer and head?" if asked == head
+           else " Loop over range(model.cfg.n_layers), not over the heads or one past the end.")
+    return f"your code raised KeyError: there is no layer {asked}; this model has layers 0 … {n_layers - 1}.{why}"
+
+
+def _missing_layer(case: Case, output: Any) -> str | None:
+    return _missing_layer_message(output, case["model"].cfg.n_layers)
 
 
 # ---------------------------------------------------------------- 1. scores from a pattern
+SCORE_SHAPES = ({}, {"batch": 1})   # a size-1 batch catches a .squeeze() that drops it
+
+
 def _pattern_case(seed: int, batch: int = 3, head: int = 4, pos: int = 9) -> dict:
     """A random causal pattern [batch, head, pos, pos], peaked enough that every score differs."""
     scores = 2.0 * torch.randn(batch, head, pos, pos, generator=seeded(seed))
@@ -33,6 +124,28 @@ def _pattern_case(seed: int, batch: int = 3, head: int = 4, pos: int = 9) -> dic
 def _stripe(pattern: torch.Tensor, offset: int) -> torch.Tensor:
     """Entries [.., i, i - offset]: [batch, head, pos - offset]."""
     return pattern.diagonal(offset=-offset, dim1=-2, dim2=-1)
+
+
+def _score_shape_bugs(reference: Callable[..., Any], offset: int | None) -> Diagnosis:
+    """Wrong axes in a score: the default diagonal of the first two axes, or the mean over the wrong axis."""
+    stripe = (lambda p: p[..., 1:, 0]) if offset is None else (lambda p: _stripe(p, offset))
+    bugs = [Bug("you averaged over the head axis and kept the batch axis: a score has one value per head, "
+                "so average over the batch (dim 0) and the queries.",
+                lambda pattern: stripe(pattern).mean(dim=(1, -1))),
+            Bug("you squeezed away a size-1 axis (the batch has 1 sequence here) and then averaged over the "
+                "wrong axis: don't .squeeze(); average over dim 0 and the queries.",
+                lambda pattern: stripe(pattern).squeeze().mean(dim=(0, -1)))]
+    if offset is not None:
+        bugs.append(Bug("pattern.diagonal(...) without dim1/dim2 takes the diagonal of the first two axes (batch "
+                        f"and head). Say which axes: pattern.diagonal(offset={-offset}, dim1=-2, dim2=-1).",
+                        lambda pattern: pattern.diagonal(-offset).mean(dim=(0, -1))))
+    else:
+        bugs.append(Bug("pattern[:, 1:, 0] indexes the head axis (dim 1), not the queries: index the last two "
+                        "axes, pattern[..., 1:, 0] (or pattern[:, :, 1:, 0]).",
+                        lambda pattern: pattern[:, 1:, 0].mean(dim=(0, -1))))
+    return _first(_shape_bugs(reference, *bugs),
+                  _raised_as(("IndexError", "out of bounds|out of range",
+                              "An index past the end: positions run from 0 to pos-1, and query 0 has no key -1.")))
 
 
 PREVIOUS = Exercise(
@@ -51,6 +164,10 @@ PREVIOUS = Exercise(
             lambda pattern: _stripe(pattern, 1).sum(dim=-1).mean(dim=0) / pattern.shape[-1]),
         Bug("you summed over the batch; average over it, so the score is a probability between 0 and 1.",
             lambda pattern: _stripe(pattern, 1).mean(dim=-1).sum(dim=0)),
+        Bug("you summed over the queries; average over them, so the score is a probability between 0 and 1.",
+            lambda pattern: _stripe(pattern, 1).sum(dim=-1).mean(dim=0)),
+        Bug("this is the attention two positions back (key i-2): the previous token is key i-1, offset=-1.",
+            lambda pattern: _stripe(pattern, 2).mean(dim=(0, -1))),
     ),
 )
 
@@ -63,10 +180,15 @@ CURRENT = Exercise(
         Bug("you skipped query 0. The current-token score averages over every query i >= 0, "
             "including position 0 (which can only attend to itself).",
             lambda pattern: _stripe(pattern, 0)[..., 1:].mean(dim=(0, -1))),
+        Bug("you divided the diagonal's sum by pos-1, but every one of the pos queries counts: divide by pos "
+            "(or take the mean of the diagonal).",
+            lambda pattern: _stripe(pattern, 0).sum(dim=-1).mean(dim=0) / (pattern.shape[-1] - 1)),
         Bug("this is the previous-token score (key i-1). The current token is key i: the main diagonal.",
             lambda pattern: _stripe(pattern, 1).mean(dim=(0, -1))),
         Bug("you summed over query positions; average over them, so the score lies between 0 and 1.",
             lambda pattern: _stripe(pattern, 0).sum(dim=-1).mean(dim=0)),
+        Bug("you summed over the batch; average over it, so the score is a probability between 0 and 1.",
+            lambda pattern: _stripe(pattern, 0).mean(dim=-1).sum(dim=0)),
     ),
 )
 
@@ -82,12 +204,18 @@ FIRST = Exercise(
         Bug("you read row 0 (where position 0 looks). The BOS score is column 0: how much each query i >= 1 "
             "attends to position 0, pattern[..., 1:, 0].",
             lambda pattern: pattern[..., 0, 1:].mean(dim=(0, -1))),
+        Bug("you divided by pos, but only the pos-1 queries i >= 1 count: take the mean of pattern[..., 1:, 0].",
+            lambda pattern: pattern[..., 1:, 0].sum(dim=-1).mean(dim=0) / pattern.shape[-1]),
+        Bug("you read the last column (key pos-1, index -1). BOS is the first key: column 0.",
+            lambda pattern: pattern[..., 1:, -1].mean(dim=(0, -1))),
+        Bug("you summed over the batch; average over it, so the score is a probability between 0 and 1.",
+            lambda pattern: pattern[..., 1:, 0].mean(dim=-1).sum(dim=0)),
     ),
 )
 
-check_previous_token_score = make_check(PREVIOUS, "nb2")
-check_current_token_score = make_check(CURRENT, "nb2")
-check_first_token_score = make_check(FIRST, "nb2")
+check_previous_token_score = _diagnosed(PREVIOUS, _score_shape_bugs(ref.previous_token_score, 1), shapes=SCORE_SHAPES)
+check_current_token_score = _diagnosed(CURRENT, _score_shape_bugs(ref.current_token_score, 0), shapes=SCORE_SHAPES)
+check_first_token_score = _diagnosed(FIRST, _score_shape_bugs(ref.first_token_score, None), shapes=SCORE_SHAPES)
 
 
 # ---------------------------------------------------------------- 2. every head of a model
@@ -103,11 +231,15 @@ def _model_case(seed: int, n_layers: int = 3, batch: int = 2, pos: int = 12,
     return {"model": model, "tokens": tokens.to(model.cfg.device), "score_fn": getattr(ref, score)}
 
 
-def _patterns(model: TransformerBridge, tokens: torch.Tensor) -> list[torch.Tensor]:
-    """Every layer's pattern [batch, head, q_pos, k_pos], in layer order."""
+def _caches(model: TransformerBridge, tokens: torch.Tensor) -> Any:
     with torch.no_grad():
-        _, cache = model.run_with_cache(tokens)
-    return [cache["pattern", layer] for layer in range(model.cfg.n_layers)]
+        return model.run_with_cache(tokens)[1]
+
+
+def _patterns(model: TransformerBridge, tokens: torch.Tensor, hook: str = "pattern") -> list[torch.Tensor]:
+    """Every layer's pattern (or ``hook``) [batch, head, q_pos, k_pos], in layer order."""
+    cache = _caches(model, tokens)
+    return [cache[hook, layer] for layer in range(model.cfg.n_layers)]
 
 
 def _score_all_heads(model: TransformerBridge, tokens: torch.Tensor, score_fn: Callable) -> torch.Tensor:
@@ -124,10 +256,24 @@ SCORE_ALL = Exercise(
             lambda model, tokens, score_fn: torch.stack([score_fn(_patterns(model, tokens)[0])] * model.cfg.n_layers)),
         Bug("you scored only the first sequence: give score_fn the whole batch, pattern [batch, head, q_pos, k_pos].",
             lambda model, tokens, score_fn: torch.stack([score_fn(p[:1]) for p in _patterns(model, tokens)])),
+        Bug("your rows are in reverse layer order: row l must be layer l.",
+            lambda model, tokens, score_fn: _score_all_heads(model, tokens, score_fn).flip(0)),
     ),
 )
 
-check_score_all_heads = make_check(SCORE_ALL, "nb2")
+check_score_all_heads = _diagnosed(SCORE_ALL, _first(
+    _shape_bugs(_score_all_heads,
+                Bug("torch.cat joined the layers' [head] scores end to end into one long vector: torch.stack "
+                    "them, which adds a new layer axis in front.",
+                    lambda model, tokens, score_fn: _score_all_heads(model, tokens, score_fn).flatten()),
+                Bug("your rows are the heads and your columns the layers: stack along dim 0 (the default), "
+                    "so that the result is [layer, head].",
+                    lambda model, tokens, score_fn: _score_all_heads(model, tokens, score_fn).T)),
+    _missing_layer,
+    _raised_as(("ValueError", "only one element tensors",
+                "torch.tensor(...) cannot build one tensor out of a list of tensors: use torch.stack(list)."),
+               ("TypeError", "expected Tensor as element|must be tuple of Tensors",
+                "torch.stack needs a list of tensors: give it the [head] tensors that score_fn returns."))))
 
 
 # ---------------------------------------------------------------- 3. the head in the trained model
@@ -140,141 +286,334 @@ def course_model() -> TransformerBridge:
     return model
 
 
-def check_detect_factor(detect_factor: Callable[[int], float], lengths: Sequence[int] = (64, 10)) -> None:
-    """``detect_factor(n)`` must be detect_head's score divided by ours on sequences of length n."""
-    for n in lengths:
-        got = call_student(detect_factor, {"seq_len": n}, "detect_factor")
-        want = (n - 1) / n
-        if not isinstance(got, (int, float, torch.Tensor)):
-            raise CheckFailed(f"detect_factor({n}) returned {type(got).__name__}; return a number.")
-        got = float(got)
+def _collect_factor(detect_factor: Any, lengths: Sequence[int]) -> Any:
+    if not callable(detect_factor):
+        return as_data(Opaque(type(detect_factor).__name__))
+    return [{"seq_len": n, "value": as_data(capture(detect_factor, n))} for n in lengths]
+
+
+def _as_number(value: Any) -> float | None:
+    if isinstance(value, (int, float)) and not isinstance(value, bool):
+        return float(value)
+    if type(value) is torch.Tensor and value.numel() == 1 and not value.is_complex():  # noqa: E721
+        return float(value)
+    return None
+
+
+def _factor_problem(record: Any, lengths: Sequence[int]) -> str | None:
+    """What is wrong with the recorded ``detect_factor(n)`` values, or None."""
+    if not isinstance(record, list):
+        raise not_a_function("detect_factor", record)
+    if [e.get("seq_len") if isinstance(e, dict) else None for e in record] != list(lengths):
+        return "the check recorded other sequence lengths than it asked for: run the check cell as it is."
+    for entry in record:
+        n, value = entry["seq_len"], unwrap(entry["value"], "detect_factor")
+        got, want = _as_number(value), (n - 1) / n
+        if got is None:
+            kind = value.type_name if isinstance(value, Opaque) else type(value).__name__
+            return f"detect_factor({n}) returned {kind}; return a number."
         if math.isclose(got, want, rel_tol=1e-6):
             continue
-        if math.isclose(got, 1 / want, rel_tol=1e-6):
-            raise CheckFailed(f"detect_factor({n}) = {got:.4g} is upside down: detect_head's score is the smaller one.")
-        if math.isclose(got, 1.0):
-            raise CheckFailed("the two scores are not equal. detect_head divides the attention on the stripe by the "
-                              "attention of *all* rows, and every row sums to 1. How many rows are there, and how "
-                              "many of them have a previous token?")
-        raise CheckFailed(f"detect_factor({n}) = {got:.4g}, but detect_head's score is ours times {want:.4g} on "
-                          f"sequences of length {n}. Compare the two on one head, then write the ratio in terms of n.")
+        for wrong, message in (
+                (1 / want, "it is upside down: detect_head's score is the smaller one, so the factor is below 1."),
+                (1.0, "the two scores are not equal. detect_head divides the attention on the "
+                      "stripe by the attention of *all* rows, and every row sums to 1. How many rows are there, "
+                      "and how many of them have a previous token?"),
+                (0.0, "integer division? (seq_len - 1) // seq_len rounds down to 0; use /."),
+                (1 / n, "that is 1/n, the part detect_head's score loses, not the ratio of the two scores."),
+                ((n - 2) / (n - 1), "off by one: there are seq_len rows (one per query), and seq_len - 1 of "
+                                    "them have a previous token."),
+                (n / (n + 1), "off by one: there are seq_len rows (one per query), and seq_len - 1 of them have "
+                              "a previous token.")):
+            if math.isclose(got, wrong, rel_tol=1e-6, abs_tol=1e-12):
+                return f"detect_factor({n}) returned {got:.4g}: {message}"
+        return (f"detect_factor({n}) = {got:.4g}, but detect_head's score is ours times {want:.4g} on sequences of "
+                f"length {n}. Compare the two on one head, then write the ratio in terms of n (seq_len).")
+    return None
 
 
-def _found_head_problem(found: Any, scores: dict[str, torch.Tensor]) -> str | None:
+def _judge_factor(record: Any, lengths: Sequence[int]) -> str:
+    problem = _factor_problem(record, lengths)
+    if problem:
+        raise CheckFailed(problem)
+    return f"✓ detect_factor(n) = (n-1)/n for n in {tuple(lengths)}."
+
+
+check_detect_factor = Check("nb2.check_detect_factor", _collect_factor, _judge_factor, {"lengths": (64, 10)})
+
+
+def _valid_tokens(tokens: Any, model: TransformerBridge) -> torch.Tensor:
+    """The recorded ``tokens`` if they are a batch of token ids this model can read; else CheckFailed."""
+    cfg = model.cfg
+    if not (type(tokens) is torch.Tensor and tokens.dim() == 2 and not tokens.is_floating_point()  # noqa: E721
+            and not tokens.is_complex() and tokens.dtype != torch.bool and 1 <= tokens.shape[0] <= 256
+            and 2 <= tokens.shape[1] <= cfg.n_ctx and int(tokens.min()) >= 0 and int(tokens.max()) < cfg.d_vocab):
+        shape = list(tokens.shape) if type(tokens) is torch.Tensor else type(tokens).__name__  # noqa: E721
+        raise CheckFailed(f"tokens should be the [16, 24] batch of token ids the notebook made, not {shape}: "
+                          "re-run the cell that defines `tokens`, then this one.")
+    return tokens.long()
+
+
+def _found_problem(found: Any, scores: dict[str, torch.Tensor]) -> str | None:
     prev = scores["previous-token"]
     best = tuple(int(i) for i in torch.unravel_index(prev.argmax(), prev.shape))
-    if not (isinstance(found, (tuple, list)) and len(found) == 2 and all(isinstance(i, int) for i in found)):
-        return f"the head should be a pair of ints (layer, head), but it is {found!r}."
+    if isinstance(found, int) and not isinstance(found, bool):
+        return (f"found is the single number {found}: the flat index of the argmax? Turn it into (layer, head) with "
+                "torch.unravel_index(scores.argmax(), scores.shape).")
+    if not (isinstance(found, (tuple, list)) and len(found) == 2):
+        shown = found.type_name if isinstance(found, Opaque) else (
+            f"a tensor of shape {list(found.shape)}" if isinstance(found, torch.Tensor) else repr(found))
+        return f"found should be a pair of ints (layer, head), but it is {shown}."
+    if not all(isinstance(i, int) and not isinstance(i, bool) for i in found):
+        kinds = ", ".join(i.type_name if isinstance(i, Opaque) else type(i).__name__ for i in found)
+        return (f"found should be a pair of ints (layer, head), but its entries are ({kinds}): "
+                "convert each with int(...).")
+    layer, head = found
     if tuple(found) == best:
         return None
-    layer, head = found
+    if (head, layer) == best:
+        return f"({layer}, {head}) is ({best[0]}, {best[1]}) backwards: did you swap layer and head? found is (layer, head)."
     if not (0 <= layer < prev.shape[0] and 0 <= head < prev.shape[1]):
-        if (head, layer) == best:
-            return f"({layer}, {head}) is not a head of this model: did you swap layer and head?"
         return f"({layer}, {head}) is not a head: the model has {prev.shape[0]} layers of {prev.shape[1]} heads."
     for name, values in scores.items():
         if name != "previous-token" and int(values.argmax()) == layer * prev.shape[1] + head:
             return (f"head {layer}.{head} has the highest {name} score, not the highest previous-token score "
                     f"({float(prev[layer, head]):.2f} against {float(prev.max()):.2f}).")
+    if int(prev.argmin()) == layer * prev.shape[1] + head:
+        return (f"head {layer}.{head} has the *lowest* previous-token score ({float(prev[layer, head]):.2f}): "
+                "argmin instead of argmax?")
     return (f"head {layer}.{head} has a previous-token score of {float(prev[layer, head]):.2f}; "
             f"another head scores {float(prev.max()):.2f}. Take the argmax over both axes.")
 
 
-def _detect_problem(detect_scores: Any, want: torch.Tensor, ours: torch.Tensor) -> str | None:
-    if not isinstance(detect_scores, torch.Tensor) or detect_scores.shape != want.shape:
-        shape = tuple(detect_scores.shape) if isinstance(detect_scores, torch.Tensor) else type(detect_scores).__name__
-        return f"detect_scores should be detect_head's tensor of shape {tuple(want.shape)} [layer, head], not {shape}."
+def _detect_problem(detect_scores: Any, model: TransformerBridge, tokens: torch.Tensor, want: torch.Tensor,
+                    ours: torch.Tensor) -> str | None:
+    if type(detect_scores) is not torch.Tensor:  # noqa: E721
+        kind = detect_scores.type_name if isinstance(detect_scores, Opaque) else type(detect_scores).__name__
+        return f"detect_scores should be the tensor detect_head returns, [layer, head], but it is a {kind}."
+    if detect_scores.shape != want.shape:
+        return shape_problem(detect_scores.shape, want.shape, ("layer", "head"), "detect_scores")
     got = detect_scores.detach().float().cpu()
     if torch.allclose(got, want, atol=1e-4):
         return None
     if torch.allclose(got, ours, atol=1e-4):
         return "detect_scores are our own previous-token scores; call TransformerLens's detect_head to get its scores."
+    text = tokens_to_text(tokens)
+    for pattern, options, message in (
+            ("previous_token_head", {"exclude_bos": True}, "you passed exclude_bos=True"),
+            ("previous_token_head", {"exclude_current_token": True}, "you passed exclude_current_token=True"),
+            ("previous_token_head", {"exclude_bos": True, "exclude_current_token": True},
+             "you excluded BOS and the current token"),
+            ("duplicate_token_head", {}, "these are detect_head's duplicate-token scores"),
+            ("induction_head", {}, "these are detect_head's induction scores")):
+        if torch.allclose(got, detect_head(model, text, pattern, **options).float().cpu(), atol=1e-4):
+            return (f"{message}: ask for \"previous_token_head\" with detect_head's default options, "
+                    "detect_head(model, tokens_to_text(tokens), \"previous_token_head\").")
+    if torch.allclose(got, detect_head(model, text[:1], "previous_token_head").float().cpu(), atol=1e-4):
+        return "detect_scores come from the first sequence only: pass tokens_to_text(tokens), all the sequences."
     return ("detect_scores differ from detect_head(model, tokens_to_text(tokens), \"previous_token_head\") with its "
             f"default options (max difference {float((got - want).abs().max()):.3g}). Pass the same tokens as above.")
 
 
-def check_previous_token_head(found: Any, detect_scores: Any, detect_factor: Callable[[int], float],
-                              tokens: torch.Tensor) -> None:
-    """The student's (layer, head), detect_head's scores on ``tokens`` and the factor between the scores."""
+def _collect_head(found: Any, detect_scores: Any, detect_factor: Any, tokens: Any, lengths: Sequence[int]) -> Any:
+    n = tokens.shape[-1] if type(tokens) is torch.Tensor else None  # noqa: E721
+    return {"found": as_data(found), "detect_scores": as_data(detect_scores), "tokens": as_data(tokens),
+            "factor": _collect_factor(detect_factor, ((n,) if n else ()) + tuple(lengths))}
+
+
+def _judge_head(record: Any, lengths: Sequence[int]) -> str:
+    """The student's (layer, head), detect_head's scores on their tokens and the factor between the scores."""
+    if not isinstance(record, dict) or set(record) != {"found", "detect_scores", "tokens", "factor"}:
+        raise CheckFailed("the check's record is incomplete: run the check cell as it is.")
     model = course_model()
-    tokens = tokens.to(model.cfg.device)
+    tokens = _valid_tokens(record["tokens"], model).to(model.cfg.device)
     patterns = _patterns(model, tokens)
     scores = {name: torch.stack([fn(p) for p in patterns]).cpu() for name, fn in
               (("previous-token", ref.previous_token_score), ("current-token", ref.current_token_score),
                ("first-token (BOS)", ref.first_token_score))}
-    problem = _found_head_problem(found, scores)
-    if problem:
-        raise CheckFailed(problem)
     want = detect_head(model, tokens_to_text(tokens), "previous_token_head").float().cpu()
-    problem = _detect_problem(detect_scores, want, scores["previous-token"])
+    n = tokens.shape[1]
+    problem = (_found_problem(record["found"], scores)
+               or _detect_problem(record["detect_scores"], model, tokens, want, scores["previous-token"])
+               or _factor_problem(record["factor"], (n, *lengths)))
     if problem:
         raise CheckFailed(problem)
-    n = tokens.shape[1]
-    check_detect_factor(detect_factor, lengths=(n,))
-    layer, head = found
+    layer, head = record["found"]
     top = divmod(int(want.argmax()), want.shape[1])
     verdict = "ranks it first too" if top == (layer, head) else f"but ranks head {top[0]}.{top[1]} first"
-    print(f"✓ head {layer}.{head} is the previous-token head (score {float(scores['previous-token'][layer, head]):.3f}); "
-          f"detect_head gives {float(want[layer, head]):.3f} = score × ({n}-1)/{n} and {verdict}.")
+    return (f"✓ head {layer}.{head} is the previous-token head (score {float(scores['previous-token'][layer, head]):.3f}); "
+            f"detect_head gives {float(want[layer, head]):.3f} = score × ({n}-1)/{n} and {verdict}.")
+
+
+check_previous_token_head = Check("nb2.check_previous_token_head", _collect_head, _judge_head, {"lengths": (64, 10)})
 
 
 # ---------------------------------------------------------------- 4. a picture of one head
-def _image_of(ax: Any, name: str) -> torch.Tensor:
-    if not isinstance(ax, plt.Axes):
-        raise CheckFailed(f"{name} returned {type(ax).__name__}; return the matplotlib Axes that attention_heatmap returns.")
-    if not ax.images:
-        raise CheckFailed(f"the Axes returned by {name} holds no image: draw the pattern with attention_heatmap.")
-    return torch.as_tensor(ax.images[-1].get_array().data, dtype=torch.float32)
-
-
-def check_plot_head_pattern(plot_fn: Callable, seed: int = 0, n_layers: int = 2, layer: int = 1, head: int = 2) -> None:
-    """``plot_fn(cache, layer, head, tokens)`` must draw sequence 0's pattern of head ``layer.head``."""
+def _plot_case(seed: int, n_layers: int) -> tuple[torch.Tensor, Any]:
+    """The tokens [2, 10] and the cache of a small random model, both rebuilt from ``seed``."""
     model = _small_model(seed, n_layers)
     tokens = torch.randint(1, 20, (2, 10), generator=seeded(seed))
     tokens[:, 0] = 0
-    with torch.no_grad():
-        _, cache = model.run_with_cache(tokens.to(model.cfg.device))
-    ax = call_student(plot_fn, {"cache": cache, "layer": layer, "head": head, "tokens": tokens}, "plot_head_pattern")
+    return tokens, _caches(model, tokens.to(model.cfg.device))
+
+
+def _collect_plot(plot_fn: Any, seed: int, n_layers: int, layer: int, head: int) -> Any:
+    """What the student's ``plot_fn`` returned: its type, and the pixels of the last image on it."""
+    import matplotlib.pyplot as plt
+
+    if not callable(plot_fn):
+        return as_data(Opaque(type(plot_fn).__name__))
+    tokens, cache = _plot_case(seed, n_layers)
     try:
-        image = _image_of(ax, "plot_head_pattern")
+        ax = capture(plot_fn, cache, layer, head, tokens)
+        if isinstance(ax, Raised):
+            return {"returned": ax}
+        returned = "Axes" if isinstance(ax, plt.Axes) else type(ax).__name__
+        images = ax.images if isinstance(ax, plt.Axes) else []
+        image = (torch.as_tensor(images[-1].get_array().data, dtype=torch.float32) if images else None)
+        return {"returned": returned, "image": as_data(image)}
     finally:
         plt.close("all")
+
+
+def _judge_plot(record: Any, seed: int, n_layers: int, layer: int, head: int) -> str:
+    name = "plot_head_pattern"
+    if not isinstance(record, dict) or "returned" not in record:
+        raise not_a_function(name, record)
+    returned = record["returned"]
+    message = _missing_layer_message(returned, n_layers, head)
+    if message:
+        raise CheckFailed(f"{name}: {message}", returned.traceback)
+    returned = unwrap(returned, name)
+    if returned == "NoneType":
+        raise CheckFailed(f"{name} returned None: end it with `return attention_heatmap(...)`, the Axes it draws on.")
+    if returned != "Axes":
+        raise CheckFailed(f"{name} returned {returned}; return the matplotlib Axes that attention_heatmap returns"
+                          + (" (fig.axes[0], or the ax you passed it), not the Figure." if returned == "Figure" else "."))
+    image = record.get("image")
+    if type(image) is not torch.Tensor:  # noqa: E721
+        raise CheckFailed(f"the Axes returned by {name} holds no image: draw the pattern with attention_heatmap.")
+    _, cache = _plot_case(seed, n_layers)
     patterns = torch.stack([cache["pattern", l].cpu() for l in range(n_layers)])  # [layer, batch, head, q, k]
     want = patterns[layer, 0, head]
-    if image.shape == want.shape and torch.allclose(image, want, atol=1e-5):
-        print(f"✓ plot_head_pattern draws head {layer}.{head}'s pattern of sequence 0.")
-        return
-    if image.shape == want.shape and torch.allclose(image, want.T, atol=1e-5):
+
+    def shows(other: torch.Tensor) -> bool:
+        return image.shape == other.shape and bool(torch.allclose(image, other.float(), atol=1e-5, equal_nan=True))
+
+    if shows(want):
+        return f"✓ {name} draws head {layer}.{head}'s pattern of sequence 0."
+    if shows(want.T):
         raise CheckFailed("the picture is transposed: rows must be queries and columns keys (pattern[q_pos, k_pos]).")
     for (l, b, h) in torch.cartesian_prod(*(torch.arange(s) for s in patterns.shape[:3])).tolist():
-        if image.shape == want.shape and torch.allclose(image, patterns[l, b, h], atol=1e-5):
+        if shows(patterns[l, b, h]):
             raise CheckFailed(f"the picture shows head {l}.{h} of sequence {b}; it should show head {layer}.{head} "
                               "of sequence 0. Index the cache with the layer, then [0, head].")
+    if shows(patterns[layer, :, head].mean(dim=0)):
+        raise CheckFailed("the picture is the pattern averaged over the sequences; draw sequence 0 only, [0, head].")
+    if shows(patterns[layer, 0].mean(dim=0)):
+        raise CheckFailed("the picture is the pattern averaged over the heads; draw one head, [0, head].")
     raise CheckFailed(f"the picture ({list(image.shape)}) is not head {layer}.{head}'s pattern of sequence 0 "
                       f"({list(want.shape)}): pass cache['pattern', layer][0, head] to attention_heatmap.")
 
 
+check_plot_head_pattern = Check("nb2.check_plot_head_pattern", _collect_plot, _judge_plot,
+                                {"seed": 0, "n_layers": 2, "layer": 1, "head": 2})
+
+
 # ---------------------------------------------------------------- 5. a previous-token head by hand
-def _weights(fn: Callable, layout: hb.Layout, names: Sequence[str], shapes: Sequence[tuple[int, int]]) -> list[torch.Tensor]:
-    """Call the student's builder and check it returns float tensors of the expected shapes."""
-    got = call_student(fn, {"layout": layout}, fn.__name__)
+DEFAULT_LAYOUT = hb.Layout()
+# The second visible layout has d_vocab > n_ctx (so d_head != n_ctx) and a wide head, where a hard-coded
+# size or margin that happens to fit the default layout breaks.
+LAYOUTS = ({}, {"d_vocab": 40, "n_ctx": 12})
+HANDBUILT_DEFAULTS = {"layouts": LAYOUTS, "seeds": (0,), "batch": 64}
+QK_NAMES, OV_NAMES = ("W_pos", "W_Q", "W_K"), ("W_V", "W_O")
+AXES = {"W_pos": ("n_ctx", "d_model"), "W_Q": ("d_model", "d_head"), "W_K": ("d_model", "d_head"),
+        "W_V": ("d_model", "d_head"), "W_O": ("d_head", "d_model")}
+
+
+def _shapes(layout: hb.Layout, names: Sequence[str]) -> list[tuple[int, int]]:
+    return [tuple(getattr(layout, axis) for axis in AXES[name]) for name in names]
+
+
+def _describe(layout: hb.Layout) -> str:
+    return f"Layout(d_vocab={layout.d_vocab}, n_ctx={layout.n_ctx})"
+
+
+def _collect_builders(*names: str) -> Callable[..., Any]:
+    """The collect half of the hand-built head: each builder's weights for every layout."""
+    def collect(*builders: Any, layouts: Sequence[dict], seeds: Sequence[int], batch: int) -> Any:
+        record = {}
+        for name, fn in zip(names, builders):
+            record[name] = ([as_data(capture(fn, hb.Layout(**dict(spec)))) for spec in layouts]
+                            if callable(fn) else as_data(Opaque(type(fn).__name__)))
+        return record
+    return collect
+
+
+_BUILDER_ERRORS = (
+    ("RuntimeError", r"expanded size|must match the size|shape mismatch|cannot be broadcast",
+     "A value you assign into a slice has another shape than the slice. The slice layout.pos has n_ctx entries, "
+     "layout.token and layout.prev have d_vocab; :n on the head axis takes n of the d_head = max(n_ctx, d_vocab) "
+     "columns; and torch.diag(torch.ones(m), diagonal=±1) is (m+1) × (m+1)."),
+    ("IndexError", r"out of bounds|out of range",
+     "An index past the end of a weight: positions run 0 … n_ctx-1, head directions 0 … d_head-1, and the "
+     "residual stream's columns 0 … d_model-1 (layout.prev ends at d_model)."),
+)
+
+
+def _builder_failure(name: str, error: Raised, layout: hb.Layout, worked_on_default: bool) -> CheckFailed:
+    failure = raised(name, error)
+    if error.type_name == "NotImplementedError":
+        return failure
+    extra = [meaning for type_name, pattern, meaning in _BUILDER_ERRORS
+             if error.type_name == type_name and re.search(pattern, error.message)]
+    if layout != DEFAULT_LAYOUT and worked_on_default:
+        extra.insert(0, f"It worked on the default layout but raised on {_describe(layout)}: build every size from "
+                        "layout (layout.n_ctx, layout.d_vocab, layout.d_model, layout.d_head), not from numbers.")
+    return CheckFailed("\n".join([str(failure), *extra]), failure.student_traceback)
+
+
+def _builder_weights(record: Any, name: str, names: Sequence[str], layouts: Sequence[hb.Layout],
+                     index: int) -> list[torch.Tensor]:
+    """The weights ``name`` built for ``layouts[index]``, as float tensors of the right shapes; else CheckFailed."""
+    entries = record.get(name) if isinstance(record, dict) else None
+    if not isinstance(entries, list):
+        raise not_a_function(name, entries)
+    if len(entries) != len(layouts):
+        raise CheckFailed(f"{name}: the check recorded {len(entries)} layout(s) instead of {len(layouts)}; "
+                          "run the check cell as it is.")
+    layout, got = layouts[index], entries[index]
+    if isinstance(got, Raised):
+        worked = any(not isinstance(e, Raised) and l == DEFAULT_LAYOUT for e, l in zip(entries, layouts))
+        raise _builder_failure(name, got, layout, worked)
     got = tuple(got) if isinstance(got, (tuple, list)) else (got,)
+    where = "" if layout == DEFAULT_LAYOUT else f" for {_describe(layout)}"
     if len(got) != len(names):
-        raise CheckFailed(f"{fn.__name__} returned {len(got)} value(s); expected ({', '.join(names)}).")
-    for name, value, shape in zip(names, got, shapes):
-        if not isinstance(value, torch.Tensor):
-            raise CheckFailed(f"{name} is a {type(value).__name__}; it should be a torch.Tensor.")
+        raise CheckFailed(f"{name} returned {len(got)} value(s); expected ({', '.join(names)}).")
+    for value_name, value, shape, default_shape in zip(names, got, _shapes(layout, names),
+                                                       _shapes(DEFAULT_LAYOUT, names)):
+        if type(value) is not torch.Tensor:  # noqa: E721
+            kind = value.type_name if isinstance(value, Opaque) else type(value).__name__
+            raise CheckFailed(f"{value_name} is a {kind}; it should be a torch.Tensor.")
         if tuple(value.shape) != shape:
-            raise CheckFailed(f"{name} has shape {list(value.shape)}; expected {list(shape)} for this layout "
-                              f"(d_model={layout.d_model}, d_head={layout.d_head}, n_ctx={layout.n_ctx}).")
-        if not value.is_floating_point() or not torch.isfinite(value).all():
-            raise CheckFailed(f"{name} must hold finite floating-point numbers.")
-    return [v.detach().float() for v in got]
+            hint = f"; expected {named(shape, AXES[value_name])}{where}."
+            if tuple(value.shape) == shape[::-1]:
+                hint += " It is transposed."
+            elif layout != DEFAULT_LAYOUT and tuple(value.shape) == default_shape:
+                hint += (" That is its shape for the default layout: build it from layout.d_model, layout.d_head "
+                         "and layout.n_ctx, not from numbers.")
+            raise CheckFailed(f"{value_name} has shape {list(value.shape)}{hint}")
+        if not value.is_floating_point():
+            raise CheckFailed(f"{value_name} has dtype {value.dtype}; it must hold floating-point numbers "
+                              "(torch.zeros(...) without dtype=, or .float()).")
+        if not torch.isfinite(value).all():
+            raise CheckFailed(f"{value_name} holds inf or NaN; every weight must be a finite number.")
+    return [v.detach().float().cpu() for v in got]
 
 
-def _qk(fn: Callable, layout: hb.Layout) -> list[torch.Tensor]:
-    d, n, h = layout.d_model, layout.n_ctx, layout.d_head
-    W_pos, W_Q, W_K = _weights(fn, layout, ("W_pos", "W_Q", "W_K"), ((n, d), (d, h), (d, h)))
+def _qk(record: Any, layouts: Sequence[hb.Layout], index: int) -> list[torch.Tensor]:
+    layout = layouts[index]
+    W_pos, W_Q, W_K = _builder_weights(record, "previous_token_qk", QK_NAMES, layouts, index)
     outside = W_pos.clone()
     outside[:, layout.pos] = 0
     if outside.abs().max() > 0:
@@ -283,9 +622,8 @@ def _qk(fn: Callable, layout: hb.Layout) -> list[torch.Tensor]:
     return [W_pos, W_Q, W_K]
 
 
-def _ov(fn: Callable, layout: hb.Layout) -> list[torch.Tensor]:
-    d, h = layout.d_model, layout.d_head
-    return _weights(fn, layout, ("W_V", "W_O"), ((d, h), (h, d)))
+def _ov(record: Any, layouts: Sequence[hb.Layout], index: int) -> list[torch.Tensor]:
+    return _builder_weights(record, "previous_token_ov", OV_NAMES, layouts, index)
 
 
 def _run(layout: hb.Layout, qk: Sequence[torch.Tensor], ov: Sequence[torch.Tensor], seed: int, batch: int) -> tuple:
@@ -301,21 +639,31 @@ def _most_common(values: torch.Tensor) -> int:
     return int(values.flatten().mode().values)
 
 
-def _soft_message(scores: torch.Tensor, on_prev: torch.Tensor) -> str:
-    """The pattern points at i-1 but not sharply enough: say by how much the margin falls short."""
+def _soft_message(scores: torch.Tensor, on_prev: torch.Tensor, layout: hb.Layout, after_default: bool) -> str:
+    """The pattern points at i-1 but not sharply enough: say by how much the margin falls short.
+
+    ``after_default``: the default layout passed, so a margin that falls short here was not computed from the layout.
+    """
     worst_b, worst_i = (int(v) for v in torch.unravel_index(on_prev.argmin(), on_prev.shape))
     i = worst_i + 1
     row = scores[worst_b, i, : i + 1].clone()
     target = float(row[i - 1])
     row[i - 1] = float("-inf")
     margin = target - float(row.max())
-    return (f"the pattern is too soft: position {i} puts only {float(on_prev.min()):.3f} of its attention on {i - 1}. "
-            f"After the 1/sqrt(d_head) scale, key {i - 1}'s score beats the best other key by {margin:.2f}; against {i} "
-            f"other keys that score alike, 0.95 needs a margin of ln(19·{i}) ≈ {math.log(19 * i):.2f}. "
-            "Multiply W_Q (or W_K) by a larger number.")
+    message = (f"the pattern is too soft: position {i} puts only {float(on_prev.min()):.3f} of its attention on "
+               f"{i - 1}. After the 1/sqrt(d_head) scale, key {i - 1}'s score beats the best other key by "
+               f"{margin:.2f}; against {i} other keys that score alike, 0.95 needs a margin of ln(19·{i}) ≈ "
+               f"{math.log(19 * i):.2f}. Multiply W_Q (or W_K) by a larger number")
+    if after_default:
+        return message + (f", computed from the layout (here d_head={layout.d_head}, n_ctx={layout.n_ctx}): a number "
+                          "that suits the default layout is too small for this one.")
+    if margin * math.sqrt(layout.d_head) >= math.log(19 * i):
+        return message + (f": it would be enough without the 1/sqrt(d_head) scale, which divides every score by "
+                          f"sqrt({layout.d_head}). Put sqrt(d_head) into c.")
+    return message + "."
 
 
-def _qk_problem(cache: Any) -> str | None:
+def _qk_problem(cache: Any, layout: hb.Layout, after_default: bool = False) -> str | None:
     """What is wrong with the pattern of the hand-built head, or None if every i >= 1 puts >= 0.95 on i-1."""
     pattern = cache["pattern", 0][:, 0]                                     # [batch, q, k]
     on_prev = hb.attention_on_previous(pattern)
@@ -326,7 +674,12 @@ def _qk_problem(cache: Any) -> str | None:
     if (scores - scores[..., :1]).abs().max() < 1e-6:
         return ("every key gets the same score, so attention is spread evenly over the past. The scores must depend "
                 "on position: is W_pos still zero, or do W_Q and W_K read rows where W_pos writes nothing?")
+    causal = torch.ones(scores.shape[-2:], dtype=torch.bool).tril()
     positions = torch.arange(1, pattern.shape[1])
+    lowest = scores.masked_fill(~causal, float("inf"))[:, 1:].argmin(dim=-1)
+    if bool(((positions - lowest) == 1).float().mean() > 0.9):
+        return ("the sign is flipped: key i-1 gets the *lowest* score of all the keys query i can see, so query i "
+                "avoids it. Its score must be the highest: use a positive scale c.")
     wanted = positions - _most_common(positions - scores[:, 1:].argmax(dim=-1))
     if bool((wanted > positions).all()):
         return ("your queries look for key i+1, the next position, which the causal mask hides; so they spread "
@@ -335,7 +688,7 @@ def _qk_problem(cache: Any) -> str | None:
     if offset == 0:
         return "the head attends to itself (offset 0): query i matches key i, but it must match key i-1."
     if offset == 1:
-        return _soft_message(scores, on_prev)
+        return _soft_message(scores, on_prev, layout, after_default)
     if bool((pattern[:, 1:].argmax(dim=-1) == 0).float().mean() > 0.5):
         return "most queries attend to position 0 (BOS), not to i-1: the scores must depend on the query's position."
     return f"most queries attend to key i-{offset}; they must attend to key i-1."
@@ -358,9 +711,14 @@ def _ov_problem(layout: hb.Layout, tokens: torch.Tensor, logits: torch.Tensor, c
     if (guess == truth).float().mean() >= 0.99:
         return None
     written = cache["blocks.0.hook_attn_out"]                                 # [batch, pos, d_model]
+    values = cache["blocks.0.attn.hook_v"]
     size = float(written.abs().max())
     if size == 0:
-        return "the head writes nothing at all: W_V or W_O is zero (or they don't connect)."
+        if float(values.abs().max()) == 0:
+            return ("the head writes nothing at all: its values are zero, so W_V is zero or reads rows that are empty "
+                    "in the head's input. The current token's one-hot is in the token block, rows layout.token.")
+        return ("the head writes nothing at all: the values are there, but W_O is zero or reads other head "
+                "directions than the ones W_V writes. Token t must travel on one head direction, W_V → W_O.")
     if float(written[..., layout.prev].abs().max()) < 1e-6 * size:
         block = "current-token block (layout.token)" if float(written[..., layout.token].abs().max()) > 0 \
             else "position block (layout.pos)"
@@ -368,12 +726,18 @@ def _ov_problem(layout: hb.Layout, tokens: torch.Tensor, logits: torch.Tensor, c
                 "which is where the read-out looks: W_O must write into the columns of layout.prev.")
     prev = written[:, 1:, layout.prev]
     if float((prev - prev[:1]).abs().max()) < 1e-6 * size:
-        values = cache["blocks.0.attn.hook_v"]
         if float((values - values[:1]).abs().max()) < 1e-6 * float(values.abs().max()):
             return ("what the head writes does not depend on the tokens, only on the position: W_V must read the "
                     "token block (rows layout.token), not the position block.")
         return ("the read-out is ambiguous: W_O sends every token's value to the same place in the previous-token "
                 "block. Each token needs its own coordinate: token t -> layout.prev.start + t.")
+    top2 = logits[:, 1:].topk(2, dim=-1).values
+    clear = (top2[..., 0] - top2[..., 1]) >= 0.05 * size                   # no tie for the top logit
+    for shift in (1, -1):
+        if float(((guess == truth + shift) & clear).float().mean()) > 0.5:
+            return (f"token t lands one coordinate off, at layout.prev.start + t {'+' if shift > 0 else '-'} 1, so "
+                        "the read-out reads the neighbouring token: W_O must send head direction t to exactly "
+                        "layout.prev.start + t.")
     strength = prev.abs().amax(dim=-1)                                          # [batch, pos - 1]
     missing = [t for t in truth.unique().tolist() if float(strength[truth == t].max()) < 0.05 * size]
     if missing:
@@ -381,8 +745,7 @@ def _ov_problem(layout: hb.Layout, tokens: torch.Tensor, logits: torch.Tensor, c
                 "W_V and W_O must carry every token 0 … d_vocab-1, not just some of them.")
     if (logits[:, 1:].argmin(dim=-1) == truth).float().mean() >= 0.99:
         return "the sign is flipped: the previous token gets the *lowest* logit. Its coordinate must go up, not down."
-    top2 = logits[:, 1:].topk(2, dim=-1).values
-    if float(((top2[..., 0] - top2[..., 1]) < 0.05 * size).float().mean()) > 0.5:
+    if float((~clear).float().mean()) > 0.5:
         return ("the read-out is ambiguous: at most positions several tokens tie for the top logit. Each token needs "
                 "exactly one coordinate of its own in the previous-token block: token t -> layout.prev.start + t.")
     table = _permutation(guess, truth, layout.d_vocab)
@@ -393,59 +756,46 @@ def _ov_problem(layout: hb.Layout, tokens: torch.Tensor, logits: torch.Tensor, c
                     "block, so it can't tell them apart. Token t must go to coordinate layout.prev.start + t.")
         return ("the previous token's identity is there, but in the wrong coordinates: the read-out expects token t "
                 "at coordinate layout.prev.start + t, and yours puts it somewhere else (a permutation).")
-    return f"the read-out recovers the previous token only {float((guess == truth).float().mean()):.1%} of the time."
+    return (f"the read-out recovers the previous token only {float((guess == truth).float().mean()):.1%} of the time: "
+            "W_V must send token t's one-hot to one head direction, and W_O that direction to layout.prev.start + t.")
 
 
-def _qk_figures(cache: Any) -> tuple[float, float]:
-    on_prev = hb.attention_on_previous(cache["pattern", 0][:, 0])
-    return float(on_prev.min()), float(on_prev.mean())
+def _judge_handbuilt(parts: str) -> Callable[..., str]:
+    """The judge of the QK half (``"qk"``), the OV half (``"ov"``) or the whole head (``"qk+ov"``)."""
+    def judge(record: Any, layouts: Sequence[dict], seeds: Sequence[int], batch: int) -> str:
+        built = [hb.Layout(**dict(spec)) for spec in layouts]
+        worst, accuracy, means = 1.0, 1.0, []
+        for index, layout in enumerate(built):
+            qk = _qk(record, built, index) if "qk" in parts else list(hb.reference_qk(layout))
+            ov = _ov(record, built, index) if "ov" in parts else list(hb.reference_ov(layout))
+            for seed in seeds:
+                tokens, logits, cache = _run(layout, qk, ov, seed, batch)
+                after_default = DEFAULT_LAYOUT in built[:index]
+                problem = ((_qk_problem(cache, layout, after_default) if "qk" in parts else None)
+                           or (_ov_problem(layout, tokens, logits, cache) if "ov" in parts else None))
+                if problem:
+                    raise CheckFailed(problem if layout == DEFAULT_LAYOUT else f"On {_describe(layout)}: {problem}")
+                on_prev = hb.attention_on_previous(cache["pattern", 0][:, 0])
+                worst, means = min(worst, float(on_prev.min())), means + [float(on_prev.mean())]
+                accuracy = min(accuracy, float((hb.read_out(logits) == tokens[:, :-1]).float().mean()))
+        sequences = f"{batch} fresh random sequences on each of {len(built)} layout(s)"
+        if parts == "qk":
+            return (f"✓ every position i ≥ 1 puts at least 0.95 of its attention on i-1 (worst {worst:.4f}, "
+                    f"mean {sum(means) / len(means):.4f}, {sequences}).")
+        if parts == "ov":
+            return (f"✓ the read-out recovers the previous token {accuracy:.1%} of the time "
+                    f"(≥ 99% needed, {sequences}, reference QK circuit).")
+        return (f"✓ your hand-built head: every position puts ≥ {worst:.4f} on the previous token, and the read-out "
+                f"recovers it {accuracy:.1%} of the time ({sequences}).")
+    return judge
 
 
-def check_previous_token_qk(previous_token_qk: Callable, layouts: Sequence[hb.Layout] = (hb.Layout(),),
-                            seeds: Sequence[int] = (0,), batch: int = 64) -> None:
-    """Every position i >= 1 must put >= 0.95 of its attention on i-1, on fresh random tokens."""
-    for layout in layouts:
-        qk, ov = _qk(previous_token_qk, layout), hb.reference_ov(layout)
-        for seed in seeds:
-            _, _, cache = _run(layout, qk, ov, seed, batch)
-            problem = _qk_problem(cache)
-            if problem:
-                raise CheckFailed(problem)
-    worst, mean = _qk_figures(cache)
-    print(f"✓ every position i ≥ 1 puts at least 0.95 of its attention on i-1 "
-          f"(worst {worst:.4f}, mean {mean:.4f}, {batch} fresh random sequences).")
-
-
-def check_previous_token_ov(previous_token_ov: Callable, layouts: Sequence[hb.Layout] = (hb.Layout(),),
-                            seeds: Sequence[int] = (0,), batch: int = 64) -> None:
-    """With a working QK circuit, the read-out must recover the previous token >= 99% of the time."""
-    for layout in layouts:
-        qk, ov = hb.reference_qk(layout), _ov(previous_token_ov, layout)
-        for seed in seeds:
-            tokens, logits, cache = _run(layout, qk, ov, seed, batch)
-            problem = _ov_problem(layout, tokens, logits, cache)
-            if problem:
-                raise CheckFailed(problem)
-    accuracy = float((hb.read_out(logits) == tokens[:, :-1]).float().mean())
-    print(f"✓ the read-out recovers the previous token {accuracy:.1%} of the time "
-          f"(≥ 99% needed, {batch} fresh random sequences, reference QK circuit).")
-
-
-def check_handbuilt_head(previous_token_qk: Callable, previous_token_ov: Callable,
-                         layouts: Sequence[hb.Layout] = (hb.Layout(),), seeds: Sequence[int] = (0,),
-                         batch: int = 64) -> None:
-    """The student's whole head: attention >= 0.95 on i-1 and read-out accuracy >= 99%."""
-    for layout in layouts:
-        qk, ov = _qk(previous_token_qk, layout), _ov(previous_token_ov, layout)
-        for seed in seeds:
-            tokens, logits, cache = _run(layout, qk, ov, seed, batch)
-            problem = _qk_problem(cache) or _ov_problem(layout, tokens, logits, cache)
-            if problem:
-                raise CheckFailed(problem)
-    worst, _ = _qk_figures(cache)
-    accuracy = float((hb.read_out(logits) == tokens[:, :-1]).float().mean())
-    print(f"✓ your hand-built head: every position puts ≥ {worst:.4f} on the previous token, and the read-out "
-          f"recovers it {accuracy:.1%} of the time ({batch} fresh random sequences).")
+check_previous_token_qk = Check("nb2.check_previous_token_qk", _collect_builders("previous_token_qk"),
+                                _judge_handbuilt("qk"), HANDBUILT_DEFAULTS)
+check_previous_token_ov = Check("nb2.check_previous_token_ov", _collect_builders("previous_token_ov"),
+                                _judge_handbuilt("ov"), HANDBUILT_DEFAULTS)
+check_handbuilt_head = Check("nb2.check_handbuilt_head", _collect_builders("previous_token_qk", "previous_token_ov"),
+                             _judge_handbuilt("qk+ov"), HANDBUILT_DEFAULTS)
 
 
 # ---------------------------------------------------------------- 6. can a key see the previous token?
@@ -458,12 +808,11 @@ def _corrupt_case(seed: int, n_layers: int = 2, layer: int = 1, batch: int = 3, 
 
 
 def _key_change(model: TransformerBridge, tokens: torch.Tensor, corrupted: torch.Tensor, layer: int,
-                hook: str = "k", norm: Callable[[torch.Tensor], torch.Tensor] = lambda d: d.norm(dim=-1)) -> torch.Tensor:
-    with torch.no_grad():
-        _, clean = model.run_with_cache(tokens)
-        _, dirty = model.run_with_cache(corrupted)
+                hook: str = "k", norm: Callable[[torch.Tensor], torch.Tensor] = lambda d: d.norm(dim=-1),
+                batch_dim: int = 0) -> torch.Tensor:
+    clean, dirty = _caches(model, tokens), _caches(model, corrupted)
     name = f"blocks.{layer}.attn.hook_{hook}"
-    return norm(dirty[name] - clean[name]).mean(dim=0)                        # [pos, head]
+    return norm(dirty[name] - clean[name]).mean(dim=batch_dim)                # [pos, head]
 
 
 KEY_CHANGE = Exercise(
@@ -475,17 +824,37 @@ KEY_CHANGE = Exercise(
     bugs=(
         Bug("these are the queries' changes (hook_q); the question is about the keys, hook_k.",
             lambda model, tokens, corrupted, layer: _key_change(model, tokens, corrupted, layer, hook="q")),
-        Bug("these are layer 0's keys whatever `layer` is: build the hook name from `layer`.",
+        Bug("these are the values' changes (hook_v); the question is about the keys, hook_k.",
+            lambda model, tokens, corrupted, layer: _key_change(model, tokens, corrupted, layer, hook="v")),
+        Bug("these are layer 0's keys, whatever `layer` is: build the hook name from `layer` "
+            "(f\"blocks.{layer}.attn.hook_k\").",
             lambda model, tokens, corrupted, layer: _key_change(model, tokens, corrupted, 0)),
         Bug("you took the squared length; use the Euclidean norm, .norm(dim=-1).",
             lambda model, tokens, corrupted, layer: _key_change(model, tokens, corrupted, layer,
                                                                  norm=lambda d: d.pow(2).sum(dim=-1))),
+        Bug("you took the sum of absolute differences (the L1 length); use the Euclidean norm, .norm(dim=-1).",
+            lambda model, tokens, corrupted, layer: _key_change(model, tokens, corrupted, layer,
+                                                                 norm=lambda d: d.abs().sum(dim=-1))),
         Bug("you summed over the batch; average over it.",
             lambda model, tokens, corrupted, layer: _key_change(model, tokens, corrupted, layer) * tokens.shape[0]),
     ),
 )
 
-check_key_change = make_check(KEY_CHANGE, "nb2")
+
+check_key_change = _diagnosed(KEY_CHANGE, _first(
+    _shape_bugs(_key_change,
+                Bug("you took the norm over the head axis (dim=-2); a key's length is over its own components, "
+                    "d_head, the last axis: .norm(dim=-1).",
+                    lambda model, tokens, corrupted, layer: _key_change(model, tokens, corrupted, layer,
+                                                                         norm=lambda d: d.norm(dim=-2))),
+                Bug("you averaged over the positions (dim 1) instead of the batch (dim 0).",
+                    lambda model, tokens, corrupted, layer: _key_change(model, tokens, corrupted, layer,
+                                                                         batch_dim=1)),
+                Bug("you took one norm over every axis but the batch (torch.norm(..., dim=(2, 3)) or a flatten?): "
+                    "take the length of each key, .norm(dim=-1), then average over the batch.",
+                    lambda model, tokens, corrupted, layer: _key_change(model, tokens, corrupted, layer,
+                                                                         norm=lambda d: d.norm(dim=(-2, -1))))),
+    _missing_layer))
 
 
 # ---------------------------------------------------------------- 7. why an earlier layer
@@ -508,7 +877,5 @@ EXPLANATION = ("A head computes key j from the residual stream at position j alo
                "j once some earlier head has copied token j-1 into it. Smeared keys do that copying inside the key "
                "itself, which is why a 1-layer model with them can form induction heads.")
 
-
-def check_layer_answers(answers: Any) -> None:
-    """Two multiple-choice answers about why the previous-token head must sit in an earlier layer."""
-    check_choices(answers, {"why_earlier": WHY_EARLIER, "one_layer_fix": ONE_LAYER_FIX}, EXPLANATION)
+check_layer_answers = choices_check("nb2.check_layer_answers",
+                                    {"why_earlier": WHY_EARLIER, "one_layer_fix": ONE_LAYER_FIX}, EXPLANATION)

@@ -266,10 +266,9 @@ def previous_token_qk(layout: Layout) -> tuple[torch.Tensor, torch.Tensor, torch
 # Check: run this cell. The autograder runs the same check, plus hidden cases.
 import sys; [sys.modules.pop(m) for m in list(sys.modules) if m.startswith("induction_course")]
 from induction_course.checks import nb2
-from induction_course.handbuilt import Layout
 nb2.check_previous_token_qk(previous_token_qk)
 ### BEGIN HIDDEN TESTS
-nb2.check_previous_token_qk(previous_token_qk, layouts=(Layout(d_vocab=10, n_ctx=40), Layout(d_vocab=30, n_ctx=12)),
+nb2.check_previous_token_qk(previous_token_qk, layouts=({"d_vocab": 10, "n_ctx": 40}, {"d_vocab": 30, "n_ctx": 12}),
                             seeds=(5, 6))
 ### END HIDDEN TESTS
 
@@ -328,10 +327,9 @@ def previous_token_ov(layout: Layout) -> tuple[torch.Tensor, torch.Tensor]:
 # Check: run this cell. The autograder runs the same check, plus hidden cases.
 import sys; [sys.modules.pop(m) for m in list(sys.modules) if m.startswith("induction_course")]
 from induction_course.checks import nb2
-from induction_course.handbuilt import Layout
 nb2.check_previous_token_ov(previous_token_ov)
 ### BEGIN HIDDEN TESTS
-nb2.check_previous_token_ov(previous_token_ov, layouts=(Layout(d_vocab=10, n_ctx=40), Layout(d_vocab=30, n_ctx=12)),
+nb2.check_previous_token_ov(previous_token_ov, layouts=({"d_vocab": 10, "n_ctx": 40}, {"d_vocab": 30, "n_ctx": 12}),
                             seeds=(5, 6))
 ### END HIDDEN TESTS
 
@@ -347,10 +345,9 @@ nb2.check_previous_token_ov(previous_token_ov, layouts=(Layout(d_vocab=10, n_ctx
 # Check: run this cell. The autograder runs the same check, plus hidden cases.
 import sys; [sys.modules.pop(m) for m in list(sys.modules) if m.startswith("induction_course")]
 from induction_course.checks import nb2
-from induction_course.handbuilt import Layout
 nb2.check_handbuilt_head(previous_token_qk, previous_token_ov)
 ### BEGIN HIDDEN TESTS
-nb2.check_handbuilt_head(previous_token_qk, previous_token_ov, layouts=(Layout(d_vocab=10, n_ctx=40),), seeds=(7,))
+nb2.check_handbuilt_head(previous_token_qk, previous_token_ov, layouts=({"d_vocab": 10, "n_ctx": 40},), seeds=(7,))
 ### END HIDDEN TESTS
 
 # %% [markdown]

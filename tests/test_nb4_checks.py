@@ -453,3 +453,106 @@ def test_changed_repeat_tokens_changes_only_continuations():
     assert not (changed[:, 1:] & changed[:, :-1]).any(), "two changes side by side"
     for b in range(6):
         assert not set(second[b][changed[b, n + 1:]].tolist()) & set(first[b].tolist())
+
+
+# ---------------------------------------------------------------- mistakes the catalogue does not reach
+def zero_next_head(z, hook, head):
+    out = z.clone()
+    out[:, :, head + 1] = 0
+    return out
+
+
+def mean_previous_head(z, hook, head, z_ref):
+    out = z.clone()
+    out[:, :, head - 1] = z_ref[:, :, head - 1].mean(0)
+    return out
+
+
+def increase_arguments_swapped(model, tokens, seq_len, make_hook):
+    clean = _second(model, tokens, seq_len)
+    out = torch.zeros(model.cfg.n_layers, model.cfg.n_heads)
+    for layer in range(model.cfg.n_layers):
+        for head in range(model.cfg.n_heads):
+            out[layer, head] = _second(model, tokens, seq_len,
+                                       [(f"blocks.{layer}.attn.hook_z", make_hook(head, layer))]) - clean
+    return out
+
+
+def after_pairs_backwards(model, tokens, seq_len, heads):
+    return _scores_with(model, tokens, seq_len, _z_hooks([(h, l) for l, h in heads]))
+
+
+def after_one_short(model, tokens, seq_len, heads):
+    return _scores_with(model, tokens, seq_len, _z_hooks(heads), score=lambda p, n: induction_score(p, n - 1))
+
+
+def pp_block_scales_only(model, tokens, heads, freeze_scales=False):
+    _, cache = model.run_with_cache(tokens)
+    names = [f"blocks.{l}.attn.hook_pattern" for l in range(model.cfg.n_layers)]
+    if freeze_scales:
+        names += [f"blocks.{l}.ln1.hook_scale" for l in range(model.cfg.n_layers)]
+    return model.run_with_hooks(tokens, fwd_hooks=[(n, lambda v, hook: cache[hook.name]) for n in names]
+                                + _z_hooks(heads))
+
+
+DEEP = {**SMALL, "n_layers": 3}
+
+
+@pytest.mark.parametrize("check, fn, message, shape", [
+    (nb4.check_zero_ablation_hook, zero_next_head, r"zeroed head `head \+ 1`", {}),
+    (nb4.check_mean_ablation_hook, mean_previous_head, r"replaced head `head - 1`", {}),
+    (nb4.check_loss_increase_per_head, increase_arguments_swapped, r"you called make_hook\(head, layer\)",
+     {"ablation": "zero"}),
+    (nb4.check_loss_increase_per_head, increase_arguments_swapped, r"It takes \(layer, head\)", {}),
+    (nb4.check_induction_scores_after_ablation, after_pairs_backwards, "layer and head are swapped",
+     {**DEEP, "heads": [(0, 1), (0, 2)]}),
+    (nb4.check_induction_scores_after_ablation, after_one_short, "you scored with seq_len - 1", {}),
+    (nb4.check_pattern_preserving_logits, partial(_frozen_run, patterns="own"), "only the ablated heads' own layers",
+     {**DEEP, "heads": [(0, 0), (1, 2)]}),
+    (nb4.check_pattern_preserving_logits, pp_block_scales_only, "not the final one", {"freeze_scales": True}),
+])
+def test_more_diagnostics(check, fn, message, shape):
+    fails_with(check, fn, message, shapes=(shape,))
+
+
+# ---------------------------------------------------------------- judged outside the student's interpreter
+def _judged_from_record(check, fn):
+    """Collect here, encode and decode the record as the grader does, then judge the decoded record alone."""
+    from induction_course.checks.record import decode, encode
+
+    record = check.collect(fn, **check.defaults)
+    name, params, decoded = decode(encode(check.id, dict(check.defaults), record))
+    return getattr(nb4, name.split(".", 1)[1]).judge(decoded, **params)
+
+
+@pytest.mark.parametrize("check, good, bad, message", [
+    (nb4.check_zero_ablation_hook, A.zero_ablation_hook, zero_sequence, "sequence `head` of the batch"),
+    (nb4.check_mean_ablation_hook, A.mean_ablation_hook, mean_of_input, "not the reference batch"),
+    (nb4.check_loss_increase_per_head, increase_good, increase_add_hook, "ablations pile up"),
+    (nb4.check_icl_change_per_head, partial(_icl_per_head, icl=late_minus_early, combine=lambda a, c: a - c),
+     partial(_icl_per_head, icl=late_minus_early, combine=lambda a, c: a / c), "a ratio"),
+    (nb4.check_induction_scores_after_ablation, after_good, after_first_only, "only the first head"),
+    (nb4.check_pattern_preserving_logits, _frozen_run, pp_not_frozen, "full ablation"),
+    (nb4.check_direct_logit_contribution, _direct, partial(_direct, divide=False), "did not divide"),
+    (nb4.check_split_second_copy_loss, _split, partial(_split, swap=True), "swapped"),
+    (nb4.check_seen_token_probability, _seen, partial(_seen, lo=0), "counted BOS"),
+])
+def test_judged_from_the_encoded_record_alone(check, good, bad, message):
+    assert _judged_from_record(check, good).startswith("✓")
+    with pytest.raises(CheckFailed, match=message):
+        _judged_from_record(check, bad)
+
+
+def test_direct_identity_is_judged_from_the_record():
+    line = _judged_from_record(nb4.check_direct_logit_contribution, _direct)
+    assert "= the ablated logits with patterns and scales frozen" in line
+
+
+def test_the_visible_heads_are_found_from_the_model():
+    case = nb4._heads_case(0)
+    _, cache = case["model"].run_with_cache(
+        torch.cat([torch.full((16, 1), BOS), torch.randint(1, case["model"].cfg.d_vocab, (16, 46),
+                                                           generator=torch.Generator().manual_seed(0))], dim=1))
+    scores = diagonal_score(cache["blocks.0.attn.hook_pattern"], 1)
+    assert len(case["heads"]) == 3 and all(layer == 0 for layer, _ in case["heads"])
+    assert float(scores[case["heads"][0][1]]) == pytest.approx(float(scores.max()), abs=0.05)

@@ -1,12 +1,20 @@
 """Checks for Notebook 4, ablation.
 
-Each ``check_*`` function is what the student's check cell and the graded test cell call.
-Visible tests use the default seed; hidden tests pass other seeds and shapes. Exercises that take a
-model run on small seeded random models (cheap, and every head matters a little) or, with
-``trained=True``, on the course's trained 2-layer model.
+Each ``check_*`` is a :class:`~induction_course.checks.core.Check`: its collect half runs the student's
+function on seeded inputs, its judge half decides from that record alone, regenerating the inputs (and
+models) from the seeds. Visible tests use the defaults; hidden tests pass other seeds and shapes.
+Exercises that take a model run on small seeded random models (cheap, and every head matters a little)
+or, with ``trained=True``, on the course's trained 2-layer model; the heads a case ablates are found
+from that model's attention, never written down, so a retrained checkpoint changes nothing here.
+
+Before the reference comparison, each check looks for what a mistake leaves behind that no known bug can
+reproduce: a hook that returned None or an untouched tensor, an error from the student's own code whose
+message tells which shapes or names did not fit.
 """
 from __future__ import annotations
 
+import re
+import weakref
 from typing import Any, Callable, Sequence
 
 import torch
@@ -14,7 +22,10 @@ import torch.nn.functional as F
 from transformer_lens.model_bridge import TransformerBridge
 
 from induction_course import ablation as ref
-from induction_course.checks.core import Bug, Check, CheckFailed, Exercise, call_student, make_check, seeded
+from induction_course.checks.core import (Bug, Check, CheckFailed, Exercise, collect_calls, judge_case,
+                                          not_a_function, seeded)
+from induction_course.checks.record import Raised
+from induction_course.circuits import ICL_EARLY, ICL_LATE
 from induction_course.data import BOS, repeated_tokens
 from induction_course.heads import diagonal_score, induction_score
 from induction_course.models import make_model
@@ -23,9 +34,12 @@ LAYER_HEAD = ("layer", "head")
 Z_DIMS = ("batch", "pos", "head", "d_head")
 LOGIT_DIMS = ("batch", "pos", "d_vocab")
 
+Case = dict[str, Any]
+Diagnosis = Callable[[Case, Any, Any], "str | None"]   # (case, recorded output, recorded inputs) -> message
 
 
-def _reset(case: dict) -> None:
+# ================================================================ running students' functions
+def _reset(case: Case) -> None:
     model = case.get("model")
     if isinstance(model, TransformerBridge):
         model.reset_hooks(including_permanent=False)
@@ -34,14 +48,17 @@ def _reset(case: dict) -> None:
 def _guarded(fn: Callable, to_cpu: bool = False) -> Callable:
     """Run a student's function without gradients and without TransformerLens's edit notices, and
     remove any hook it left on the model, so one mistake cannot spoil the next comparison.
-    ``to_cpu`` moves a returned tensor to the CPU (for small summaries, whose device does not matter)."""
+    ``to_cpu`` moves a returned tensor to the CPU, in float32 if it was float64 (for small summaries, whose
+    device and float precision do not matter)."""
     def run(**case: Any) -> Any:
         try:
             with torch.no_grad(), ref.quiet_hooks():
                 out = fn(**case)
         finally:
             _reset(case)
-        return out.cpu() if to_cpu and isinstance(out, torch.Tensor) else out
+        if to_cpu and type(out) is torch.Tensor:  # noqa: E721
+            out = out.cpu().float() if out.dtype == torch.float64 else out.cpu()
+        return out
     return run
 
 
@@ -53,24 +70,137 @@ def _quietly(fn: Callable[..., Any]) -> Callable[..., Any]:
     return run
 
 
-def _check(exercise: Exercise, to_cpu: bool = False) -> Check:
-    base = make_check(exercise, "nb4", wrap=lambda fn: _guarded(fn, to_cpu))
-    return Check(base.id, _quietly(base.collect), _quietly(base.judge), base.defaults)
-
-
 def _safe(fn: Callable) -> Callable:
     """A bug that does not apply to this case (e.g. an index out of range) matches nothing."""
     def run(**case: Any) -> Any:
         try:
             with torch.no_grad(), ref.quiet_hooks():
                 return fn(**case)
-        except (IndexError, RuntimeError):
+        except (IndexError, KeyError, RuntimeError):
             return None
         finally:
             _reset(case)
     return run
 
 
+# ================================================================ the judge, with diagnoses first
+def _judge(exercise: Exercise, diagnoses: Sequence[Diagnosis], after: Callable[[Case, int, dict, Any], str] | None,
+           visible: Sequence[dict]) -> Callable[..., str]:
+    """Judge a function exercise's record: for each case, the ``diagnoses`` (which recognise what the
+    reference comparison cannot name), then the engine's comparison with the reference and the bugs.
+    ``after(case, seed, shape, output)`` adds a line about the first case once every case passed.
+    Parameters default to the visible check's."""
+    def judge(record: Any, seeds: Sequence[int] = (0,), shapes: Sequence[dict] = tuple(visible)) -> str:
+        if not isinstance(record, list):
+            raise not_a_function(exercise.name, record)
+        cases = [(seed, dict(shape)) for shape in shapes for seed in seeds]
+        if len(record) != len(cases) or any(
+                not isinstance(entry, dict) or entry.get("seed") != seed or entry.get("shape") != shape
+                for (seed, shape), entry in zip(cases, record)):
+            raise CheckFailed(f"{exercise.name}: the recorded cases do not match the check's; "
+                              "run the check cell as it is.")
+        first = None
+        for (seed, shape), entry in zip(cases, record):
+            case = exercise.make_case(seed, **shape)
+            output, inputs = entry.get("output"), entry.get("inputs")
+            for diagnose in diagnoses:
+                message = diagnose(case, output, inputs)
+                if message:
+                    trace = output.traceback if isinstance(output, Raised) else ""
+                    raise CheckFailed(f"{exercise.name}: {message}", trace)
+            judge_case(exercise, case, output, inputs)
+            first = first or (case, seed, shape, output)
+        line = (f"✓ {exercise.name} matches the reference on {len(cases)} fresh random input(s) "
+                f"(atol={exercise.atol:g}, rtol={exercise.rtol:g}).")
+        return line + "\n" + after(*first) if after and first else line
+    return judge
+
+
+def _check(exercise: Exercise, diagnoses: Sequence[Diagnosis] = (), to_cpu: bool = False,
+           shapes: Sequence[dict] = ({},), after: Callable[[Case, int, dict, Any], str] | None = None) -> Check:
+    """The public check of a function exercise; ``shapes`` are the visible cases."""
+    collect = collect_calls(exercise, wrap=lambda fn: _guarded(fn, to_cpu))
+    return Check(f"nb4.check_{exercise.name}", _quietly(collect), _quietly(_judge(exercise, diagnoses, after, shapes)),
+                 {"seeds": (0,), "shapes": tuple(shapes)})
+
+
+# ---------------------------------------------------------------- diagnoses shared by several exercises
+def _raised(output: Any, *types: str) -> str | None:
+    """The message of the student's exception if it is one of ``types``, else None."""
+    if isinstance(output, Raised) and output.type_name in types:
+        return output.message
+    return None
+
+
+def _shapes_in(message: str) -> list[tuple[int, ...]]:
+    """Every shape written like [3, 6, 5] or torch.Size([3, 6, 5]) in an error message."""
+    return [tuple(int(n) for n in found.split(",") if n.strip())
+            for found in re.findall(r"\[(\d+(?:,\s*\d+)*)\]", message)]
+
+
+def _hook_output(case: Case, output: Any, inputs: Any) -> str | None:
+    """What a hook that edits ``z`` did wrong with what it returned or changed."""
+    z = case["z"]
+    after = inputs.get("z") if isinstance(inputs, dict) else None
+    edited = type(after) is torch.Tensor and after.shape == z.shape and not torch.equal(after, z)  # noqa: E721
+    if output is None:
+        if edited:
+            return ("your hook edited z in place and returned None. TransformerLens would use the edited z, but "
+                    "that z is also the tensor the caller (and a cache) holds. Edit a copy and return it: "
+                    "z = z.clone(), then change z, then `return z`.")
+        return ("your hook returned None, and nothing was changed. Whatever a hook returns replaces the "
+                "activation: end with `return z` (a copy with the head's output replaced).")
+    if type(output) is not torch.Tensor:  # noqa: E721  (the engine describes other types)
+        return None
+    if output.shape == z.shape and torch.equal(output, z):
+        if edited:
+            return ("you changed z itself (in place) and returned an untouched copy. Make the copy first and "
+                    "change the copy: out = z.clone(); out[:, :, head] = ...; return out.")
+        return ("your hook returned z unchanged: head `head` was not touched. If you edited a copy "
+                "(z.clone()), return that copy, not the original z.")
+    one_head = z.shape[:2] + z.shape[3:]
+    if output.shape == one_head and z.shape[2] > 1:
+        return (f"you returned one head's slice, shape {list(output.shape)} [batch, pos, d_head]. A hook on "
+                "hook_z must return the whole z, [batch, pos, head, d_head], with only head `head` changed.")
+    return None
+
+
+def _hook_name(case: Case, output: Any, inputs: Any) -> str | None:
+    """A hook name TransformerLens does not know (or the cache does not hold)."""
+    message = _raised(output, "KeyError")
+    if message is None:
+        return None
+    found = re.search(r"'([\w.]+)'", message)
+    name = found.group(1) if found else message
+    layer = re.match(r"blocks\.(\d+)\.", name)
+    n_layers = case["model"].cfg.n_layers
+    if layer and int(layer.group(1)) >= n_layers:
+        return (f"your code asked for '{name}', but this model has {n_layers} layer(s), numbered 0 to "
+                f"{n_layers - 1}. Are layer and head swapped? Every pair in this notebook is (layer, head).")
+    return (f"there is no hook or cache entry named '{name}'. The names used here are "
+            "f\"blocks.{layer}.attn.hook_z\", f\"blocks.{layer}.attn.hook_pattern\", "
+            "f\"blocks.{layer}.ln1.hook_scale\" and \"ln_final.hook_scale\".")
+
+
+def _hook_list(case: Case, output: Any, inputs: Any) -> str | None:
+    """fwd_hooks given as one (name, hook) pair instead of a list of pairs."""
+    message = _raised(output, "ValueError", "TypeError")
+    if message and re.search(r"values to unpack|not iterable", message):
+        return ("fwd_hooks takes a *list* of (name, hook) pairs, even for a single hook: "
+                "model.run_with_hooks(tokens, fwd_hooks=[(name, hook)]).")
+    return None
+
+
+def _one_number(case: Case, output: Any, inputs: Any) -> str | None:
+    """A tensor with many values put where one number goes."""
+    message = _raised(output, "RuntimeError", "ValueError")
+    if message and re.search(r"converted to (Scalar|Python scalars)|number of sizes provided \(0\)", message):
+        return ("each [layer, head] entry holds one number, but you stored a tensor with several values "
+                f"({message.splitlines()[0][:160]}). Reduce the losses to a single mean first.")
+    return None
+
+
+# ================================================================ models for the cases
 def course_model() -> TransformerBridge:
     """The course's trained 2-layer model (Notebook 3's checkpoint)."""
     from induction_course.training import load_induction_model
@@ -84,6 +214,11 @@ def _small_model(seed: int, n_layers: int = 2, n_heads: int = 4, d_vocab: int = 
 
 def _model(seed: int, trained: bool, n_layers: int, n_heads: int) -> TransformerBridge:
     return course_model() if trained else _small_model(seed, n_layers, n_heads)
+
+
+def _strongest_previous_token_heads(model: TransformerBridge, n: int = 2) -> list[tuple[int, int]]:
+    """The ``n`` layer-0 heads with the highest previous-token score, strongest first (found, not assumed)."""
+    return ref.previous_token_heads(model, threshold=-1.0)[:n]
 
 
 # ================================================================ 4.1 zero-ablation hook
@@ -118,9 +253,15 @@ ZERO = Exercise(
             _safe(lambda z, hook, head: _zero_at(z, (Ellipsis, head)))),
         Bug("you kept head `head` and zeroed all the others; it is the other way round.",
             lambda z, hook, head: z - ref.zero_ablation_hook(z, hook, head)),
+        Bug("you zeroed head `head - 1`, the one before. Heads are numbered from 0, and `head` is already the "
+            "index to use: z[:, :, head].",
+            _safe(lambda z, hook, head: _zero_at(z, (slice(None), slice(None), head - 1)))),
+        Bug("you zeroed head `head + 1`, the one after. Heads are numbered from 0, and `head` is already the "
+            "index to use: z[:, :, head].",
+            _safe(lambda z, hook, head: _zero_at(z, (slice(None), slice(None), head + 1)))),
     ),
 )
-check_zero_ablation_hook = _check(ZERO)
+check_zero_ablation_hook = _check(ZERO, (_hook_output,))
 
 
 # ================================================================ 4.2 mean-ablation hook
@@ -135,6 +276,34 @@ def _replace_head(z: torch.Tensor, head: int, value: torch.Tensor) -> torch.Tens
     z = z.clone()
     z[:, :, head] = value
     return z
+
+
+def _mean_shape(case: Case, output: Any, inputs: Any) -> str | None:
+    """The mean did not fit z[:, :, head]: say which reduction or index gives the shape in the error."""
+    message = _raised(output, "RuntimeError")
+    if message is None or not re.search(r"size|shape", message):
+        return None
+    ref_batch, pos, n_heads, d_head = case["z_ref"].shape
+    known = {
+        (ref_batch, d_head): "you averaged over positions (dim=1): the mean is over the reference batch, "
+                             "dim=0, which keeps one vector per position, [pos, d_head]",
+        (ref_batch, pos): "you averaged over d_head (dim=-1): the mean is over the reference batch, dim=0, "
+                          "which keeps one vector per position, [pos, d_head]",
+        (ref_batch, pos, d_head): "you did not average: z_ref[:, :, head] still has the reference batch axis. "
+                                  "Take .mean(dim=0) over it, which leaves [pos, d_head]",
+        (n_heads, d_head): "you indexed the position axis: z_ref[:, head] (or z_ref.mean(0)[head]) is position "
+                           "`head`. Index the head axis, the third one: z_ref[:, :, head].mean(dim=0)",
+        (pos, n_heads, d_head): "you put the mean of every head, [pos, head, d_head], in the place of one head: "
+                                "take head `head`'s own, z_ref[:, :, head].mean(dim=0)",
+    }
+    if len(known) == 5 and len({ref_batch, pos, n_heads, d_head}) == 4:
+        for shape in _shapes_in(message):
+            reason = known.get(tuple(n for n in shape if n != 1))
+            if reason:
+                return reason + "."
+    return (f"the value you put in place of head `head` does not fit z[:, :, head], which is "
+            f"[batch, pos, d_head] = {list(case['z'][:, :, 0].shape)}. z_ref[:, :, head].mean(dim=0) is "
+            f"[pos, d_head] = {[pos, d_head]}: one mean vector per position, broadcast over the batch.")
 
 
 MEAN = Exercise(
@@ -160,9 +329,64 @@ MEAN = Exercise(
             lambda z, hook, head, z_ref: z_ref.mean(dim=0).expand_as(z).clone()),
         Bug("you used the first reference sequence instead of the average over the reference batch.",
             lambda z, hook, head, z_ref: _replace_head(z, head, z_ref[0, :, head])),
+        Bug("you summed over the reference batch instead of averaging: use .mean(dim=0), not .sum(dim=0).",
+            lambda z, hook, head, z_ref: _replace_head(z, head, z_ref[:, :, head].sum(dim=0))),
+        Bug("you divided the reference batch's sum by z's batch size. The mean of z_ref divides by z_ref's own "
+            "batch size: z_ref[:, :, head].mean(dim=0).",
+            lambda z, hook, head, z_ref: _replace_head(z, head, z_ref[:, :, head].sum(dim=0) / z.shape[0])),
+        Bug("you replaced head `head - 1`, the one before. Heads are numbered from 0, and `head` is already the "
+            "index to use: z[:, :, head] and z_ref[:, :, head].",
+            lambda z, hook, head, z_ref: ref.mean_ablation_hook(z, hook, head - 1, z_ref)),
     ),
 )
-check_mean_ablation_hook = _check(MEAN)
+check_mean_ablation_hook = _check(MEAN, (_hook_output, _mean_shape))
+
+
+# ================================================================ shared: per-head losses, memoised per model
+_TABLES: "weakref.WeakKeyDictionary[TransformerBridge, dict]" = weakref.WeakKeyDictionary()
+
+
+def _losses(model: TransformerBridge, tokens: torch.Tensor, key: Any,
+            hooks_for: Callable[[int, int], list] | None = None) -> torch.Tensor:
+    """Per-token losses: of the clean run ([batch, pos - 1]) if ``hooks_for`` is None, else of one run per
+    head with ``hooks_for(layer, head)`` ([layer, head, batch, pos - 1]), heads taken in order.
+
+    Memoised per model, tokens and ``key`` (the bugs of one case share these runs)."""
+    memo = _TABLES.setdefault(model, {})
+    full_key = (key, tuple(tokens.shape), tokens.cpu().numpy().tobytes())
+    if full_key not in memo:
+        if hooks_for is None:
+            memo[full_key] = ref.run_loss(model, tokens)
+        else:
+            memo[full_key] = torch.stack([
+                torch.stack([ref.run_loss(model, tokens, hooks_for(layer, head))
+                             for head in range(model.cfg.n_heads)])
+                for layer in range(model.cfg.n_layers)])
+    return memo[full_key]
+
+
+def _ablated_losses(model: TransformerBridge, tokens: torch.Tensor, make_hook: Callable,
+                    hooks: str = "each") -> torch.Tensor:
+    """[layer, head, batch, pos - 1] losses with each head ablated by ``make_hook(layer, head)`` on its
+    hook_z; ``hooks`` names a mistake: "cumulative" (hooks pile up), "layer0" (always on layer 0's
+    hook_z), "swapped" (make_hook(head, layer))."""
+    done: list = []
+
+    def hooks_for(layer: int, head: int) -> list:
+        if hooks == "swapped":
+            return [(ref.z_name(layer), make_hook(head, layer))]
+        hook = (ref.z_name(0 if hooks == "layer0" else layer), make_hook(layer, head))
+        if hooks == "cumulative":
+            done.append(hook)
+            return list(done)
+        return [hook]
+
+    return _losses(model, tokens, (id(make_hook), hooks), hooks_for)
+
+
+def _grid(values: torch.Tensor, measure: Callable[[torch.Tensor], torch.Tensor]) -> torch.Tensor:
+    """[layer, head] of ``measure`` applied to each head's losses in ``values`` [layer, head, ...]."""
+    return torch.tensor([[float(measure(per_head)) for per_head in row] for row in values])
 
 
 # ================================================================ 4.3 loss increase per head
@@ -170,14 +394,20 @@ def _zero_maker(layer: int, head: int) -> Callable:
     return lambda z, hook: ref.zero_ablation_hook(z, hook, head)
 
 
-def _mean_maker(z_refs: list[torch.Tensor]) -> Callable:
-    def make(layer: int, head: int) -> Callable:
+MAKE_HOOK_ORDER = "make_hook takes (layer, head), in that order"
+
+
+def _mean_maker(z_refs: list[torch.Tensor], n_heads: int) -> Callable:
+    def make_hook(layer: int, head: int) -> Callable:
+        if not (0 <= layer < len(z_refs) and 0 <= head < n_heads):
+            raise IndexError(f"make_hook(layer={layer}, head={head}): this model has layers 0 to "
+                             f"{len(z_refs) - 1} and heads 0 to {n_heads - 1}; {MAKE_HOOK_ORDER}.")
         return lambda z, hook: ref.mean_ablation_hook(z, hook, head, z_refs[layer])
-    return make
+    return make_hook
 
 
 def _loss_case(seed: int, trained: bool = False, n_layers: int = 2, n_heads: int = 4, batch: int = 4,
-               seq_len: int = 10, ablation: str = "zero") -> dict:
+               seq_len: int = 10, ablation: str = "mean") -> dict:
     model = _model(seed, trained, n_layers, n_heads)
     device = model.cfg.device
     tokens = repeated_tokens(batch, seq_len, model.cfg.d_vocab, seed=seed).to(device)
@@ -187,35 +417,31 @@ def _loss_case(seed: int, trained: bool = False, n_layers: int = 2, n_heads: int
         ref_tokens = repeated_tokens(8, seq_len, model.cfg.d_vocab, seed=seed + 1).to(device)
         with torch.no_grad():
             _, cache = model.run_with_cache(ref_tokens)
-        maker = _mean_maker([cache[ref.z_name(layer)] for layer in range(model.cfg.n_layers)])
+        maker = _mean_maker([cache[ref.z_name(layer)] for layer in range(model.cfg.n_layers)], model.cfg.n_heads)
     return {"model": model, "tokens": tokens, "seq_len": seq_len, "make_hook": maker}
 
 
-def _per_head(model: TransformerBridge, measure: Callable[[list], torch.Tensor],
-              hooks_for: Callable[[int, int], list]) -> torch.Tensor:
-    """[layer, head] of ``measure(hooks)`` for each head's hooks."""
-    n_layers, n_heads = model.cfg.n_layers, model.cfg.n_heads
-    return torch.tensor([[float(measure(hooks_for(layer, head))) for head in range(n_heads)]
-                         for layer in range(n_layers)])
+def loss_increase_reference(model: TransformerBridge, tokens: torch.Tensor, seq_len: int, make_hook: Callable,
+                            select: Callable = ref.second_copy_loss,
+                            compare: Callable = lambda ablated, clean: ablated - clean,
+                            hooks: str = "each") -> torch.Tensor:
+    """The reference (defaults) and, through ``select`` (which losses count), ``compare`` (ablated vs clean)
+    and ``hooks`` (see :func:`_ablated_losses`), the mistakes a student may make. [layer, head]."""
+    clean = select(_losses(model, tokens, "clean"), seq_len)
+    ablated = _ablated_losses(model, tokens, make_hook, hooks)
+    return _grid(ablated, lambda loss: compare(select(loss, seq_len), clean))
 
 
-def loss_increase_reference(model: TransformerBridge, tokens: torch.Tensor, seq_len: int,
-                            make_hook: Callable, select: Callable = lambda loss, n: ref.second_copy_loss(loss, n),
-                            sign: float = 1.0, subtract: bool = True, cumulative: bool = False,
-                            wrong_layer: bool = False) -> torch.Tensor:
-    """The reference (defaults) and, through the flags, the mistakes a student may make."""
-    clean = select(ref.run_loss(model, tokens), seq_len) if subtract else 0.0
-    done: list = []
+def _loss_bug(**changes: Any) -> Callable:
+    return _safe(lambda **case: loss_increase_reference(**case, **changes))
 
-    def hooks_for(layer: int, head: int) -> list:
-        hook = (ref.z_name(0 if wrong_layer else layer), make_hook(layer, head))
-        if cumulative:
-            done.append(hook)
-            return list(done)
-        return [hook]
 
-    return _per_head(model, lambda hooks: sign * (select(ref.run_loss(model, tokens, hooks), seq_len) - clean),
-                     hooks_for)
+def _make_hook_order(case: Case, output: Any, inputs: Any) -> str | None:
+    message = _raised(output, "IndexError")
+    if message and MAKE_HOOK_ORDER in message:
+        return (f"you called make_hook with arguments it does not accept ({message.split(':')[0]}). "
+                "It takes (layer, head), in that order: make_hook(layer, head).")
+    return None
 
 
 LOSS_INCREASE = Exercise(
@@ -228,26 +454,40 @@ LOSS_INCREASE = Exercise(
     bugs=(
         Bug("the sign is flipped: report ablated loss − clean loss, so a head the model needs gets a positive "
             "number.",
-            lambda **c: loss_increase_reference(**c, sign=-1.0)),
+            _loss_bug(compare=lambda ablated, clean: clean - ablated)),
         Bug("these are the ablated losses themselves; subtract the clean (un-ablated) second-copy loss.",
-            lambda **c: loss_increase_reference(**c, subtract=False)),
+            _loss_bug(compare=lambda ablated, clean: ablated)),
+        Bug("this is the ratio ablated / clean; report the difference, ablated − clean.",
+            _loss_bug(compare=lambda ablated, clean: ablated / clean)),
         Bug("the ablations pile up: each run still has the hooks of the heads before it. Use "
             "model.run_with_hooks (which removes its hooks afterwards), or call model.reset_hooks() after each run.",
-            lambda **c: loss_increase_reference(**c, cumulative=True)),
+            _loss_bug(hooks="cumulative")),
         Bug("every run ablates a head of layer 0: build the hook name from the loop's layer, "
             "f\"blocks.{layer}.attn.hook_z\".",
-            lambda **c: loss_increase_reference(**c, wrong_layer=True)),
+            _loss_bug(hooks="layer0")),
+        Bug("you called make_hook(head, layer): it takes (layer, head), in that order.",
+            _loss_bug(hooks="swapped")),
+        Bug("this is zero-ablation whatever make_hook does: put make_hook(layer, head) on the hook point, "
+            "so the same function also does mean-ablation.",
+            lambda model, tokens, seq_len, make_hook: loss_increase_reference(model, tokens, seq_len, _zero_maker)),
         Bug("you averaged over every token. Only the second copy counts: second_copy_loss(loss, seq_len).",
-            lambda **c: loss_increase_reference(**c, select=lambda loss, n: loss.mean())),
+            _loss_bug(select=lambda loss, n: loss.mean())),
         Bug("you averaged over the first copy; the repeated tokens are the second copy, "
             "second_copy_loss(loss, seq_len).",
-            lambda **c: loss_increase_reference(**c, select=lambda loss, n: loss[:, :n].mean())),
+            _loss_bug(select=lambda loss, n: loss[:, :n].mean())),
         Bug("off by one: loss[:, seq_len:] also counts the first token of the second copy, which nothing "
             "in the context predicts. Use second_copy_loss(loss, seq_len), i.e. loss[:, seq_len + 1:].",
-            lambda **c: loss_increase_reference(**c, select=lambda loss, n: loss[:, n:].mean())),
+            _loss_bug(select=lambda loss, n: loss[:, n:].mean())),
+        Bug("off by one: loss[:, seq_len + 2:] leaves out the second token of the second copy, the first one "
+            "induction can predict. Use second_copy_loss(loss, seq_len), i.e. loss[:, seq_len + 1:].",
+            _loss_bug(select=lambda loss, n: loss[:, n + 2:].mean())),
+        Bug("you summed the second-copy losses; average them (second_copy_loss(loss, seq_len) is a mean), so "
+            "the numbers do not depend on the batch size or seq_len.",
+            _loss_bug(select=lambda loss, n: loss[:, n + 1:].sum())),
     ),
 )
-check_loss_increase_per_head = _check(LOSS_INCREASE, to_cpu=True)
+check_loss_increase_per_head = _check(LOSS_INCREASE, (_make_hook_order, _hook_list, _hook_name, _one_number),
+                                      to_cpu=True)
 
 
 # ================================================================ 4.4 ICL change per head
@@ -258,31 +498,40 @@ def _icl_case(seed: int, trained: bool = False, n_layers: int = 2, n_heads: int 
     model = _model(seed, trained, n_layers, n_heads)
     n = pos or model.cfg.n_ctx
     tokens, _ = repeating_batch(batch, n, model.cfg.d_vocab, seeded(seed))
-    return {"model": model, "tokens": tokens.to(model.cfg.device), "early": ref.ICL_EARLY,
-            "late": slice(n - 9, n - 1)}
+    # windows unlike ICL_EARLY and ICL_LATE, so code that ignores `early` and `late` shows
+    return {"model": model, "tokens": tokens.to(model.cfg.device), "early": slice(3, 9),
+            "late": slice(n - 10, n - 2)}
+
+
+def _icl(loss: torch.Tensor, early: slice, late: slice) -> torch.Tensor:
+    return loss[:, late].mean() - loss[:, early].mean()
 
 
 def icl_change_reference(model: TransformerBridge, tokens: torch.Tensor, early: slice, late: slice,
-                         sign: float = 1.0, subtract: bool = True, cumulative: bool = False,
-                         ratio: bool = False) -> torch.Tensor:
-    """The reference (defaults) and, through the flags, the mistakes a student may make."""
-    clean = ref.icl_score(ref.run_loss(model, tokens), early, late)
-    done: list = []
+                         icl: Callable = _icl, compare: Callable = lambda ablated, clean: ablated - clean,
+                         hooks: str = "each") -> torch.Tensor:
+    """The reference (defaults) and, through ``icl`` (the score), ``compare`` (ablated vs clean) and ``hooks``
+    (see :func:`_ablated_losses`), the mistakes a student may make. [layer, head]."""
+    clean = icl(_losses(model, tokens, "clean"), early, late)
+    ablated = _ablated_losses(model, tokens, _zero_maker, hooks)
+    return _grid(ablated, lambda loss: compare(icl(loss, early, late), clean))
 
-    def hooks_for(layer: int, head: int) -> list:
-        hook = ref.ablation_hooks([(layer, head)])
-        if cumulative:
-            done.extend(hook)
-            return list(done)
-        return hook
 
-    def measure(hooks: list) -> torch.Tensor:
-        ablated = ref.icl_score(ref.run_loss(model, tokens, hooks), early, late)
-        if ratio:
-            return ablated / clean
-        return sign * (ablated - (clean if subtract else 0.0))
+def _icl_windows(case: Case, output: Any, inputs: Any) -> str | None:
+    """The two windows' losses subtracted entry by entry (they have different lengths)."""
+    message = _raised(output, "RuntimeError")
+    sizes = re.search(r"size of tensor a \((\d+)\) must match the size of tensor b \((\d+)\)", message or "")
+    n = case["tokens"].shape[1] - 1
+    lengths = {len(range(n)[case["early"]]), len(range(n)[case["late"]])}
+    if sizes and {int(sizes.group(1)), int(sizes.group(2))} == lengths:
+        return ("you subtracted the early window's losses from the late window's entry by entry, but the windows "
+                "have different lengths. The ICL score is a difference of means: "
+                "loss[:, late].mean() - loss[:, early].mean().")
+    return None
 
-    return _per_head(model, measure, hooks_for)
+
+def _icl_bug(**changes: Any) -> Callable:
+    return _safe(lambda **case: icl_change_reference(**case, **changes))
 
 
 ICL_CHANGE = Exercise(
@@ -296,17 +545,26 @@ ICL_CHANGE = Exercise(
         Bug("the sign is flipped. The ICL score is (mean loss at `late`) − (mean loss at `early`), negative "
             "when the model learns in context, and the change is ICL(ablated) − ICL(clean): a head whose removal "
             "costs in-context learning gets a positive number.",
-            lambda **c: icl_change_reference(**c, sign=-1.0)),
+            _icl_bug(compare=lambda ablated, clean: clean - ablated)),
         Bug("these are the ablated ICL scores themselves; subtract the clean ICL score.",
-            lambda **c: icl_change_reference(**c, subtract=False)),
+            _icl_bug(compare=lambda ablated, clean: ablated)),
         Bug("this is ICL(ablated) / ICL(clean), a ratio. Report the difference ICL(ablated) − ICL(clean).",
-            lambda **c: icl_change_reference(**c, ratio=True)),
+            _icl_bug(compare=lambda ablated, clean: ablated / clean)),
         Bug("the ablations pile up: each run still has the hooks of the heads before it. Use "
             "model.run_with_hooks (which removes its hooks afterwards), or call model.reset_hooks() after each run.",
-            lambda **c: icl_change_reference(**c, cumulative=True)),
+            _icl_bug(hooks="cumulative")),
+        Bug("every run ablates a head of layer 0: build the hook name from the loop's layer, "
+            "f\"blocks.{layer}.attn.hook_z\".",
+            _icl_bug(hooks="layer0")),
+        Bug("you used the windows ICL_EARLY and ICL_LATE instead of the `early` and `late` you were given. "
+            "Use the arguments: loss[:, late].mean() - loss[:, early].mean().",
+            _icl_bug(icl=lambda loss, early, late: _icl(loss, ICL_EARLY, ICL_LATE))),
+        Bug("you summed the losses in each window. The windows have different lengths, so the ICL score is a "
+            "difference of *means*: loss[:, late].mean() - loss[:, early].mean().",
+            _icl_bug(icl=lambda loss, early, late: loss[:, late].sum() - loss[:, early].sum())),
     ),
 )
-check_icl_change_per_head = _check(ICL_CHANGE, to_cpu=True)
+check_icl_change_per_head = _check(ICL_CHANGE, (_hook_list, _hook_name, _icl_windows, _one_number), to_cpu=True)
 
 
 # ================================================================ 4.5 induction scores with heads ablated
@@ -314,8 +572,8 @@ def _heads_case(seed: int, trained: bool = True, n_layers: int = 2, n_heads: int
                 seq_len: int = 23, heads: Sequence[tuple[int, int]] | None = None) -> dict:
     model = _model(seed, trained, n_layers, n_heads)
     tokens = repeated_tokens(batch, seq_len, model.cfg.d_vocab, seed=seed + 500).to(model.cfg.device)
-    if heads is None:
-        heads = ref.previous_token_heads(model) if trained else [(0, 0), (0, 2)]
+    if heads is None:  # three heads: then neither the first nor the last alone, nor the pairs read backwards, fit
+        heads = _strongest_previous_token_heads(model, 3) if trained else [(0, 0), (0, 2)]
     return {"model": model, "tokens": tokens, "seq_len": seq_len, "heads": [tuple(h) for h in heads]}
 
 
@@ -337,6 +595,19 @@ def _on_patterns(heads: Sequence[tuple[int, int]]) -> list:
             for layer, head in heads]
 
 
+def _after(pick: Callable[[list], list | None] = lambda heads: heads, layer: int | str | None = None,
+           score: Callable = induction_score) -> Callable:
+    """Scores of ``layer``'s heads (default: the last; "own": the first ablated head's layer) with
+    ``pick(heads)`` ablated on hook_z; None where ``pick`` says the mistake makes no difference."""
+    def run(model, tokens, seq_len, heads):
+        chosen = pick(list(heads))
+        if chosen is None:
+            return None
+        pattern_layer = heads[0][0] if layer == "own" else layer
+        return score(_last_pattern(model, tokens, ref.ablation_hooks(chosen), layer=pattern_layer), seq_len)
+    return _safe(run)
+
+
 AFTER = Exercise(
     name="induction_scores_after_ablation",
     make_case=_heads_case,
@@ -347,25 +618,34 @@ AFTER = Exercise(
         Bug("these are the clean model's induction scores: the ablation never reached the heads. Put the "
             "zero-ablation hooks on f\"blocks.{layer}.attn.hook_z\" and record the last layer's hook_pattern in "
             "the same run_with_hooks call.",
-            _safe(lambda model, tokens, seq_len, heads: induction_score(_last_pattern(model, tokens, []), seq_len))),
+            _after(pick=lambda heads: [])),
         Bug("only the first head of `heads` was ablated: add one zero-ablation hook for every (layer, head) in "
             "the list.",
-            _safe(lambda model, tokens, seq_len, heads: None if len(heads) < 2 else
-                  ref.induction_scores_after_ablation(model, tokens, seq_len, heads[:1]))),
+            _after(pick=lambda heads: heads[:1] if len(heads) > 1 else None)),
+        Bug("only the last head of `heads` was ablated: each pass of your loop replaced the hooks of the one "
+            "before. Append one zero-ablation hook per (layer, head) to a single list.",
+            _after(pick=lambda heads: heads[-1:] if len(heads) > 1 else None)),
+        Bug("you read each pair as (head, layer): layer and head are swapped. The pairs in `heads` are "
+            "(layer, head): for layer, head in heads.",
+            _after(pick=lambda heads: [(h, l) for l, h in heads] if any(l != h for l, h in heads) else None)),
         Bug("your ablation hooks went on hook_pattern, not hook_z. A pattern is [batch, head, q_pos, k_pos], so "
             "zeroing its third axis blanks query position `head` of every head. Ablate the heads' outputs: hook_z.",
             _safe(lambda model, tokens, seq_len, heads: induction_score(
                 _last_pattern(model, tokens, _on_patterns(heads)), seq_len))),
         Bug("you scored the ablated layer's own heads; score the heads of the last layer (the induction heads).",
-            _safe(lambda model, tokens, seq_len, heads: induction_score(
-                _last_pattern(model, tokens, ref.ablation_hooks(heads), layer=heads[0][0]), seq_len))),
+            _after(layer="own")),
         Bug("you measured attention to i - seq_len (the earlier copy of the *same* token). An induction head "
             "attends to the token *after* it, i - (seq_len - 1): use induction_score(pattern, seq_len).",
-            _safe(lambda model, tokens, seq_len, heads: diagonal_score(
-                _last_pattern(model, tokens, ref.ablation_hooks(heads)), seq_len, first_query=seq_len + 1))),
+            _after(score=lambda p, n: diagonal_score(p, n, first_query=n + 1))),
+        Bug("you scored with seq_len + 1: induction_score(pattern, seq_len) already knows where the earlier "
+            "copy is (|R| = seq_len; BOS is not part of R).",
+            _after(score=lambda p, n: induction_score(p, n + 1))),
+        Bug("you scored with seq_len - 1: that looks for attention to i - (seq_len - 2). Pass seq_len itself, "
+            "induction_score(pattern, seq_len): an induction head attends to i - (seq_len - 1).",
+            _after(score=lambda p, n: induction_score(p, n - 1))),
     ),
 )
-check_induction_scores_after_ablation = _check(AFTER)
+check_induction_scores_after_ablation = _check(AFTER, (_hook_list, _hook_name))
 
 
 # ================================================================ 4.6 pattern-preserving ablation
@@ -376,16 +656,24 @@ def _pp_case(seed: int, trained: bool = True, n_layers: int = 2, n_heads: int = 
     return {**case, "freeze_scales": freeze_scales}
 
 
-def _frozen_variant(model, tokens, heads, freeze_scales, patterns=True, scales=None, ablate="all"):
-    """Zero-ablate ``heads`` ("all", only the "first", or "none") with every pattern frozen or none, and every
-    LayerNorm scale frozen if ``scales`` (default: ``freeze_scales``). Freezing only the ablated heads' own
-    layer is no mistake we can see: a head's output never changes its own layer's pattern."""
-    scales = freeze_scales if scales is None else scales
+def _frozen_variant(model, tokens, heads, freeze_scales, patterns="all", scales=None, ablate="all"):
+    """Zero-ablate ``heads`` ("all", only the "first", or "none") with the patterns of "all" layers, of the
+    "last" layer, of the ablated heads' "own" layers or "none" frozen, and the LayerNorm scales "all",
+    "final" (ln_final only), "blocks" (ln1 only) or "none" frozen (default: "all" if ``freeze_scales``)."""
+    scales = scales or ("all" if freeze_scales else "none")
+    n = model.cfg.n_layers
+    layers = {"all": range(n), "last": [n - 1], "own": sorted({layer for layer, _ in heads}), "none": []}[patterns]
+    names = [ref.pattern_name(layer) for layer in layers]
+    names += {"all": ref.scale_names(n), "final": ["ln_final.hook_scale"], "blocks": ref.scale_names(n)[:-1],
+              "none": []}[scales]
     _, cache = model.run_with_cache(tokens)
-    hooks = [h for h in ref.freeze_hooks(cache, model.cfg.n_layers, scales=scales)
-             if patterns or "hook_pattern" not in h[0]]
+    hooks = [(name, lambda value, hook: cache[hook.name].clone()) for name in names]
     hooks += ref.ablation_hooks({"all": heads, "first": heads[:1], "none": []}[ablate])
     return model.run_with_hooks(tokens, fwd_hooks=hooks)
+
+
+def _pp_bug(when: Callable[[Case], bool] = lambda case: True, **changes: Any) -> Callable:
+    return _safe(lambda **case: _frozen_variant(**case, **changes) if when(case) else None)
 
 
 PATTERN_PRESERVING = Exercise(
@@ -397,54 +685,108 @@ PATTERN_PRESERVING = Exercise(
     rtol=1e-3,
     bugs=(
         Bug("the patterns are not frozen: this is the full ablation, in which the later heads' attention "
-            "changes. Add, for every layer, a hook on hook_pattern that returns the clean run's pattern.",
-            _safe(lambda **c: _frozen_variant(**c, patterns=False, scales=False))),
+            "changes. Add, for every layer, a hook on hook_pattern that returns the clean run's pattern (a hook "
+            "on hook_attn_scores does not do it: this model discards edits there).",
+            _pp_bug(patterns="none", scales="none")),
         Bug("the patterns are not frozen (the LayerNorm scales are). Add, for every layer, a hook on "
             "hook_pattern that returns the clean run's pattern.",
-            _safe(lambda **c: _frozen_variant(**c, patterns=False, scales=True))),
+            _pp_bug(patterns="none", scales="all")),
+        Bug("only the last layer's pattern is frozen. Freeze hook_pattern in *every* layer: in a deeper model, "
+            "an ablated head also changes where the heads of the layers between it and the last one look.",
+            _pp_bug(patterns="last")),
+        Bug("only the ablated heads' own layers have their patterns frozen. A head's output never changes its "
+            "own layer's pattern, only later ones: freeze hook_pattern in every layer.",
+            _pp_bug(patterns="own")),
         Bug("the patterns are frozen but the LayerNorm scales are not, although freeze_scales=True. Also hook "
             "every \"blocks.{l}.ln1.hook_scale\" and \"ln_final.hook_scale\" to return the clean run's value.",
-            _safe(lambda **c: _frozen_variant(**c, scales=False) if c["freeze_scales"] else None)),
+            _pp_bug(lambda case: case["freeze_scales"], scales="none")),
+        Bug("only ln_final's scale is frozen; with freeze_scales=True freeze every LayerNorm's scale, "
+            "\"blocks.{l}.ln1.hook_scale\" for every layer as well.",
+            _pp_bug(lambda case: case["freeze_scales"], scales="final")),
+        Bug("the blocks' ln1 scales are frozen but not the final one: with freeze_scales=True also freeze "
+            "\"ln_final.hook_scale\".",
+            _pp_bug(lambda case: case["freeze_scales"], scales="blocks")),
         Bug("you froze the LayerNorm scales although freeze_scales=False. Freeze them only when asked: "
             "Olsson et al.'s pattern-preserving ablation freezes the attention patterns only.",
-            _safe(lambda **c: None if c["freeze_scales"] else _frozen_variant(**c, scales=True))),
+            _pp_bug(lambda case: not case["freeze_scales"], scales="all")),
         Bug("only the first head of `heads` was ablated: add one zero-ablation hook for every (layer, head) in "
             "the list.",
-            _safe(lambda **c: None if len(c["heads"]) < 2 else _frozen_variant(**c, ablate="first"))),
+            _pp_bug(lambda case: len(case["heads"]) > 1, ablate="first")),
         Bug("these are the clean logits: no head was ablated. Add the zero-ablation hooks on "
             "f\"blocks.{layer}.attn.hook_z\" to the same run as the freezing hooks.",
-            _safe(lambda **c: _frozen_variant(**c, ablate="none"))),
+            _pp_bug(ablate="none")),
     ),
 )
-check_pattern_preserving_logits = _check(PATTERN_PRESERVING)
+check_pattern_preserving_logits = _check(
+    PATTERN_PRESERVING, (_hook_list, _hook_name),
+    shapes=({}, {"freeze_scales": True}, {"trained": False, "n_layers": 3, "heads": [(0, 0), (1, 2)]}))
 
 
 # ================================================================ 4.7 the hand computation
-def _direct_tokens(model: TransformerBridge, seed: int, batch: int, seq_len: int) -> torch.Tensor:
+def _direct_tokens(model: TransformerBridge, seed: int, batch: int = 3, seq_len: int = 23, **_: Any) -> torch.Tensor:
+    """The case's tokens ([BOS] R R); ``**_`` takes the rest of a case's shape."""
     return repeated_tokens(batch, seq_len, model.cfg.d_vocab, seed=seed + 700).to(model.cfg.device)
 
 
 def _direct_case(seed: int, trained: bool = True, n_layers: int = 2, n_heads: int = 4, batch: int = 3,
                  seq_len: int = 23, head: int = 0) -> dict:
     model = _model(seed, trained, n_layers, n_heads)
+    tokens = _direct_tokens(model, seed, batch, seq_len)
     with torch.no_grad():
-        _, cache = model.run_with_cache(_direct_tokens(model, seed, batch, seq_len))
+        _, cache = model.run_with_cache(tokens)
     return {"model": model, "cache": cache, "layer": model.cfg.n_layers - 1, "head": head}
 
 
-def _direct_variant(model, cache, layer, head, centre=True, divide=True, weight=True, bias=False, b_O=False):
+def _direct_variant(model, cache, layer, head, centre=-1, scale="ln_final", weight=True, bias=False, b_O=False,
+                    every_head=False):
+    """The reference with one step changed: centre over axis ``centre`` (None: no centring), divide by
+    ``scale`` ("ln_final", "ln1", "multiply" or None), and so on."""
     out = ref.head_output(model, cache, layer, head)
+    if every_head:
+        out = torch.einsum("bphd,hdm->bpm", cache[ref.z_name(layer)], model.blocks[layer].attn.W_O)
     if b_O:
         out = out + model.blocks[layer].attn.b_O
-    if centre:
-        out = out - out.mean(dim=-1, keepdim=True)
-    if divide:
+    if centre is not None:
+        out = out - out.mean(dim=centre, keepdim=True)
+    if scale == "ln_final":
         out = out / cache["ln_final.hook_scale"]
+    elif scale == "ln1":
+        out = out / cache[f"blocks.{layer}.ln1.hook_scale"]
+    elif scale == "multiply":
+        out = out * cache["ln_final.hook_scale"]
     if weight:
         out = out * model.ln_final.w
     if bias:
         out = out + model.ln_final.b
     return out @ model.W_U
+
+
+def _direct_shapes(case: Case, output: Any, inputs: Any) -> str | None:
+    """A matrix product or broadcast that did not fit: name the pieces' shapes."""
+    message = _raised(output, "RuntimeError", "IndexError")
+    if message is None or not re.search(r"shape|size|out of (range|bounds)", message):
+        return None
+    model, cache, layer = case["model"], case["cache"], case["layer"]
+    return (f"the shapes did not fit ({message.splitlines()[0][:160]}). The pieces: "
+            f"z = cache[\"blocks.{layer}.attn.hook_z\"] {list(cache[ref.z_name(layer)].shape)} "
+            "[batch, pos, head, d_head], so z[:, :, head] is [batch, pos, d_head]; "
+            f"W_O {list(model.blocks[layer].attn.W_O.shape)} [head, d_head, d_model], so W_O[head] is "
+            f"[d_head, d_model]; cache[\"ln_final.hook_scale\"] {list(cache['ln_final.hook_scale'].shape)}; "
+            f"model.ln_final.w [d_model]; model.W_U {list(model.W_U.shape)} [d_model, d_vocab].")
+
+
+def _frozen_identity(case: Case, seed: int, shape: dict, output: torch.Tensor) -> str:
+    """Clean logits − the student's contribution against the ablated logits with patterns and scales frozen."""
+    model, layer, head = case["model"], case["layer"], case["head"]
+    tokens = _direct_tokens(model, seed, **shape)
+    clean = model(tokens)
+    frozen = ref.pattern_preserving_logits(model, tokens, [(layer, head)], freeze_scales=True)
+    err = float((clean - output.to(clean.device) - frozen).abs().max())
+    if not err <= DIRECT.atol:
+        raise CheckFailed(f"direct_logit_contribution: clean logits − your contribution differ from the ablated "
+                          f"logits with patterns and scales frozen by up to {err:.3g} (tolerance {DIRECT.atol:g}).")
+    return (f"✓ clean logits − your contribution = the ablated logits with patterns and scales frozen "
+            f"(max error {err:.1e}).")
 
 
 DIRECT = Exercise(
@@ -457,11 +799,20 @@ DIRECT = Exercise(
     bugs=(
         Bug("the final LayerNorm is missing: the head's output reaches W_U only through ln_final. With its scale "
             "frozen, ln_final maps a change d to (d − mean(d)) / scale * w.",
-            lambda **c: _direct_variant(**c, centre=False, divide=False, weight=False)),
+            lambda **c: _direct_variant(**c, centre=None, scale=None, weight=False)),
         Bug("the centring is missing: LayerNorm subtracts the mean over d_model before dividing by the scale.",
-            lambda **c: _direct_variant(**c, centre=False)),
+            lambda **c: _direct_variant(**c, centre=None)),
+        Bug("you centred over positions. LayerNorm subtracts each position's mean over d_model: "
+            "out - out.mean(dim=-1, keepdim=True).",
+            lambda **c: _direct_variant(**c, centre=1)),
         Bug("you did not divide by the final LayerNorm's scale, cache[\"ln_final.hook_scale\"] [batch, pos, 1].",
-            lambda **c: _direct_variant(**c, divide=False)),
+            lambda **c: _direct_variant(**c, scale=None)),
+        Bug("you multiplied by the final LayerNorm's scale; LayerNorm *divides* by it: "
+            "/ cache[\"ln_final.hook_scale\"].",
+            lambda **c: _direct_variant(**c, scale="multiply")),
+        Bug("you divided by the scale of the layer's own ln1. The head's output reaches the logits through the "
+            "final LayerNorm: divide by cache[\"ln_final.hook_scale\"].",
+            lambda **c: _direct_variant(**c, scale="ln1")),
         Bug("the LayerNorm weight w (model.ln_final.w) is missing: multiply after dividing by the scale.",
             lambda **c: _direct_variant(**c, weight=False)),
         Bug("you added the LayerNorm bias b. It is part of every run's logits, with or without the head, so it "
@@ -470,48 +821,61 @@ DIRECT = Exercise(
         Bug("you included b_O. Zeroing hook_z removes z @ W_O[head] only; the bias b_O is shared by the layer "
             "and stays.",
             lambda **c: _direct_variant(**c, b_O=True)),
+        Bug("this is every head of the layer: z @ W_O summed over heads. Take head `head` alone: "
+            "z[:, :, head] @ W_O[head].",
+            lambda **c: _direct_variant(**c, every_head=True)),
     ),
 )
-
-
-def check_direct_logit_contribution(student_fn: Callable, seeds: Sequence[int] = (0,),
-                                    shapes: Sequence[dict] = ({},), atol: float = 1e-4) -> None:
-    """Compare with the reference, then confirm that clean logits minus the student's contribution
-    are exactly the ablated logits with patterns and LayerNorm scales frozen."""
-    _check(DIRECT)(student_fn, seeds=seeds, shapes=shapes)
-    seed, shape = seeds[0], {"batch": 3, "seq_len": 23, **shapes[0]}
-    case = _direct_case(seed, **shape)
-    model, layer, head = case["model"], case["layer"], case["head"]
-    tokens = _direct_tokens(model, seed, shape["batch"], shape["seq_len"])
-    with torch.no_grad(), ref.quiet_hooks():
-        clean = model(tokens)
-        mine = call_student(student_fn, dict(case), "direct_logit_contribution")
-        frozen = ref.pattern_preserving_logits(model, tokens, [(layer, head)], freeze_scales=True)
-    err = float((clean - mine - frozen).abs().max())
-    if not err <= atol:
-        raise CheckFailed(f"clean logits − your contribution differ from the ablated logits with patterns and "
-                          f"scales frozen by up to {err:.3g} (tolerance {atol:g}).")
-    print(f"✓ clean logits − your contribution = the ablated logits with patterns and scales frozen "
-          f"(max error {err:.1e}).")
+check_direct_logit_contribution = _check(DIRECT, (_direct_shapes,), after=_frozen_identity)
 
 
 # ================================================================ 4.8 a prefix with a new continuation
 def _split_case(seed: int, batch: int = 4, seq_len: int = 12, d_vocab: int = 40, n_changes: int = 3) -> dict:
-    tokens, _ = ref.changed_repeat_tokens(batch, seq_len, d_vocab, n_changes=n_changes, seed=seed)
+    """Sequences with 1 to ``n_changes`` changes (so groups differ in size from one sequence to the next)."""
+    rows = [ref.changed_repeat_tokens(1, seq_len, d_vocab, n_changes=1 + (seed + b) % n_changes,
+                                      seed=1000 * seed + b)[0] for b in range(batch)]
     loss = 5 * torch.rand(batch, 2 * seq_len, generator=seeded(seed + 1))
-    return {"loss": loss, "tokens": tokens, "seq_len": seq_len}
+    return {"loss": loss, "tokens": torch.cat(rows), "seq_len": seq_len}
 
 
-def _split_variant(loss, tokens, seq_len, shift=0, need_prefix=True, swap=False):
-    """The reference with the token comparisons shifted by ``shift`` or the prefix condition dropped."""
+def _split_variant(loss, tokens, seq_len, shift=0, need_prefix=True, swap=False, reduce="mean"):
+    """The reference with the token comparisons shifted by ``shift``, the prefix condition dropped, or
+    ``reduce`` "sum" or "per_sequence" (the mean of each sequence's mean) instead of "mean".
+
+    (Changed tokens are never side by side, so a new continuation always follows a repeated prefix:
+    dropping the prefix condition changes only the first group.)"""
     i = torch.arange(seq_len + 1, 2 * seq_len) + shift
     prefix_repeats = tokens[:, i] == tokens[:, i - seq_len]
     if not need_prefix:
         prefix_repeats = torch.ones_like(prefix_repeats)
     same_next = tokens[:, i + 1] == tokens[:, i + 1 - seq_len]
     entries = loss[:, i - shift]
-    out = (entries[prefix_repeats & same_next].mean(), entries[prefix_repeats & ~same_next].mean())
+    right, wrong = prefix_repeats & same_next, prefix_repeats & ~same_next
+    if reduce == "per_sequence":
+        out = tuple(torch.stack([entries[b][mask[b]].mean() for b in range(len(mask))]).mean() for mask in (right, wrong))
+    else:
+        out = tuple(getattr(entries[mask], reduce)() for mask in (right, wrong))
     return out[::-1] if swap else out
+
+
+def _split_raised(case: Case, output: Any, inputs: Any) -> str | None:
+    """Python's and/or/not on tensors, minus on a mask, or positions past the end."""
+    message = _raised(output, "RuntimeError", "IndexError", "TypeError")
+    if message is None:
+        return None
+    if "ambiguous" in message:
+        return ("Python's `and`, `or` and `not` need one True or False, and a mask holds many. Combine "
+                "boolean tensors element by element with `&`, `|` and `~`.")
+    if "Negation" in message or ("subtract" in message and "bool" in message):
+        return "`-` does not negate a boolean mask: use `~mask` (or mask.logical_not())."
+    bounds = re.search(r"index (-?\d+) is out of bounds for dimension \d+ with size (\d+)", message)
+    if bounds:
+        size, n = int(bounds.group(2)), case["seq_len"]
+        what = "tokens" if size == 2 * n + 1 else "loss" if size == 2 * n else "a tensor"
+        return (f"index {bounds.group(1)} runs past the end of {what} (size {size}). Loss entry i predicts "
+                f"tokens[:, i + 1], so i runs from seq_len + 1 to 2 * seq_len - 1, and the last target is "
+                "tokens[:, 2 * seq_len].")
+    return None
 
 
 SPLIT = Exercise(
@@ -529,30 +893,50 @@ SPLIT = Exercise(
             "tokens[:, i + 1] with tokens[:, i + 1 - seq_len], and the prefix tokens[:, i] with "
             "tokens[:, i - seq_len].",
             _safe(lambda **c: _split_variant(**c, shift=-1))),
+        Bug("you averaged each sequence's mean; sequences have different numbers of entries in each group, so "
+            "average all the selected entries together: loss[:, i][mask].mean().",
+            _safe(lambda **c: _split_variant(**c, reduce="per_sequence"))),
+        Bug("these are sums; return the mean loss of each group.",
+            lambda **c: _split_variant(**c, reduce="sum")),
     ),
 )
-check_split_second_copy_loss = _check(SPLIT)
+check_split_second_copy_loss = _check(SPLIT, (_split_raised,))
 
 
 # ================================================================ 4.9 where a 1-layer model puts its bets
 def _seen_case(seed: int, batch: int = 3, pos: int = 10, d_vocab: int = 12) -> dict:
     g = seeded(seed)
-    tokens = torch.randint(1, d_vocab, (batch, pos), generator=g)
+    # the last tokens of the vocabulary never occur, so a one-hot that guesses d_vocab from the tokens shows
+    tokens = torch.randint(1, max(2, d_vocab - 3), (batch, pos), generator=g)
     tokens[:, 0] = BOS
     if pos > 3:
         tokens[:, 3] = tokens[:, 1]  # a repeat, so some tokens are seen twice
     return {"logits": 2 * torch.randn(batch, pos, d_vocab, generator=g), "tokens": tokens}
 
 
-def _seen_variant(logits, tokens, first=1, reach=1, per_position=False):
-    """Probability at query i of the tokens at positions first <= j < i + reach (reference: 1 and 1);
-    ``per_position`` sums over positions, so a token seen twice counts twice."""
+def _seen_variant(logits, tokens, first=1, reach=1, per_position=False, weights=lambda logits: logits.softmax(-1),
+                  drop="last"):
+    """Weight (``weights``, default probability) at query i on the tokens at positions first <= j < i + reach
+    (reference: 1 and 1); ``per_position`` counts a token seen twice twice; ``drop`` the "last" or "first"
+    position's prediction."""
     n = tokens.shape[1]
     j, i = torch.arange(n), torch.arange(n - 1)
     visible = ((j[None, :] >= first) & (j[None, :] < i[:, None] + reach)).float()   # [pos - 1, pos]
     counts = torch.einsum("ij,bjv->biv", visible, F.one_hot(tokens, logits.shape[-1]).float())
     weight = counts if per_position else (counts > 0).float()
-    return (logits[:, :-1].softmax(dim=-1) * weight).sum(dim=-1)
+    kept = weights(logits)[:, :-1] if drop == "last" else weights(logits)[:, 1:]
+    return (kept * weight).sum(dim=-1)
+
+
+def _seen_raised(case: Case, output: Any, inputs: Any) -> str | None:
+    """A one-hot with fewer columns than the vocabulary."""
+    message = _raised(output, "RuntimeError")
+    d_vocab = case["logits"].shape[-1]
+    sizes = re.search(r"size of tensor a \((\d+)\) must match the size of tensor b \((\d+)\)", message or "")
+    if sizes and d_vocab in {int(sizes.group(1)), int(sizes.group(2))}:
+        return ("your one-hot has fewer columns than the vocabulary: F.one_hot(tokens) guesses the number of "
+                "classes from the largest token present. Pass it: F.one_hot(tokens, logits.shape[-1]).")
+    return None
 
 
 SEEN = Exercise(
@@ -572,6 +956,17 @@ SEEN = Exercise(
         Bug("a token that appeared twice was counted twice. Sum the probabilities of the *set* of seen tokens, "
             "e.g. with a boolean mask over the vocabulary.",
             lambda **c: _seen_variant(**c, per_position=True)),
+        Bug("you took the softmax over positions; probabilities are over the vocabulary: "
+            "logits.softmax(dim=-1).",
+            lambda **c: _seen_variant(**c, weights=lambda logits: logits.softmax(dim=1))),
+        Bug("you summed logits, not probabilities: apply logits.softmax(dim=-1) first.",
+            lambda **c: _seen_variant(**c, weights=lambda logits: logits)),
+        Bug("you summed log-probabilities: a probability of a set of tokens is a sum of probabilities, "
+            "logits.softmax(dim=-1), not of log_softmax.",
+            lambda **c: _seen_variant(**c, weights=lambda logits: logits.log_softmax(dim=-1))),
+        Bug("you dropped the first position instead of the last. Position i predicts token i + 1, so the last "
+            "position predicts nothing: use logits[:, :-1], like per_token_loss.",
+            lambda **c: _seen_variant(**c, drop="first")),
     ),
 )
-check_seen_token_probability = _check(SEEN)
+check_seen_token_probability = _check(SEEN, (_seen_raised,))

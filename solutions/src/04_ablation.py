@@ -568,7 +568,7 @@ def pattern_preserving_logits(model: TransformerBridge, tokens: torch.Tensor, he
 # Check: run this cell. The autograder runs the same check, plus hidden cases.
 import sys; [sys.modules.pop(m) for m in list(sys.modules) if m.startswith("induction_course")]
 from induction_course.checks import nb4
-nb4.check_pattern_preserving_logits(pattern_preserving_logits, shapes=({}, {"freeze_scales": True}))
+nb4.check_pattern_preserving_logits(pattern_preserving_logits)
 ### BEGIN HIDDEN TESTS
 nb4.check_pattern_preserving_logits(pattern_preserving_logits, seeds=(11,), shapes=(
     {"heads": [(0, 3)], "seq_len": 13, "freeze_scales": True},

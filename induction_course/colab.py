@@ -15,7 +15,8 @@ exact version from ``requirements.lock``, except
   and driver. The locked ``torch==2.13.0`` from PyPI would be a multi-GB download, and the kernel may
   already have imported them, so replacing them would need a runtime restart. The course uses only their
   stable APIs, and ``pick_device()`` uses the GPU whenever the runtime has one;
-- ``nbgrader``: grading only; it would pull in a Jupyter server stack that conflicts with Colab's own.
+- ``nbgrader``: grading only; it would pull in a Jupyter server stack that conflicts with Colab's own;
+- ``jupytext``: it only builds the notebooks from their masters.
 
 The helper package is installed with ``--no-deps`` for the same reason. Dependencies of the pinned packages
 are left to pip (a constraints file of the whole lock would force-replace numpy and friends in a running
@@ -38,7 +39,7 @@ REPO_BRANCH = "main"
 
 #: Direct dependencies that the Colab setup cell does not install (see the module docstring).
 COLAB_PREINSTALLED = frozenset({"torch", "matplotlib"})
-NOT_FOR_COLAB = frozenset({"nbgrader"})
+NOT_FOR_COLAB = frozenset({"nbgrader", "jupytext"})
 
 COLAB_BADGE = "https://colab.research.google.com/assets/colab-badge.svg"
 SETUP_MARKER = "# Setup for Google Colab"

@@ -15,10 +15,10 @@ builder (:func:`induction_course.notebooks.parse_master`) puts two cells, made f
 What the installer installs, and why (decided here, once): the runtime's own packages are kept (Colab's torch
 is a CUDA build matched to its GPU and driver; a package the kernel has imported cannot be replaced without a
 restart). Every package the course needs that the runtime lacks is installed at its exact version from
-``requirements.lock``: pip resolves the course's direct dependencies (``pyproject.toml``, less
-:data:`NOT_FOR_COLAB`) under constraints that pin every absent package to the lock (a dry run first, so
-nothing off the lock reaches the disk); a runtime package that does not satisfy the course is pinned to the
-lock too. Then the helper package itself is installed from the clone, without dependencies.
+``requirements.lock``: pip installs the course's direct dependencies (``pyproject.toml``, less
+:data:`NOT_FOR_COLAB`) under constraints that pin every absent package to the lock. A runtime package that
+does not satisfy the course is upgraded by pip; if its new version is not the lock's, a second pass pins it
+to the lock. Then the helper package itself is installed from the clone, without dependencies.
 
 This file imports only the standard library, so that it runs before anything is installed.
 """
@@ -196,10 +196,11 @@ def _pip(*args: str) -> None:
         raise SystemExit(f"pip {args[0]} failed (exit {proc.returncode}); its messages are above.")
 
 
-def _resolve(requirements: list[str], pins: list[str], tmp: Path) -> dict[str, str]:
-    """What pip would install for ``requirements`` under the constraints ``pins`` (a dry run; nothing changes)."""
+def _install(requirements: list[str], pins: list[str], tmp: Path) -> dict[str, str]:
+    """pip-install ``requirements`` under the constraints ``pins``; return what it installed (name -> version)."""
     (tmp / "constraints.txt").write_text("\n".join(pins) + "\n")
-    _pip("install", "--dry-run", "--report", str(tmp / "report.json"), "-c", str(tmp / "constraints.txt"), *requirements)
+    _pip("install", "--no-compile", "--report", str(tmp / "report.json"), "-c", str(tmp / "constraints.txt"),
+         *requirements)
     return planned(json.loads((tmp / "report.json").read_text()))
 
 
@@ -209,13 +210,12 @@ def install(clone: Path) -> None:
     requirements = colab_requirements(clone / "pyproject.toml")
     before = installed_distributions()
     with tempfile.TemporaryDirectory() as tmp:
-        plan = _resolve(requirements, constraints(lock, before), Path(tmp))
-        if off_lock(plan, lock):
-            plan = _resolve(requirements, constraints(lock, before, frozenset(off_lock(plan, lock))), Path(tmp))
+        plan = _install(requirements, constraints(lock, before), Path(tmp))
+        drifted = off_lock(plan, lock)
+        if drifted:  # runtime packages that do not satisfy the course, upgraded by pip: bring them to the lock
+            plan |= _install(requirements, constraints(lock, before, frozenset(drifted)), Path(tmp))
         if off_lock(plan, lock):
             raise SystemExit(f"pip cannot install {sorted(off_lock(plan, lock))} at the lock's versions here.")
-    if plan:
-        _pip("install", "--no-deps", "--no-compile", *(f"{n}=={v}" for n, v in sorted(plan.items())))
     _pip("install", "--no-deps", "--no-compile", str(clone))
     print(_summary(plan, before, lock))
 

@@ -190,6 +190,57 @@ def test_a_plan_off_the_lock_is_caught():
     assert colab.off_lock(plan, lock) == {"transformers": "5.24.0"}
 
 
+def _fake_runtime(tmp_path, monkeypatch, upgrades_to: str, fixed: bool = True) -> tuple[Path, list, list]:
+    """A clone with a small lock, a runtime with an old transformers, and a pip that records its calls and the
+    constraints each call saw.
+
+    The fake pip upgrades transformers to ``upgrades_to`` unless the constraints pin it (and ``fixed``).
+    """
+    clone = tmp_path / "clone"
+    clone.mkdir()
+    (clone / "requirements.lock").write_text("transformers==5.23.0\ntqdm==4.70.1\nnumpy==2.4.6\n")
+    (clone / "pyproject.toml").write_text('[project]\nname = "x"\ndependencies = ["transformers>=5", "tqdm", "nbgrader"]\n')
+    monkeypatch.setattr(colab, "installed_distributions", lambda: {"transformers": "4.57.1", "numpy": "2.0.2"})
+    calls, seen = [], []
+
+    def pip(*args):
+        calls.append(args)
+        pins = Path(args[args.index("-c") + 1]).read_text().split() if "-c" in args else []
+        seen.append(pins)
+        if "--report" in args:
+            pinned = "transformers==5.23.0" in pins and fixed
+            items = [("transformers", "5.23.0" if pinned else upgrades_to)] + [("tqdm", "4.70.1")] * (len(calls) == 1)
+            report = {"install": [{"metadata": {"name": n, "version": v}} for n, v in items]}
+            Path(args[args.index("--report") + 1]).write_text(json.dumps(report))
+
+    monkeypatch.setattr(colab, "_pip", pip)
+    return clone, calls, seen
+
+
+def test_the_installer_pins_what_the_runtime_lacks_and_keeps_the_rest(tmp_path, monkeypatch, capsys):
+    clone, calls, seen = _fake_runtime(tmp_path, monkeypatch, upgrades_to="5.23.0")
+    colab.install(clone)
+    (resolve, course) = calls
+    assert resolve[-2:] == ("transformers>=5", "tqdm"), "direct dependencies with their ranges, no nbgrader"
+    assert seen[0] == ["tqdm==4.70.1"], "absent packages are pinned; the runtime's numpy is kept"
+    assert course == ("install", "--no-deps", "--no-compile", str(clone))
+    assert "Replaced the runtime's transformers 4.57.1 -> 5.23.0" in capsys.readouterr().out
+
+
+def test_a_runtime_package_upgraded_off_the_lock_is_brought_to_the_lock(tmp_path, monkeypatch, capsys):
+    clone, calls, seen = _fake_runtime(tmp_path, monkeypatch, upgrades_to="5.24.0")
+    colab.install(clone)
+    assert len(calls) == 3 and "transformers==5.23.0" in seen[1] and "numpy==2.4.6" not in seen[1]
+    assert "transformers 4.57.1 -> 5.23.0" in capsys.readouterr().out
+
+
+def test_the_installer_stops_when_the_lock_cannot_be_kept(tmp_path, monkeypatch):
+    clone, calls, _ = _fake_runtime(tmp_path, monkeypatch, upgrades_to="5.24.0", fixed=False)
+    with pytest.raises(SystemExit, match=r"cannot install \['transformers'\] at the lock's versions"):
+        colab.install(clone)
+    assert all("--report" in call for call in calls), "the course is not installed over a broken plan"
+
+
 def test_the_package_colab_installs_carries_every_file_of_the_helper(tmp_path):
     """Colab gets a regular (not editable) install from the clone, so data files need package-data."""
     import zipfile

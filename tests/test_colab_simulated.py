@@ -9,9 +9,11 @@ so uncommitted changes are not what it tests. It needs the package registry; wit
 from __future__ import annotations
 
 import json
+import os
 import shutil
 import subprocess
 import sys
+import tempfile
 import time
 from pathlib import Path
 
@@ -32,8 +34,10 @@ def _lock() -> dict[str, str]:
     return {colab._normalise(name): version for name, version in (line.split("==") for line in read_lock())}
 
 
-def _run(cmd: list[str], timeout: int, **kwargs) -> subprocess.CompletedProcess:
-    return subprocess.run(cmd, capture_output=True, text=True, timeout=timeout, **kwargs)
+def _run(cmd: list[str], timeout: int) -> subprocess.CompletedProcess:
+    """Run ``cmd`` away from this checkout: no PYTHONPATH, another working directory."""
+    env = {k: v for k, v in os.environ.items() if k != "PYTHONPATH"}
+    return subprocess.run(cmd, capture_output=True, text=True, timeout=timeout, env=env, cwd=tempfile.gettempdir())
 
 
 def _distributions(python: Path) -> dict[str, str]:
@@ -130,8 +134,7 @@ def test_colab_setup_installs_the_lock_and_notebook_1_runs(runtime, bare_clone, 
     assert {n: v for n, v in after.items() if n in before and before[n] != v} == {}, "the runtime's own were replaced"
     assert {"transformer-lens", "circuitsvis", "transformers"} <= set(added) and "nbgrader" not in added
     # The kernel imported the course from what the setup cell installed, not from this checkout.
-    where = _run([str(python), "-c", "import induction_course; print(induction_course.__file__)"], 120,
-                 env={"PATH": "/usr/bin:/bin"}, cwd=tmp_path).stdout.strip()
+    where = _run([str(python), "-c", "import induction_course; print(induction_course.__file__)"], 120).stdout.strip()
     assert where.startswith(str(site)), where
     errors = [(i, _text(c)[-500:]) for i, c in enumerate(nb.cells) if c.cell_type == "code"
               for o in c.outputs if o.output_type == "error"]

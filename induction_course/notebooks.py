@@ -58,6 +58,7 @@ def _nbgrader_meta(role: str, grade_id: object, points: object) -> dict:
 
 def _course_cell(cell: nbformat.NotebookNode, where: str) -> nbformat.NotebookNode:
     """A cell as jupytext read it -> the cell of the solution notebook (nbgrader metadata, tags, nothing else)."""
+    # jupytext's own layout keys (blank lines between cells, ...) say nothing about the notebook: drop them.
     meta = {k: v for k, v in cell.metadata.items() if k not in jupytext.cell_metadata._JUPYTEXT_CELL_METADATA}
     unknown = sorted(set(meta) - _ALLOWED_METADATA)
     if unknown:

@@ -74,7 +74,8 @@ def on_colab(request, monkeypatch, not_colab):
 
 
 def test_the_repository_url_lives_in_pyproject():
-    assert colab.repository_url() == tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]["urls"]["Repository"]
+    urls = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]["urls"]
+    assert colab.repository_url() == urls["Repository"]
     holders = []
     for path in [*ROOT.glob("induction_course/**/*.py"), *ROOT.glob("solutions/src/*.py"), *ROOT.glob("tests/**/*.py"),
                  *ROOT.glob("*.toml"), *ROOT.glob("*.sh"), *ROOT.glob("*.md"), *ROOT.glob("autograder/*")]:
@@ -199,7 +200,8 @@ def _fake_runtime(tmp_path, monkeypatch, upgrades_to: str, fixed: bool = True) -
     clone = tmp_path / "clone"
     clone.mkdir()
     (clone / "requirements.lock").write_text("transformers==5.23.0\ntqdm==4.70.1\nnumpy==2.4.6\n")
-    (clone / "pyproject.toml").write_text('[project]\nname = "x"\ndependencies = ["transformers>=5", "tqdm", "nbgrader"]\n')
+    (clone / "pyproject.toml").write_text('[project]\nname = "x"\n'
+                                          'dependencies = ["transformers>=5", "tqdm", "nbgrader"]\n')
     monkeypatch.setattr(colab, "installed_distributions", lambda: {"transformers": "4.57.1", "numpy": "2.0.2"})
     calls, seen = [], []
 

@@ -70,10 +70,11 @@ def scan(nb: nbformat.NotebookNode) -> list[tuple[str, str]]:
             found += [(cell.get("id"), r) for r in external_resources(_markdown_html(cell.source))]
         for output in cell.get("outputs", []):
             data = output.get("data", {})
-            pages = [data.get("text/html", ""), data.get("image/svg+xml", ""), _markdown_html(data.get("text/markdown", ""))]
-            pages.append(f"<script>{data.get('application/javascript', '')}</script>")
+            text = {k: "".join(v) if isinstance(v, list) else v for k, v in data.items() if isinstance(v, (str, list))}
+            pages = [text.get("text/html", ""), text.get("image/svg+xml", ""),
+                     _markdown_html(text.get("text/markdown", "")),
+                     f"<script>{text.get('application/javascript', '')}</script>"]
             for page in pages:
-                page = "".join(page) if isinstance(page, list) else page
                 found += [(cell.get("id"), r) for r in external_resources(page)]
     return found
 

@@ -1,4 +1,4 @@
-"""Progress: live in place in a notebook, one final line once saved or exported, plain text in a terminal, never stderr."""
+"""Progress: live in a notebook, one final line once saved or exported, plain text in a terminal, never stderr."""
 from __future__ import annotations
 
 import os

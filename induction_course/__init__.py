@@ -3,7 +3,8 @@
 Modules are named after what they hold:
 - maths and models: ``attention`` (reference attention), ``heads`` (head scores), ``circuits``
   (composition, copying, ICL), ``training``, ``ablation``, ``handbuilt``, ``models``, ``data``, ``device``;
-- pictures: ``plotting`` (with ``jupyter_extension`` serving circuitsvis offline);
+- pictures: ``plotting`` (with ``jupyter_extension`` serving circuitsvis offline), ``progress`` (live progress
+  that saves as one line);
 - feedback: ``checks`` (shared by check cells and graded cells; the grader itself is the separate
   ``autograder`` package, for instructors);
 - tooling: ``notebooks`` (build), ``colab``, ``environment`` (lock), ``benchmark``, ``tokenizer``, ``cli``.

@@ -1,29 +1,31 @@
 """Build notebooks: percent-format masters -> `solutions/` notebooks -> `course/` release.
 
-A master ``solutions/src/NN_name.py`` is a sequence of cells, each opened by a marker line:
+A master ``solutions/src/NN_name.py`` is a notebook in jupytext's percent format. Each cell opens with a marker
+line; the nbgrader role of a cell is written as jupytext cell metadata on that line:
 
-``# %% [markdown]``                 prose; a leading ``# `` is stripped from each line
-``# %%``                            ordinary code (students may edit it)
-``# %% [solution] id=NAME``          code the student writes (nbgrader autograded answer)
-``# %% [test] id=NAME points=N``     a graded check cell (locked, with hidden tests inside)
-``# %% [answer] id=NAME points=N``   a free-text answer graded by hand (markdown)
+``# %% [markdown]``                              prose; jupytext strips the leading ``# `` of each line
+``# %%``                                         ordinary code (students may edit it)
+``# %% solution="NAME"``                         code the student writes (nbgrader autograded answer)
+``# %% test="NAME" points=N``                    a graded check cell (locked, with hidden tests inside)
+``# %% [markdown] answer="NAME" points=N``       a free-text answer graded by hand
+``tags=["a", "b"]`` may follow on any marker line.
 
 The solution notebook is ``solutions/NN_name/NN_name.ipynb``; nbgrader's
 ``generate_assignment`` turns it into ``course/NN_name/NN_name.ipynb``.
 
 Every notebook starts with two cells the builder adds (see :mod:`induction_course.colab`): a header with the
-"Open in Colab" badge and the link between the exercise and solution versions, and the Colab setup cell.
+"Open in Colab" link and the link between the exercise and solution versions, and the Colab setup cell.
 """
 from __future__ import annotations
 
 import json
 import os
-import re
 import subprocess
 import sys
 import tempfile
 from pathlib import Path
 
+import jupytext
 import nbformat
 
 from induction_course import colab
@@ -34,7 +36,9 @@ SOLUTIONS = ROOT / "solutions"
 COURSE = ROOT / "course"
 CONFIG = ROOT / "autograder" / "nbgrader_config.py"
 
-_MARKER = re.compile(r"^# %%(?: \[(?P<kind>markdown|solution|test|answer)\])?(?P<attrs>.*)$")
+#: The nbgrader roles a master's cell can take, each a jupytext metadata key whose value is the grade id.
+ROLES = ("solution", "test", "answer")
+_ALLOWED_METADATA = {*ROLES, "points", "tags"}
 
 
 def assignments() -> list[str]:
@@ -42,32 +46,42 @@ def assignments() -> list[str]:
     return sorted(p.stem for p in SOURCES.glob("[0-9][0-9]_*.py"))
 
 
-def _nbgrader_meta(kind: str, attrs: dict[str, str]) -> dict:
-    grade_id = attrs.get("id")
-    if not grade_id:
-        raise ValueError(f"a [{kind}] cell needs id=NAME")
-    meta = {"grade_id": grade_id, "schema_version": 3, "locked": kind == "test",
-            "solution": kind in ("solution", "answer"), "grade": kind in ("test", "answer")}
+def _nbgrader_meta(role: str, grade_id: object, points: object) -> dict:
+    if not isinstance(grade_id, str) or not grade_id:
+        raise ValueError(f'a {role} cell needs a name: # %% {role}="NAME"')
+    meta = {"grade_id": grade_id, "schema_version": 3, "locked": role == "test",
+            "solution": role in ("solution", "answer"), "grade": role in ("test", "answer")}
     if meta["grade"]:
-        meta["points"] = float(attrs.get("points", 1))
+        meta["points"] = float(1 if points is None else points)
     return meta
 
 
-def _cell(kind: str | None, attrs: dict[str, str], lines: list[str]) -> nbformat.NotebookNode:
-    while lines and not lines[-1].strip():
-        lines.pop()
-    while lines and not lines[0].strip():
-        lines.pop(0)
-    if kind in ("markdown", "answer"):
-        text = "\n".join(re.sub(r"^# ?", "", line) for line in lines)
-        cell = nbformat.v4.new_markdown_cell(text)
+def _course_cell(cell: nbformat.NotebookNode, where: str) -> nbformat.NotebookNode:
+    """A cell as jupytext read it -> the cell of the solution notebook (nbgrader metadata, tags, nothing else)."""
+    # jupytext's own layout keys (blank lines between cells, ...) say nothing about the notebook: drop them.
+    meta = {k: v for k, v in cell.metadata.items() if k not in jupytext.cell_metadata._JUPYTEXT_CELL_METADATA}
+    unknown = sorted(set(meta) - _ALLOWED_METADATA)
+    if unknown:
+        raise ValueError(f"{where}: unknown cell metadata {unknown} ({meta}); a marker line takes "
+                         f'solution="NAME", test="NAME" points=N, answer="NAME" points=N or tags=[...] '
+                         f"(see CONTRIBUTING.md, Master format)")
+    roles = [r for r in ROLES if r in meta]
+    if len(roles) > 1:
+        raise ValueError(f"{where}: a cell has one role, not {roles}")
+    if roles and (roles[0] == "answer") != (cell.cell_type == "markdown"):
+        raise ValueError(f'{where}: answer cells are markdown (# %% [markdown] answer="NAME"), '
+                         f"solution and test cells code")
+    if "points" in meta and not (roles and roles[0] in ("test", "answer")):
+        raise ValueError(f"{where}: points belong to test or answer cells")
+    if cell.cell_type == "markdown":
+        out = nbformat.v4.new_markdown_cell(cell.source)
     else:
-        cell = nbformat.v4.new_code_cell("\n".join(lines))
-    if kind in ("solution", "test", "answer"):
-        cell.metadata["nbgrader"] = _nbgrader_meta(kind, attrs)
-    if "tags" in attrs:
-        cell.metadata["tags"] = attrs["tags"].split(",")
-    return cell
+        out = nbformat.v4.new_code_cell(cell.source)
+    if roles:
+        out.metadata["nbgrader"] = _nbgrader_meta(roles[0], meta[roles[0]], meta.get("points"))
+    if "tags" in meta:
+        out.metadata["tags"] = list(meta["tags"])
+    return out
 
 
 def _colab_cells(name: str, variant: str) -> list[nbformat.NotebookNode]:
@@ -79,7 +93,7 @@ def _colab_cells(name: str, variant: str) -> list[nbformat.NotebookNode]:
 
 
 def parse_master(text: str, name: str) -> nbformat.NotebookNode:
-    """Turn the text of a percent-format master into a notebook (no outputs).
+    """Turn the text of a percent-format master into a notebook (no outputs), reading it with jupytext.
 
     The notebook starts with the Colab header and setup cells (:mod:`induction_course.colab`), in their
     solution-notebook variant; :func:`release` switches the header to the course variant.
@@ -89,22 +103,10 @@ def parse_master(text: str, name: str) -> nbformat.NotebookNode:
         "kernelspec": {"display_name": "Python 3 (ipykernel)", "language": "python", "name": "python3"},
         "language_info": {"name": "python"},
     }
-    kind, attrs, lines = None, {}, []
-    started = False
-    for line in text.splitlines():
-        match = _MARKER.match(line)
-        if match:
-            if started:
-                nb.cells.append(_cell(kind, attrs, lines))
-            kind = match["kind"]
-            attrs = dict(a.split("=", 1) for a in match["attrs"].split())
-            lines, started = [], True
-        elif started:
-            lines.append(line)
-    if started:
-        nb.cells.append(_cell(kind, attrs, lines))
-    for i, cell in enumerate(nb.cells):
+    for i, cell in enumerate(jupytext.reads(text, fmt="py:percent").cells):
+        cell = _course_cell(cell, f"{name} cell {i}")
         cell.id = f"{name[:2]}-{i:03d}"
+        nb.cells.append(cell)
     nb.cells[:0] = _colab_cells(name, "solution")
     return nb
 

@@ -25,10 +25,12 @@ class AttentionView:
     1. ``window.CircuitsVis``, when an earlier view on the page has loaded it already;
     2. the Jupyter server the page came from, which serves the installed bundle (no network needed) through
        the server extension :mod:`induction_course.jupyter_extension`;
-    3. the CDN, as circuitsvis does online (this is what Colab uses: its outputs live in sandboxed frames).
+    3. on Colab only, the CDN, as circuitsvis does online: Colab's outputs live in sandboxed frames that cannot
+       reach a Jupyter server. Anywhere else the output names no web address, so the page loads nothing from
+       the web.
 
-    Where none works (a static HTML export offline, say) the output says so; the matplotlib heatmaps carry
-    the same information there.
+    Where none works (a static HTML export, an editor without the server extension) the output says so; the
+    matplotlib heatmaps carry the same information there.
     """
 
     def __init__(self, tokens: Sequence[str], pattern: torch.Tensor, head_names: Sequence[str] | None = None):
@@ -47,14 +49,15 @@ class AttentionView:
         return {"attention": self.attention, "tokens": self.tokens, "attentionHeadNames": self.head_names}
 
     def _repr_html_(self) -> str:
-        from induction_course import jupyter_extension as ext
+        from induction_course import colab, jupyter_extension as ext
 
         props = json.dumps(self.props(), separators=(",", ":"))
         # JSON inside <script>: "<", ">" and "&" escaped, so no token can close the script.
         props = props.replace("<", "\\u003c").replace(">", "\\u003e").replace("&", "\\u0026")
         return _VIEW_TEMPLATE.substitute(
             uid="induction-course-attn-" + uuid.uuid4().hex[:12], props=props,
-            route=ext.bundle_route(), cdn=ext.cdn_url(),
+            route=ext.bundle_route(),
+            fallback=f'.catch(function () {{ return import("{ext.cdn_url()}"); }})' if colab.on_colab() else "",
         )
 
     def __repr__(self) -> str:
@@ -98,7 +101,7 @@ run the cell: JupyterLab, Jupyter Notebook and Colab draw the view when they run
     });
   }
   if (!w.CircuitsVis && !w.inductionCourseCircuitsVis) {
-    w.inductionCourseCircuitsVis = fromJupyter().catch(function () { return import("$cdn"); });
+    w.inductionCourseCircuitsVis = fromJupyter()$fallback;
     w.inductionCourseCircuitsVis.catch(function () { w.inductionCourseCircuitsVis = null; });
   }
   (w.CircuitsVis ? Promise.resolve(w.CircuitsVis) : w.inductionCourseCircuitsVis)

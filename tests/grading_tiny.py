@@ -21,13 +21,13 @@ MASTER = '''# %% [markdown]
 import torch
 # %% [markdown]
 # ### Exercise 1: double it
-# %% [solution] id=double
+# %% solution="double"
 def double(x: torch.Tensor) -> torch.Tensor:
     """x: [n] -> [n]"""
     ### BEGIN SOLUTION
     return 2 * x
     ### END SOLUTION
-# %% [test] id=check_double points=2
+# %% test="check_double" points=2
 import sys; [sys.modules.pop(m) for m in list(sys.modules) if m.startswith("induction_course")]
 import torch
 from induction_course.checks.core import Exercise, run_check
@@ -39,13 +39,13 @@ run_check(double, EX, seeds=(1, 2), shapes=({}, {"n": 7}))
 ### END HIDDEN TESTS
 # %% [markdown]
 # ### Exercise 2: halve it
-# %% [solution] id=halve
+# %% solution="halve"
 def halve(x: torch.Tensor) -> torch.Tensor:
     """x: [n] -> [n]"""
     ### BEGIN SOLUTION
     return x / 2
     ### END SOLUTION
-# %% [test] id=check_halve points=3
+# %% test="check_halve" points=3
 import sys; [sys.modules.pop(m) for m in list(sys.modules) if m.startswith("induction_course")]
 import torch
 from induction_course.checks.core import Exercise, run_check
@@ -57,7 +57,7 @@ run_check(halve, EX, seeds=(3, 4), shapes=({}, {"n": 9}))
 ### END HIDDEN TESTS
 # %% [markdown]
 # ### Question: why?
-# %% [answer] id=explain points=1
+# %% [markdown] answer="explain" points=1
 # YOUR ANSWER HERE
 '''
 

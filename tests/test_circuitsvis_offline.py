@@ -5,6 +5,7 @@ import inspect
 import json
 import re
 import socket
+import sys
 import time
 import urllib.request
 
@@ -60,10 +61,20 @@ def test_output_is_small_and_carries_no_bundle(no_network):
     assert len(bundle) > 1_000_000, "circuitsvis's bundle is the 1.3 MB this test guards against"
     assert len(html) < 10_000, f"{len(html)} characters for a 4-head, 12-token view"
     assert "var CircuitsVis=" not in html and bundle[:2000] not in html
-    assert jupyter_extension.bundle_route() in html and jupyter_extension.cdn_url() in html
+    assert jupyter_extension.bundle_route() in html
     # A long sequence stays reasonable too: values are rounded to 4 decimals.
     big = attention_view([str(i) for i in range(101)], _pattern(heads=8, pos=101))._repr_html_()
     assert len(big) < 600_000, len(big)
+
+
+def test_only_colab_gets_the_cdn_fallback(no_network, monkeypatch):
+    """Anywhere but Colab the view names no web address (the page loads nothing from the web)."""
+    monkeypatch.delenv("COLAB_RELEASE_TAG", raising=False)
+    monkeypatch.delitem(sys.modules, "google.colab", raising=False)
+    view = attention_view(list("abc"), _pattern(heads=1, pos=3))
+    assert not re.search(r"https?:", view._repr_html_())
+    monkeypatch.setenv("COLAB_RELEASE_TAG", "release-colab-simulated")
+    assert f'import("{jupyter_extension.cdn_url()}")' in view._repr_html_()
 
 
 def test_props_are_the_pattern_tokens_and_head_names():

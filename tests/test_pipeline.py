@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import json
 
+import pytest
 import yaml
 
 from induction_course.environment import ENVIRONMENT, read_lock
@@ -11,6 +12,49 @@ from induction_course.notebooks import COURSE, ROOT, SOLUTIONS, SOURCES, parse_m
 
 def _bytes_of(nb) -> str:
     return json.dumps(nb, indent=1, sort_keys=True, ensure_ascii=False) + "\n"
+
+
+def test_master_markers_become_nbgrader_metadata():
+    master = """# %% [markdown]
+# # Title
+# %%
+x = 1
+# %% solution="f" tags=["a", "b"]
+def f():
+    ### BEGIN SOLUTION
+    return 1
+    ### END SOLUTION
+# %% test="check_f" points=3
+assert f() == 1
+# %% [markdown] answer="why" points=1
+# YOUR ANSWER HERE
+"""
+    cells = parse_master(master, "00_demo").cells[2:]
+    assert [(c.cell_type, c.source) for c in cells] == [
+        ("markdown", "# Title"), ("code", "x = 1"),
+        ("code", "def f():\n    ### BEGIN SOLUTION\n    return 1\n    ### END SOLUTION"),
+        ("code", "assert f() == 1"), ("markdown", "YOUR ANSWER HERE")]
+    assert [c.metadata.get("nbgrader") for c in cells] == [
+        None, None,
+        {"grade_id": "f", "schema_version": 3, "locked": False, "solution": True, "grade": False},
+        {"grade_id": "check_f", "schema_version": 3, "locked": True, "solution": False, "grade": True, "points": 3.0},
+        {"grade_id": "why", "schema_version": 3, "locked": False, "solution": True, "grade": True, "points": 1.0}]
+    assert cells[2].metadata["tags"] == ["a", "b"]
+    assert [c.id for c in cells] == [f"00-{i:03d}" for i in range(5)]
+
+
+@pytest.mark.parametrize("marker, message", [
+    ("# %% [solution] id=f", "unknown cell metadata"),      # the old syntax, or a typo, is not an ordinary cell
+    ("# %% soluton=\"f\"", "unknown cell metadata"),
+    ("# %% solution=\"f\" test=\"g\"", "one role"),
+    ("# %% [markdown] solution=\"f\"", "answer cells are markdown"),
+    ("# %% answer=\"f\"", "answer cells are markdown"),
+    ("# %% solution=\"f\" points=2", "points belong to test or answer cells"),
+    ("# %% test=\"\"", "needs a name"),
+])
+def test_a_wrong_marker_is_refused_with_a_message(marker, message):
+    with pytest.raises(ValueError, match=message):
+        parse_master(f"# %%\nx = 1\n{marker}\ny = 2\n", "00_demo")
 
 
 def test_every_master_has_both_notebooks(assignment):

@@ -70,7 +70,7 @@ for name in ["W_Q", "b_Q", "W_K", "W_V", "W_O", "b_O"]:
 #
 # **Expected output:** `✓ project matches the reference on 1 fresh random input(s) (atol=1e-05, rtol=0.0001).`
 
-# %% [solution] id=project
+# %% solution="project"
 def project(x: torch.Tensor, W: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
     """Per-head linear map of the residual stream.
 
@@ -81,7 +81,7 @@ def project(x: torch.Tensor, W: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
     return torch.einsum("bpm,hmd->bphd", x, W) + b
     ### END SOLUTION
 
-# %% [test] id=check_project points=2
+# %% test="check_project" points=2
 # Check: run this cell. The autograder runs the same check, plus hidden cases.
 import sys; [sys.modules.pop(m) for m in list(sys.modules) if m.startswith("induction_course")]
 from induction_course.checks import nb1
@@ -111,7 +111,7 @@ nb1.check_project(project, seeds=(11, 12), shapes=({}, {"pos": 1}, {"head": 1, "
 #
 # **Expected output:** `✓ attention_scores matches the reference on 1 fresh random input(s) ...`
 
-# %% [solution] id=attention_scores
+# %% solution="attention_scores"
 def attention_scores(q: torch.Tensor, k: torch.Tensor) -> torch.Tensor:
     """Scaled dot products of every query with every key.
 
@@ -121,7 +121,7 @@ def attention_scores(q: torch.Tensor, k: torch.Tensor) -> torch.Tensor:
     return torch.einsum("bqhd,bkhd->bhqk", q, k) / math.sqrt(q.shape[-1])
     ### END SOLUTION
 
-# %% [test] id=check_attention_scores points=2
+# %% test="check_attention_scores" points=2
 # Check: run this cell. The autograder runs the same check, plus hidden cases.
 import sys; [sys.modules.pop(m) for m in list(sys.modules) if m.startswith("induction_course")]
 from induction_course.checks import nb1
@@ -151,7 +151,7 @@ nb1.check_attention_scores(attention_scores, seeds=(11, 12), shapes=({}, {"pos":
 #
 # **Expected output:** `✓ apply_causal_mask matches the reference on 1 fresh random input(s) ...`
 
-# %% [solution] id=apply_causal_mask
+# %% solution="apply_causal_mask"
 def apply_causal_mask(scores: torch.Tensor) -> torch.Tensor:
     """Set every score of a key after its query to -inf.
 
@@ -163,7 +163,7 @@ def apply_causal_mask(scores: torch.Tensor) -> torch.Tensor:
     return scores.masked_fill(future, float("-inf"))
     ### END SOLUTION
 
-# %% [test] id=check_apply_causal_mask points=2
+# %% test="check_apply_causal_mask" points=2
 # Check: run this cell. The autograder runs the same check, plus hidden cases.
 import sys; [sys.modules.pop(m) for m in list(sys.modules) if m.startswith("induction_course")]
 from induction_course.checks import nb1
@@ -187,7 +187,7 @@ nb1.check_apply_causal_mask(apply_causal_mask, seeds=(11, 12), shapes=({}, {"pos
 #
 # **Expected output:** `✓ attention_pattern matches the reference on 1 fresh random input(s) ...`
 
-# %% [solution] id=attention_pattern
+# %% solution="attention_pattern"
 def attention_pattern(q: torch.Tensor, k: torch.Tensor) -> torch.Tensor:
     """Causal attention probabilities.
 
@@ -197,7 +197,7 @@ def attention_pattern(q: torch.Tensor, k: torch.Tensor) -> torch.Tensor:
     return apply_causal_mask(attention_scores(q, k)).softmax(dim=-1)
     ### END SOLUTION
 
-# %% [test] id=check_attention_pattern points=2
+# %% test="check_attention_pattern" points=2
 # Check: run this cell. The autograder runs the same check, plus hidden cases.
 import sys; [sys.modules.pop(m) for m in list(sys.modules) if m.startswith("induction_course")]
 from induction_course.checks import nb1
@@ -246,7 +246,7 @@ plt.show()
 #
 # **Expected output:** `✓ weighted_values matches the reference on 1 fresh random input(s) ...`
 
-# %% [solution] id=weighted_values
+# %% solution="weighted_values"
 def weighted_values(pattern: torch.Tensor, v: torch.Tensor) -> torch.Tensor:
     """Pattern-weighted sum of values, per head.
 
@@ -257,7 +257,7 @@ def weighted_values(pattern: torch.Tensor, v: torch.Tensor) -> torch.Tensor:
     return torch.einsum("bhqk,bkhd->bqhd", pattern, v)
     ### END SOLUTION
 
-# %% [test] id=check_weighted_values points=2
+# %% test="check_weighted_values" points=2
 # Check: run this cell. The autograder runs the same check, plus hidden cases.
 import sys; [sys.modules.pop(m) for m in list(sys.modules) if m.startswith("induction_course")]
 from induction_course.checks import nb1
@@ -282,7 +282,7 @@ nb1.check_weighted_values(weighted_values, seeds=(11, 12), shapes=({}, {"pos": 1
 #
 # **Expected output:** `✓ attention_output matches the reference on 1 fresh random input(s) ...`
 
-# %% [solution] id=attention_output
+# %% solution="attention_output"
 def attention_output(z: torch.Tensor, W_O: torch.Tensor, b_O: torch.Tensor) -> torch.Tensor:
     """Project every head's z to the residual stream and sum over heads.
 
@@ -293,7 +293,7 @@ def attention_output(z: torch.Tensor, W_O: torch.Tensor, b_O: torch.Tensor) -> t
     return torch.einsum("bphd,hdm->bpm", z, W_O) + b_O
     ### END SOLUTION
 
-# %% [test] id=check_attention_output points=2
+# %% test="check_attention_output" points=2
 # Check: run this cell. The autograder runs the same check, plus hidden cases.
 import sys; [sys.modules.pop(m) for m in list(sys.modules) if m.startswith("induction_course")]
 from induction_course.checks import nb1
@@ -323,7 +323,7 @@ nb1.check_attention_output(attention_output, seeds=(11, 12), shapes=({}, {"pos":
 # ✓ pattern, z and attention output of layer 0 match TransformerLens's (max error ≤ 0.0001).
 # ```
 
-# %% [solution] id=attention_layer
+# %% solution="attention_layer"
 def attention_layer(
     x: torch.Tensor,
     W_Q: torch.Tensor, b_Q: torch.Tensor,
@@ -344,7 +344,7 @@ def attention_layer(
     return pattern, z, attention_output(z, W_O, b_O)
     ### END SOLUTION
 
-# %% [test] id=check_attention_layer points=2
+# %% test="check_attention_layer" points=2
 # Check: run this cell. The autograder runs the same check, plus hidden cases.
 import sys; [sys.modules.pop(m) for m in list(sys.modules) if m.startswith("induction_course")]
 from induction_course.checks import nb1
@@ -353,7 +353,7 @@ nb1.check_attention_layer(attention_layer)
 nb1.check_attention_layer(attention_layer, seeds=(11, 12), shapes=({}, {"pos": 1}, {"head": 2, "d_head": 3}))
 ### END HIDDEN TESTS
 
-# %% [test] id=check_against_transformer_lens points=3
+# %% test="check_against_transformer_lens" points=3
 # Check: your layer against a real TransformerLens model.
 import sys; [sys.modules.pop(m) for m in list(sys.modules) if m.startswith("induction_course")]
 from induction_course.checks import nb1

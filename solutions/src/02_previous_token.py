@@ -81,7 +81,7 @@ print("Using device:", device)
 #
 # **Expected output:** `✓ previous_token_score matches the reference on 1 fresh random input(s) (atol=1e-05, rtol=0.0001).`
 
-# %% [solution] id=previous_token_score
+# %% solution="previous_token_score"
 def previous_token_score(pattern: torch.Tensor) -> torch.Tensor:
     """Mean attention from each query i >= 1 to key i - 1, per head.
 
@@ -91,7 +91,7 @@ def previous_token_score(pattern: torch.Tensor) -> torch.Tensor:
     return pattern.diagonal(offset=-1, dim1=-2, dim2=-1).mean(dim=(0, -1))
     ### END SOLUTION
 
-# %% [test] id=check_previous_token_score points=2
+# %% test="check_previous_token_score" points=2
 # Check: run this cell. The autograder runs the same check, plus hidden cases.
 import sys; [sys.modules.pop(m) for m in list(sys.modules) if m.startswith("induction_course")]
 from induction_course.checks import nb2
@@ -114,7 +114,7 @@ nb2.check_previous_token_score(previous_token_score, seeds=(11, 12), shapes=({},
 #
 # **Expected output:** `✓ current_token_score matches the reference on 1 fresh random input(s) ...`
 
-# %% [solution] id=current_token_score
+# %% solution="current_token_score"
 def current_token_score(pattern: torch.Tensor) -> torch.Tensor:
     """Mean attention from each query to itself, per head.
 
@@ -124,7 +124,7 @@ def current_token_score(pattern: torch.Tensor) -> torch.Tensor:
     return pattern.diagonal(offset=0, dim1=-2, dim2=-1).mean(dim=(0, -1))
     ### END SOLUTION
 
-# %% [test] id=check_current_token_score points=1
+# %% test="check_current_token_score" points=1
 # Check: run this cell. The autograder runs the same check, plus hidden cases.
 import sys; [sys.modules.pop(m) for m in list(sys.modules) if m.startswith("induction_course")]
 from induction_course.checks import nb2
@@ -147,7 +147,7 @@ nb2.check_current_token_score(current_token_score, seeds=(11, 12), shapes=({}, {
 #
 # **Expected output:** `✓ first_token_score matches the reference on 1 fresh random input(s) ...`
 
-# %% [solution] id=first_token_score
+# %% solution="first_token_score"
 def first_token_score(pattern: torch.Tensor) -> torch.Tensor:
     """Mean attention from each query i >= 1 to position 0 (BOS), per head.
 
@@ -157,7 +157,7 @@ def first_token_score(pattern: torch.Tensor) -> torch.Tensor:
     return pattern[..., 1:, 0].mean(dim=(0, -1))
     ### END SOLUTION
 
-# %% [test] id=check_first_token_score points=1
+# %% test="check_first_token_score" points=1
 # Check: run this cell. The autograder runs the same check, plus hidden cases.
 import sys; [sys.modules.pop(m) for m in list(sys.modules) if m.startswith("induction_course")]
 from induction_course.checks import nb2
@@ -244,7 +244,7 @@ print("token block:", layout.token, "| position block:", layout.pos, "| previous
 #
 # **Expected output:** `✓ every position i ≥ 1 puts at least 0.95 of its attention on i-1 (worst 0.99.., mean 0.99.., 64 fresh random sequences).`
 
-# %% [solution] id=previous_token_qk
+# %% solution="previous_token_qk"
 def previous_token_qk(layout: Layout) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
     """Positional embeddings and QK weights of a previous-token head.
 
@@ -262,7 +262,7 @@ def previous_token_qk(layout: Layout) -> tuple[torch.Tensor, torch.Tensor, torch
     return W_pos, W_Q, W_K
     ### END SOLUTION
 
-# %% [test] id=check_previous_token_qk points=3
+# %% test="check_previous_token_qk" points=3
 # Check: run this cell. The autograder runs the same check, plus hidden cases.
 import sys; [sys.modules.pop(m) for m in list(sys.modules) if m.startswith("induction_course")]
 from induction_course.checks import nb2
@@ -309,7 +309,7 @@ plt.show()
 #
 # **Expected output:** `✓ the read-out recovers the previous token 100.0% of the time (≥ 99% needed, 64 fresh random sequences, reference QK circuit).`
 
-# %% [solution] id=previous_token_ov
+# %% solution="previous_token_ov"
 def previous_token_ov(layout: Layout) -> tuple[torch.Tensor, torch.Tensor]:
     """OV weights that copy the attended token into the previous-token block.
 
@@ -323,7 +323,7 @@ def previous_token_ov(layout: Layout) -> tuple[torch.Tensor, torch.Tensor]:
     return W_V, W_O
     ### END SOLUTION
 
-# %% [test] id=check_previous_token_ov points=3
+# %% test="check_previous_token_ov" points=3
 # Check: run this cell. The autograder runs the same check, plus hidden cases.
 import sys; [sys.modules.pop(m) for m in list(sys.modules) if m.startswith("induction_course")]
 from induction_course.checks import nb2
@@ -341,7 +341,7 @@ nb2.check_previous_token_ov(previous_token_ov, layouts=({"d_vocab": 10, "n_ctx":
 #
 # **Expected output:** `✓ your hand-built head: every position puts ≥ 0.99.. on the previous token, and the read-out recovers it 100.0% of the time (64 fresh random sequences).`
 
-# %% [test] id=check_handbuilt_head points=1
+# %% test="check_handbuilt_head" points=1
 # Check: run this cell. The autograder runs the same check, plus hidden cases.
 import sys; [sys.modules.pop(m) for m in list(sys.modules) if m.startswith("induction_course")]
 from induction_course.checks import nb2
@@ -416,7 +416,7 @@ print("tokens:", tuple(tokens.shape), "e.g.", token_labels(tokens[0, :10]))
 # **Expected output:** `✓ score_all_heads matches the reference on 1 fresh random input(s) ...`, then three
 # `[layer, head]` grids.
 
-# %% [solution] id=score_all_heads
+# %% solution="score_all_heads"
 def score_all_heads(model: TransformerBridge, tokens: torch.Tensor,
                     score_fn: Callable[[torch.Tensor], torch.Tensor]) -> torch.Tensor:
     """Apply ``score_fn`` to every layer's attention pattern.
@@ -430,7 +430,7 @@ def score_all_heads(model: TransformerBridge, tokens: torch.Tensor,
     return torch.stack([score_fn(cache["pattern", layer]) for layer in range(model.cfg.n_layers)])
     ### END SOLUTION
 
-# %% [test] id=check_score_all_heads points=2
+# %% test="check_score_all_heads" points=2
 # Check: run this cell. The autograder runs the same check, plus hidden cases.
 import sys; [sys.modules.pop(m) for m in list(sys.modules) if m.startswith("induction_course")]
 from induction_course.checks import nb2
@@ -506,7 +506,7 @@ plt.show()
 #
 # **Expected output:** `✓ head 0.x is the previous-token head (score 0.…); detect_head gives 0.… = score × (24-1)/24 and ranks it first too.`
 
-# %% [solution] id=find_previous_token_head
+# %% solution="find_previous_token_head"
 # 1. found = (layer, head) of the previous-token head, computed from my_scores["previous-token"]
 ### BEGIN SOLUTION
 prev_scores = my_scores["previous-token"]
@@ -526,7 +526,7 @@ def detect_factor(seq_len: int) -> float:
     return (seq_len - 1) / seq_len
     ### END SOLUTION
 
-# %% [test] id=check_previous_token_head points=2
+# %% test="check_previous_token_head" points=2
 # Check: run this cell. The autograder runs the same check, plus hidden cases.
 import sys; [sys.modules.pop(m) for m in list(sys.modules) if m.startswith("induction_course")]
 from induction_course.checks import nb2
@@ -555,14 +555,14 @@ nb2.check_detect_factor(detect_factor, lengths=(2, 7, 1000))
 # **Expected output:** `✓ plot_head_pattern draws head 1.2's pattern of sequence 0.`, then, below the check, the
 # previous-token head: a dark stripe just below the diagonal.
 
-# %% [solution] id=plot_head_pattern
+# %% solution="plot_head_pattern"
 def plot_head_pattern(cache: ActivationCache, layer: int, head: int, tokens: torch.Tensor) -> plt.Axes:
     """Heatmap of head ``layer.head`` on the first sequence; tokens: [batch, pos]."""
     ### BEGIN SOLUTION
     return attention_heatmap(cache["pattern", layer][0, head], token_labels(tokens[0]), title=f"Head {layer}.{head}")
     ### END SOLUTION
 
-# %% [test] id=check_plot_head_pattern points=1
+# %% test="check_plot_head_pattern" points=1
 # Check: run this cell. The autograder runs the same check, plus hidden cases.
 import sys; [sys.modules.pop(m) for m in list(sys.modules) if m.startswith("induction_course")]
 from induction_course.checks import nb2
@@ -618,7 +618,7 @@ attention_view(token_labels(short[0]), short_cache["pattern", 0][0], [f"0.{h}" f
 # **Expected output:** `✓ key_change matches the reference on 1 fresh random input(s) ...`, then two grids: in
 # layer 0 only column `p` lights up; in layer 1, column `p+1` lights up too.
 
-# %% [solution] id=key_change
+# %% solution="key_change"
 def key_change(model: TransformerBridge, tokens: torch.Tensor, corrupted: torch.Tensor, layer: int) -> torch.Tensor:
     """How far each key of ``layer`` moves when ``tokens`` is replaced by ``corrupted``.
 
@@ -632,7 +632,7 @@ def key_change(model: TransformerBridge, tokens: torch.Tensor, corrupted: torch.
     return (dirty[name] - clean[name]).norm(dim=-1).mean(dim=0)
     ### END SOLUTION
 
-# %% [test] id=check_key_change points=2
+# %% test="check_key_change" points=2
 # Check: run this cell. The autograder runs the same check, plus hidden cases.
 import sys; [sys.modules.pop(m) for m in list(sys.modules) if m.startswith("induction_course")]
 from induction_course.checks import nb2
@@ -688,13 +688,13 @@ print("layer-0 keys after p move by exactly", float(key_change(model, tokens, co
 #
 # **Expected output:** `✓ both answers are right.` followed by a short explanation.
 
-# %% [solution] id=layer_answers
+# %% solution="layer_answers"
 # answers = {"why_earlier": <a letter>, "one_layer_fix": <a letter>}
 ### BEGIN SOLUTION
 answers = {"why_earlier": "b", "one_layer_fix": "c"}
 ### END SOLUTION
 
-# %% [test] id=check_layer_answers points=2
+# %% test="check_layer_answers" points=2
 # Check: run this cell. The autograder runs the same check.
 import sys; [sys.modules.pop(m) for m in list(sys.modules) if m.startswith("induction_course")]
 from induction_course.checks import nb2

@@ -76,7 +76,7 @@ print("Using device:", device)
 #
 # **Expected output:** `✓ generate_repeated_tokens gives [BOS] R R with a fresh uniform R per row (1 shape(s) checked).`
 
-# %% [solution] id=generate_repeated_tokens
+# %% solution="generate_repeated_tokens"
 def generate_repeated_tokens(batch: int, seq_len: int, d_vocab: int, seed: int = 0) -> torch.Tensor:
     """``[BOS] R R`` with a uniformly random ``R`` of non-BOS tokens per row.
 
@@ -89,7 +89,7 @@ def generate_repeated_tokens(batch: int, seq_len: int, d_vocab: int, seed: int =
     return torch.cat([bos, r, r], dim=1)
     ### END SOLUTION
 
-# %% [test] id=check_generate_repeated_tokens points=2
+# %% test="check_generate_repeated_tokens" points=2
 # Check: run this cell. The autograder runs the same check, plus hidden cases.
 import sys; [sys.modules.pop(m) for m in list(sys.modules) if m.startswith("induction_course")]
 from induction_course.checks import nb3
@@ -120,7 +120,7 @@ nb3.check_generate_repeated_tokens(generate_repeated_tokens, cases=((3, 5, 50), 
 #
 # **Expected output:** `✓ per_token_loss matches the reference on 1 fresh random input(s) (atol=1e-05, rtol=0.0001).`
 
-# %% [solution] id=per_token_loss
+# %% solution="per_token_loss"
 def per_token_loss(logits: torch.Tensor, tokens: torch.Tensor) -> torch.Tensor:
     """Cross-entropy of each next-token prediction, in nats.
 
@@ -132,7 +132,7 @@ def per_token_loss(logits: torch.Tensor, tokens: torch.Tensor) -> torch.Tensor:
     return -log_probs.gather(-1, tokens[:, 1:, None])[..., 0]
     ### END SOLUTION
 
-# %% [test] id=check_per_token_loss points=2
+# %% test="check_per_token_loss" points=2
 # Check: run this cell. The autograder runs the same check, plus hidden cases.
 import sys; [sys.modules.pop(m) for m in list(sys.modules) if m.startswith("induction_course")]
 from induction_course.checks import nb3
@@ -252,7 +252,7 @@ plt.show()
 #
 # **Expected output:** `✓ induction_score matches the reference on 1 fresh random input(s) ...`
 
-# %% [solution] id=induction_score
+# %% solution="induction_score"
 def induction_score(pattern: torch.Tensor, seq_len: int) -> torch.Tensor:
     """Mean attention from each second-copy token of [BOS] R R to the token after its first occurrence.
 
@@ -264,7 +264,7 @@ def induction_score(pattern: torch.Tensor, seq_len: int) -> torch.Tensor:
     return stripe[..., 2:].mean(dim=(0, -1))
     ### END SOLUTION
 
-# %% [test] id=check_induction_score points=2
+# %% test="check_induction_score" points=2
 # Check: run this cell. The autograder runs the same check, plus hidden cases.
 import sys; [sys.modules.pop(m) for m in list(sys.modules) if m.startswith("induction_course")]
 from induction_course.checks import nb3
@@ -288,7 +288,7 @@ nb3.check_induction_score(induction_score, seeds=(11, 12), shapes=({}, {"seq_len
 #
 # **Expected output:** `✓ induction_scores_of_model matches the reference on 1 fresh random input(s) ...`
 
-# %% [solution] id=induction_scores_of_model
+# %% solution="induction_scores_of_model"
 def induction_scores_of_model(model: TransformerBridge, tokens: torch.Tensor, seq_len: int) -> torch.Tensor:
     """Induction score of every head on [BOS] R R tokens.
 
@@ -301,7 +301,7 @@ def induction_scores_of_model(model: TransformerBridge, tokens: torch.Tensor, se
     return torch.stack([induction_score(cache["pattern", layer], seq_len) for layer in range(model.cfg.n_layers)])
     ### END SOLUTION
 
-# %% [test] id=check_induction_scores_of_model points=1
+# %% test="check_induction_scores_of_model" points=1
 # Check: run this cell. The autograder runs the same check, plus hidden cases.
 import sys; [sys.modules.pop(m) for m in list(sys.modules) if m.startswith("induction_course")]
 from induction_course.checks import nb3
@@ -342,7 +342,7 @@ plt.show()
 #
 # **Expected output:** `✓ induction heads [(1, …), …]; previous-token head (0, …).`
 
-# %% [solution] id=name_heads
+# %% solution="name_heads"
 ### BEGIN SOLUTION
 induction_heads = [(layer, head) for layer, head in (scores[23] > 0.4).nonzero().tolist()]
 with torch.no_grad():
@@ -351,7 +351,7 @@ previous_token_head = (0, int(previous_token_score(cache["pattern", 0]).argmax()
 ### END SOLUTION
 print("induction heads:", induction_heads, "previous-token head:", previous_token_head)
 
-# %% [test] id=check_name_heads points=1
+# %% test="check_name_heads" points=1
 # Check: run this cell. The autograder runs the same check.
 import sys; [sys.modules.pop(m) for m in list(sys.modules) if m.startswith("induction_course")]
 from induction_course.checks import nb3
@@ -419,7 +419,7 @@ attention_view(labels, cache["pattern", 1][0], head_names=[f"1.{h}" for h in ran
 #
 # **Expected output:** `✓ eigenvalue_positivity matches the reference on 1 fresh random input(s) ...`
 
-# %% [solution] id=eigenvalue_positivity
+# %% solution="eigenvalue_positivity"
 def eigenvalue_positivity(matrix: torch.Tensor) -> torch.Tensor:
     """Re(sum of eigenvalues) / sum of |eigenvalues|, per matrix.
 
@@ -431,7 +431,7 @@ def eigenvalue_positivity(matrix: torch.Tensor) -> torch.Tensor:
     return (eigenvalues.sum(dim=-1).real / eigenvalues.abs().sum(dim=-1)).to(matrix.dtype)
     ### END SOLUTION
 
-# %% [test] id=check_eigenvalue_positivity points=2
+# %% test="check_eigenvalue_positivity" points=2
 # Check: run this cell. The autograder runs the same check, plus hidden cases.
 import sys; [sys.modules.pop(m) for m in list(sys.modules) if m.startswith("induction_course")]
 from induction_course.checks import nb3
@@ -498,7 +498,7 @@ print(f"induction heads together: top-1 copying accuracy {circuits.top1_copying_
 #
 # **Expected output:** `✓ k_composition_scores matches the reference on 1 fresh random input(s) ...`
 
-# %% [solution] id=k_composition_scores
+# %% solution="k_composition_scores"
 def k_composition_scores(W_V0: torch.Tensor, W_O0: torch.Tensor, W_Q1: torch.Tensor,
                          W_K1: torch.Tensor) -> torch.Tensor:
     """K-composition of every (layer-0 head, layer-1 head) pair.
@@ -513,7 +513,7 @@ def k_composition_scores(W_V0: torch.Tensor, W_O0: torch.Tensor, W_Q1: torch.Ten
     return norm(W_OV @ W_QK.transpose(-1, -2)) / (norm(W_OV) * norm(W_QK))
     ### END SOLUTION
 
-# %% [test] id=check_k_composition_scores points=3
+# %% test="check_k_composition_scores" points=3
 # Check: run this cell. The autograder runs the same check, plus hidden cases.
 import sys; [sys.modules.pop(m) for m in list(sys.modules) if m.startswith("induction_course")]
 from induction_course.checks import nb3
@@ -536,7 +536,7 @@ nb3.check_k_composition_scores(k_composition_scores, seeds=(11, 12),
 #
 # **Expected output:** `✓ random baseline 0.12… ≈ 1/sqrt(64) = 0.125.`
 
-# %% [solution] id=random_baseline
+# %% solution="random_baseline"
 d_model, d_head = model.cfg.d_model, model.cfg.d_head
 generator = torch.Generator().manual_seed(0)
 ### BEGIN SOLUTION
@@ -546,7 +546,7 @@ baseline = float(k_composition_scores(*random_weights).mean())
 ### END SOLUTION
 print(f"random baseline: {baseline:.3f}")
 
-# %% [test] id=check_random_baseline points=1
+# %% test="check_random_baseline" points=1
 # Check: run this cell. The autograder runs the same check.
 import sys; [sys.modules.pop(m) for m in list(sys.modules) if m.startswith("induction_course")]
 from induction_course.checks import nb3
@@ -586,7 +586,7 @@ for layer, head in induction_heads:
 #
 # **Expected output:** `✓ icl_score matches the reference on 1 fresh random input(s) ...`
 
-# %% [solution] id=icl_score
+# %% solution="icl_score"
 def icl_score(losses: torch.Tensor, early: slice, late: slice) -> torch.Tensor:
     """Mean loss over the late window minus mean loss over the early window (negative = in-context learning).
 
@@ -597,7 +597,7 @@ def icl_score(losses: torch.Tensor, early: slice, late: slice) -> torch.Tensor:
     return losses[:, late].mean() - losses[:, early].mean()
     ### END SOLUTION
 
-# %% [test] id=check_icl_score points=1
+# %% test="check_icl_score" points=1
 # Check: run this cell. The autograder runs the same check, plus hidden cases.
 import sys; [sys.modules.pop(m) for m in list(sys.modules) if m.startswith("induction_course")]
 from induction_course.checks import nb3
@@ -653,13 +653,13 @@ plt.show()
 #
 # **Expected output:** `✓ both answers are right.` followed by a short explanation.
 
-# %% [solution] id=icl_answers
+# %% solution="icl_answers"
 # answers = {"control_icl": <a letter>, "icl_alone": <a letter>}
 ### BEGIN SOLUTION
 answers = {"control_icl": "b", "icl_alone": "b"}
 ### END SOLUTION
 
-# %% [test] id=check_icl_answers points=2
+# %% test="check_icl_answers" points=2
 # Check: run this cell. The autograder runs the same check.
 import sys; [sys.modules.pop(m) for m in list(sys.modules) if m.startswith("induction_course")]
 from induction_course.checks import nb3

@@ -126,7 +126,7 @@ print(f"induction heads (score > 0.3): {names_of(induction_heads)}")
 #
 # **Expected output:** `✓ zero_ablation_hook matches the reference on 1 fresh random input(s) ...`
 
-# %% [solution] id=zero_ablation_hook
+# %% solution="zero_ablation_hook"
 def zero_ablation_hook(z: torch.Tensor, hook, head: int) -> torch.Tensor:
     """A copy of ``z`` with head ``head``'s output set to zero.
 
@@ -138,7 +138,7 @@ def zero_ablation_hook(z: torch.Tensor, hook, head: int) -> torch.Tensor:
     return z
     ### END SOLUTION
 
-# %% [test] id=check_zero_ablation_hook points=2
+# %% test="check_zero_ablation_hook" points=2
 # Check: run this cell. The autograder runs the same check, plus hidden cases.
 import sys; [sys.modules.pop(m) for m in list(sys.modules) if m.startswith("induction_course")]
 from induction_course.checks import nb4
@@ -169,7 +169,7 @@ nb4.check_zero_ablation_hook(zero_ablation_hook, seeds=(11, 12),
 #
 # **Expected output:** `✓ mean_ablation_hook matches the reference on 1 fresh random input(s) ...`
 
-# %% [solution] id=mean_ablation_hook
+# %% solution="mean_ablation_hook"
 def mean_ablation_hook(z: torch.Tensor, hook, head: int, z_ref: torch.Tensor) -> torch.Tensor:
     """A copy of ``z`` with head ``head``'s output replaced by its mean over a reference batch.
 
@@ -181,7 +181,7 @@ def mean_ablation_hook(z: torch.Tensor, hook, head: int, z_ref: torch.Tensor) ->
     return z
     ### END SOLUTION
 
-# %% [test] id=check_mean_ablation_hook points=2
+# %% test="check_mean_ablation_hook" points=2
 # Check: run this cell. The autograder runs the same check, plus hidden cases.
 import sys; [sys.modules.pop(m) for m in list(sys.modules) if m.startswith("induction_course")]
 from induction_course.checks import nb4
@@ -234,7 +234,7 @@ for name, hook_fn in hooks.items():
 # **Expected output:** `✓ loss_increase_per_head matches the reference on 1 fresh random input(s) ...`, then
 # two heatmaps (zero- and mean-ablation) described below.
 
-# %% [solution] id=loss_increase_per_head
+# %% solution="loss_increase_per_head"
 def loss_increase_per_head(model: TransformerBridge, tokens: torch.Tensor, seq_len: int, make_hook) -> torch.Tensor:
     """Second-copy loss with each head ablated, minus the clean second-copy loss.
 
@@ -251,7 +251,7 @@ def loss_increase_per_head(model: TransformerBridge, tokens: torch.Tensor, seq_l
     return out
     ### END SOLUTION
 
-# %% [test] id=check_loss_increase_per_head points=3
+# %% test="check_loss_increase_per_head" points=3
 # Check: run this cell. The autograder runs the same check, plus hidden cases.
 import sys; [sys.modules.pop(m) for m in list(sys.modules) if m.startswith("induction_course")]
 from induction_course.checks import nb4
@@ -344,7 +344,7 @@ plt.show()
 # **Expected output:** `✓ icl_change_per_head matches the reference on 1 fresh random input(s) ...`, then a
 # heatmap and one line about ablating all the induction heads together.
 
-# %% [solution] id=icl_change_per_head
+# %% solution="icl_change_per_head"
 def icl_change_per_head(model: TransformerBridge, tokens: torch.Tensor, early: slice, late: slice) -> torch.Tensor:
     """ICL score with each head zero-ablated, minus the clean ICL score.
 
@@ -365,7 +365,7 @@ def icl_change_per_head(model: TransformerBridge, tokens: torch.Tensor, early: s
     return out
     ### END SOLUTION
 
-# %% [test] id=check_icl_change_per_head points=3
+# %% test="check_icl_change_per_head" points=3
 # Check: run this cell. The autograder runs the same check, plus hidden cases.
 import sys; [sys.modules.pop(m) for m in list(sys.modules) if m.startswith("induction_course")]
 from induction_course.checks import nb4
@@ -429,7 +429,7 @@ print(f"ICL score: clean {clean_icl:.2f}, all {len(induction_heads)} induction h
 # **Expected output:** `✓ induction_scores_after_ablation matches the reference on 1 fresh random input(s) ...`,
 # then a grid and two heatmaps described below.
 
-# %% [solution] id=induction_scores_after_ablation
+# %% solution="induction_scores_after_ablation"
 def induction_scores_after_ablation(model: TransformerBridge, tokens: torch.Tensor, seq_len: int,
                                     heads: list[tuple[int, int]]) -> torch.Tensor:
     """Induction scores of the last layer's heads while every (layer, head) in ``heads`` is zero-ablated.
@@ -448,7 +448,7 @@ def induction_scores_after_ablation(model: TransformerBridge, tokens: torch.Tens
     return induction_score(stored["pattern"], seq_len)
     ### END SOLUTION
 
-# %% [test] id=check_induction_scores_after_ablation points=2
+# %% test="check_induction_scores_after_ablation" points=2
 # Check: run this cell. The autograder runs the same check, plus hidden cases.
 import sys; [sys.modules.pop(m) for m in list(sys.modules) if m.startswith("induction_course")]
 from induction_course.checks import nb4
@@ -541,7 +541,7 @@ plt.show()
 # **Expected output:** `✓ pattern_preserving_logits matches the reference on 2 fresh random input(s) ...`,
 # then a bar chart and a table described below.
 
-# %% [solution] id=pattern_preserving_logits
+# %% solution="pattern_preserving_logits"
 def pattern_preserving_logits(model: TransformerBridge, tokens: torch.Tensor, heads: list[tuple[int, int]],
                               freeze_scales: bool = False) -> torch.Tensor:
     """Logits with every (layer, head) in ``heads`` zero-ablated while every attention pattern (and, if
@@ -564,7 +564,7 @@ def pattern_preserving_logits(model: TransformerBridge, tokens: torch.Tensor, he
     return model.run_with_hooks(tokens, fwd_hooks=hooks)
     ### END SOLUTION
 
-# %% [test] id=check_pattern_preserving_logits points=3
+# %% test="check_pattern_preserving_logits" points=3
 # Check: run this cell. The autograder runs the same check, plus hidden cases.
 import sys; [sys.modules.pop(m) for m in list(sys.modules) if m.startswith("induction_course")]
 from induction_course.checks import nb4
@@ -661,7 +661,7 @@ for (group, _), row in zip(groups.items(), removed):
 # ✓ clean logits − your contribution = the ablated logits with patterns and scales frozen (max error ~1e-06).
 # ```
 
-# %% [solution] id=direct_logit_contribution
+# %% solution="direct_logit_contribution"
 def direct_logit_contribution(model: TransformerBridge, cache: ActivationCache, layer: int, head: int) -> torch.Tensor:
     """Head ``layer.head``'s direct path to the logits, through the final LayerNorm with its scale frozen.
 
@@ -674,7 +674,7 @@ def direct_logit_contribution(model: TransformerBridge, cache: ActivationCache, 
     return out @ model.W_U
     ### END SOLUTION
 
-# %% [test] id=check_direct_logit_contribution points=3
+# %% test="check_direct_logit_contribution" points=3
 # Check: run this cell. The autograder runs the same check, plus hidden cases.
 import sys; [sys.modules.pop(m) for m in list(sys.modules) if m.startswith("induction_course")]
 from induction_course.checks import nb4
@@ -750,7 +750,7 @@ print("changed at second-copy places:", (changed_mask[0, seq_len + 1:].nonzero()
 # **Expected output:** `✓ split_second_copy_loss matches the reference on 1 fresh random input(s) ...`, then
 # three losses and a plot described below.
 
-# %% [solution] id=split_second_copy_loss
+# %% solution="split_second_copy_loss"
 def split_second_copy_loss(loss: torch.Tensor, tokens: torch.Tensor, seq_len: int) -> tuple[torch.Tensor, torch.Tensor]:
     """Mean second-copy loss where the next token repeats, and where it is new (prefix repeating in both).
 
@@ -764,7 +764,7 @@ def split_second_copy_loss(loss: torch.Tensor, tokens: torch.Tensor, seq_len: in
     return entries[prefix_repeats & next_repeats].mean(), entries[prefix_repeats & ~next_repeats].mean()
     ### END SOLUTION
 
-# %% [test] id=check_split_second_copy_loss points=2
+# %% test="check_split_second_copy_loss" points=2
 # Check: run this cell. The autograder runs the same check, plus hidden cases.
 import sys; [sys.modules.pop(m) for m in list(sys.modules) if m.startswith("induction_course")]
 from induction_course.checks import nb4
@@ -847,7 +847,7 @@ for name, m in [("1-layer", one_layer), ("2-layer", model)]:
 # **Expected output:** `✓ seen_token_probability matches the reference on 1 fresh random input(s) ...`, then a
 # table described below.
 
-# %% [solution] id=seen_token_probability
+# %% solution="seen_token_probability"
 def seen_token_probability(logits: torch.Tensor, tokens: torch.Tensor) -> torch.Tensor:
     """Probability given at each position to the set of tokens seen so far (BOS excluded).
 
@@ -859,7 +859,7 @@ def seen_token_probability(logits: torch.Tensor, tokens: torch.Tensor) -> torch.
     return (logits[:, :-1].softmax(dim=-1) * seen).sum(dim=-1)
     ### END SOLUTION
 
-# %% [test] id=check_seen_token_probability points=2
+# %% test="check_seen_token_probability" points=2
 # Check: run this cell. The autograder runs the same check, plus hidden cases.
 import sys; [sys.modules.pop(m) for m in list(sys.modules) if m.startswith("induction_course")]
 from induction_course.checks import nb4

@@ -103,7 +103,8 @@ def _judge_tokens(record: Any, cases: Sequence[Sequence[int]]) -> str:
         _check_layout(first, int(batch), int(seq_len), int(d_vocab))
         _check_randomness(first, again, other, int(batch))
     _check_uniform(outputs[-1])
-    return f"✓ generate_repeated_tokens gives [BOS] R R with a fresh uniform R per row ({len(cases)} shape(s) checked)."
+    return (f"✓ generate_repeated_tokens gives [BOS] R R with a fresh uniform R per row "
+            f"({len(cases)} shape(s) checked).")
 
 
 def _tokens(output: Any, args: tuple[int, ...]) -> torch.Tensor:
@@ -618,12 +619,25 @@ def _matrix_case(seed: int, batch: int = 4, n: int = 6) -> dict:
     return {"matrix": torch.randn(batch, n, n, generator=seeded(seed)) + 0.3 * torch.eye(n)}
 
 
-def _positivity_from(numerator: torch.Tensor, denominator: torch.Tensor, dtype: torch.dtype) -> torch.Tensor:
-    return (numerator / denominator).to(dtype)
+def _ratio(values: Callable[[torch.Tensor], torch.Tensor], numerator: Callable[[torch.Tensor], torch.Tensor],
+           denominator: Callable[[torch.Tensor], torch.Tensor]) -> Callable[[torch.Tensor], torch.Tensor]:
+    """A mistaken score: numerator(v) / denominator(v) of some values v of the matrix, in the input's dtype."""
+    def score(matrix: torch.Tensor) -> torch.Tensor:
+        v = values(matrix.double())
+        return (numerator(v) / denominator(v)).to(matrix.dtype)
+    return score
 
 
-def _eig(matrix: torch.Tensor) -> torch.Tensor:
-    return torch.linalg.eigvals(matrix.double())
+def _eigenvalues(matrix: torch.Tensor) -> torch.Tensor:
+    return torch.linalg.eigvals(matrix)
+
+
+def _real_sum(v: torch.Tensor) -> torch.Tensor:
+    return v.sum(-1).real
+
+
+def _modulus_sum(v: torch.Tensor) -> torch.Tensor:
+    return v.abs().sum(-1)
 
 
 POSITIVITY = Exercise(
@@ -637,27 +651,24 @@ POSITIVITY = Exercise(
             lambda matrix: torch.ones(matrix.shape[:-2], dtype=matrix.dtype)),
         Bug("you used the diagonal entries. Their sum equals the sum of the eigenvalues, but Σ|M_ii| is not Σ|λ|: "
             "take the eigenvalues (torch.linalg.eigvals).",
-            lambda matrix: _positivity_from(matrix.diagonal(dim1=-2, dim2=-1).sum(-1),
-                                            matrix.diagonal(dim1=-2, dim2=-1).abs().sum(-1), matrix.dtype)),
+            _ratio(lambda m: m.diagonal(dim1=-2, dim2=-1), _real_sum, _modulus_sum)),
         Bug("the numerator lost its sign: it is the real part of Σλ, not |Σλ|, so an anti-copying matrix scores "
-            "near -1.",
-            lambda matrix: (lambda e: _positivity_from(e.sum(-1).abs(), e.abs().sum(-1), matrix.dtype))(_eig(matrix))),
+            "near -1.", _ratio(_eigenvalues, lambda v: v.sum(-1).abs(), _modulus_sum)),
         Bug("the denominator should be Σ|λ| with |λ| the complex modulus, not Σ|Re λ|.",
-            lambda matrix: (lambda e: _positivity_from(e.sum(-1).real, e.real.abs().sum(-1), matrix.dtype))(_eig(matrix))),
+            _ratio(_eigenvalues, _real_sum, lambda v: v.real.abs().sum(-1))),
         Bug("the denominator should be Σ|λ| (the sum of the moduli), not |Σλ| (the modulus of the sum).",
-            lambda matrix: (lambda e: _positivity_from(e.sum(-1).real, e.sum(-1).abs(), matrix.dtype))(_eig(matrix))),
+            _ratio(_eigenvalues, _real_sum, lambda v: v.sum(-1).abs())),
         Bug("torch.linalg.eigvalsh is only for symmetric matrices: it reads one triangle and ignores the rest. "
             "A full OV circuit is not symmetric; use torch.linalg.eigvals.",
-            lambda matrix: (lambda e: _positivity_from(e.sum(-1), e.abs().sum(-1), matrix.dtype))(
-                torch.linalg.eigvalsh(matrix.double()))),
+            _ratio(torch.linalg.eigvalsh, _real_sum, _modulus_sum)),
         Bug("the denominator is the sum of the singular values (the nuclear norm); the score divides by Σ|λ|, the "
             "sum of the eigenvalues' moduli.",
-            lambda matrix: _positivity_from(matrix.double().diagonal(dim1=-2, dim2=-1).sum(-1),
-                                            torch.linalg.svdvals(matrix.double()).sum(-1), matrix.dtype)),
+            _ratio(lambda m: m, lambda m: m.diagonal(dim1=-2, dim2=-1).sum(-1),
+                   lambda m: torch.linalg.svdvals(m).sum(-1))),
         Bug("the denominator is a mean (of |λ|) where the formula has a sum: Σ|λ|, over all n eigenvalues.",
-            lambda matrix: (lambda e: _positivity_from(e.sum(-1).real, e.abs().mean(-1), matrix.dtype))(_eig(matrix))),
+            _ratio(_eigenvalues, _real_sum, lambda v: v.abs().mean(-1))),
         Bug("the numerator is a mean (of λ) where the formula has a sum: Re(Σλ), over all n eigenvalues.",
-            lambda matrix: (lambda e: _positivity_from(e.mean(-1).real, e.abs().sum(-1), matrix.dtype))(_eig(matrix))),
+            _ratio(_eigenvalues, lambda v: v.mean(-1).real, _modulus_sum)),
     ),
 )
 
@@ -682,8 +693,10 @@ check_eigenvalue_positivity = _diagnosed(POSITIVITY, (_positivity_shape,), _expl
 # ---------------------------------------------------------------- 7. K-composition
 def _comp_case(seed: int, head0: int = 3, head1: int = 2, d_model: int = 10, d_head: int = 4) -> dict:
     g = seeded(seed)
-    return {"W_V0": torch.randn(head0, d_model, d_head, generator=g), "W_O0": torch.randn(head0, d_head, d_model, generator=g),
-            "W_Q1": torch.randn(head1, d_model, d_head, generator=g), "W_K1": torch.randn(head1, d_model, d_head, generator=g)}
+    return {"W_V0": torch.randn(head0, d_model, d_head, generator=g),
+            "W_O0": torch.randn(head0, d_head, d_model, generator=g),
+            "W_Q1": torch.randn(head1, d_model, d_head, generator=g),
+            "W_K1": torch.randn(head1, d_model, d_head, generator=g)}
 
 
 def _products(W_V0, W_O0, W_Q1, W_K1) -> tuple[torch.Tensor, torch.Tensor]:
@@ -784,7 +797,8 @@ check_k_composition_scores = _diagnosed(K_COMPOSITION, (_comp_shape,), _explain_
 def _random_factors(draw: Callable[..., torch.Tensor], d_model: int, d_head: int, heads: int,
                     seed: int) -> list[torch.Tensor]:
     g = seeded(seed)
-    return [draw((heads, *shape), g) for shape in ((d_model, d_head), (d_head, d_model), (d_model, d_head), (d_model, d_head))]
+    shapes = ((d_model, d_head), (d_head, d_model), (d_model, d_head), (d_model, d_head))  # W_V0, W_O0, W_Q1, W_K1
+    return [draw((heads, *shape), g) for shape in shapes]
 
 
 def _gaussian(shape: tuple, g: torch.Generator) -> torch.Tensor:

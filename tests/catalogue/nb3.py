@@ -364,7 +364,8 @@ def model_scores_fixed_length(model, tokens, seq_len):
 
 def model_scores_duplicate(model, tokens, seq_len):
     _, cache = model.run_with_cache(tokens)
-    return torch.stack([_diag(cache["pattern", l], seq_len)[..., 1:].mean(dim=(0, 2)) for l in range(model.cfg.n_layers)])
+    rows = [_diag(cache["pattern", l], seq_len)[..., 1:].mean(dim=(0, 2)) for l in range(model.cfg.n_layers)]
+    return torch.stack(rows)
 
 
 def model_scores_wrong_key(model, tokens, seq_len):
@@ -588,7 +589,8 @@ def comp_einsum(W_V0, W_O0, W_Q1, W_K1):
 
 
 def comp_loop(W_V0, W_O0, W_Q1, W_K1):
-    return _pairs(W_V0, W_O0, W_Q1, W_K1, lambda ov, qk: torch.linalg.norm(ov @ qk.T) / (torch.linalg.norm(ov) * torch.linalg.norm(qk)))
+    norm = torch.linalg.norm
+    return _pairs(W_V0, W_O0, W_Q1, W_K1, lambda ov, qk: norm(ov @ qk.T) / (norm(ov) * norm(qk)))
 
 
 def comp_float64(W_V0, W_O0, W_Q1, W_K1):
@@ -689,7 +691,8 @@ def _m(check, answers, kind, expect):
 
 TOKENS, LOSS, SCORE = nb3.check_generate_repeated_tokens, nb3.check_per_token_loss, nb3.check_induction_score
 MODEL_SCORES, ROLES, POS = nb3.check_induction_scores_of_model, nb3.check_head_roles, nb3.check_eigenvalue_positivity
-COMP, BASE, ICL, ANSWERS = nb3.check_k_composition_scores, nb3.check_random_baseline, nb3.check_icl_score, nb3.check_icl_answers
+COMP, BASE = nb3.check_k_composition_scores, nb3.check_random_baseline
+ICL, ANSWERS = nb3.check_icl_score, nb3.check_icl_answers
 
 MISTAKES = [
     # 3.1
@@ -755,7 +758,8 @@ MISTAKES = [
     _m(MODEL_SCORES, (model_scores_one_layer,), "only layer 1's row", "one row"),
     _m(MODEL_SCORES, (model_scores_whole_stripe,), "first-copy queries included inside", "first copy"),
     # 3.5
-    _m(ROLES, (MODEL, HEADS + [PREV], PREV), "previous-token head listed as an induction head", "layer-0 head cannot be"),
+    _m(ROLES, (MODEL, HEADS + [PREV], PREV), "previous-token head listed as an induction head",
+       "layer-0 head cannot be"),
     _m(ROLES, (MODEL, HEADS, (0, int(PREVIOUS.argmin()))), "argmin for the previous-token head",
        "previous_token_head should be the layer-0 head"),
     _m(ROLES, (MODEL, HEADS, PREV[1]), "previous-token head as a bare index", "one (layer, head) pair"),

@@ -118,9 +118,10 @@ def _tokens(output: Any, args: tuple[int, ...]) -> torch.Tensor:
         kind = output.type_name if isinstance(output, Opaque) else type(output).__name__
         raise CheckFailed(f"generate_repeated_tokens{args} returned {kind}, but a torch.Tensor was expected.")
     if output.dtype != torch.long:
+        why = (" A BOS column from torch.zeros or torch.ones is float, and torch.cat then makes everything float: "
+               "give it dtype=torch.long." if output.is_floating_point() else "")
         raise CheckFailed(f"generate_repeated_tokens returned dtype {output.dtype}; token ids must be torch.long "
-                          "(torch.randint gives long by default; a BOS column from torch.zeros is float and "
-                          "torch.cat then makes everything float: give it dtype=torch.long).")
+                          f"(torch.randint's default), the type an embedding lookup expects.{why}")
     return output.cpu()
 
 
@@ -874,8 +875,11 @@ def _judge_baseline(record: Any, d_model: int, d_head: int) -> str:
         wrong = recipe(d_model, d_head)
         if abs(value - wrong) <= min(0.1 * wrong, 0.5 * abs(wrong - expected)):
             causes.append(message)
+    if len(causes) == 1:
+        raise CheckFailed(f"baseline is {value:.3f}, what this mistake gives: {causes[0]}")
     if causes:
-        raise CheckFailed(f"baseline is {value:.3f}: " + " Or: ".join(causes))
+        raise CheckFailed(f"baseline is {value:.3f}, what each of these mistakes gives: "
+                          + " ".join(f"({i}) {cause}" for i, cause in enumerate(causes, 1)))
     raise CheckFailed(f"baseline is {value:.3f}; random weights with the model's shapes give about "
                       f"{expected:.3f} ≈ 1/sqrt(d_model) = {1 / math.sqrt(d_model):.3f}. Draw W_V0, W_O0, W_Q1, W_K1 "
                       "with torch.randn in the shapes of the model's weights and average k_composition_scores over "

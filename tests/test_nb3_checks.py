@@ -49,7 +49,7 @@ def test_references_pass(capsys):
     nb3.check_k_composition_scores(ref.k_composition_scores, seeds=(0, 11),
                                    shapes=({}, {"head0": 1, "head1": 4}, {"d_model": 6, "d_head": 6}))
     nb3.check_icl_score(ref.icl_score, seeds=(0, 11), shapes=({}, {"batch": 1, "pos": 20}))
-    nb3.check_random_baseline(ref.random_composition_baseline(64, 16), 64)
+    nb3.check_random_baseline(ref.random_composition_baseline(64, 16))
     assert capsys.readouterr().out.count("✓") == 8
 
 
@@ -156,7 +156,7 @@ def test_scores_of_model_only_last_layer():
 
 # ----- naming the heads
 def _roles(model):
-    tokens = nb3.repeated_tokens(32, 23, model.cfg.d_vocab, seed=99)
+    tokens = nb3.repeated_tokens(32, 23, model.cfg.d_vocab, seed=2)
     _, cache = model.run_with_cache(tokens)
     scores = torch.stack([ref_induction_score(cache["pattern", l], 23) for l in range(2)])
     heads = [tuple(p) for p in (scores > 0.4).nonzero().tolist()]
@@ -182,7 +182,9 @@ def test_head_roles_missing_head(model):
 
 def test_head_roles_wrong_previous_token_head(model):
     heads, prev = _roles(model)
-    fails_with(nb3.check_head_roles, model, heads, (0, (prev[1] + 1) % 4), fragments=("previous_token_head should be",))
+    _, cache = model.run_with_cache(nb3.repeated_tokens(32, 23, model.cfg.d_vocab, seed=2))
+    worst = (0, int(nb3.diagonal_score(cache["pattern", 0], 1).argmin()))
+    fails_with(nb3.check_head_roles, model, heads, worst, fragments=("previous_token_head should be",))
 
 
 def test_head_roles_not_pairs(model):
@@ -242,11 +244,11 @@ def test_icl_score_diagnostics(fn, fragment):
 def test_random_baseline_from_one_pair_of_identical_heads():
     w = torch.randn(1, 64, 16)
     one_pair = float(ref.k_composition_scores(w, w.transpose(1, 2), w, w).mean())  # the same head everywhere
-    fails_with(nb3.check_random_baseline, one_pair, 64, fragments=("1/sqrt(d_model)",))
+    fails_with(nb3.check_random_baseline, one_pair, fragments=("1/sqrt(d_model)",))
 
 
 def test_random_baseline_not_a_number():
-    fails_with(nb3.check_random_baseline, "0.12", 64, fragments=("one number",))
+    fails_with(nb3.check_random_baseline, "0.12", fragments=("one number",))
 
 
 # ----- multiple choice on the ICL score
@@ -265,3 +267,121 @@ def test_icl_answers_pass(capsys):
 ])
 def test_icl_answers_diagnostics(answers, fragment):
     fails_with(nb3.check_icl_answers, answers, fragments=(fragment,))
+
+
+# ----- every known mistake is reachable: fed its own output, the judge names it
+def _exercise_checks():
+    return [(nb3.LOSS, nb3.check_per_token_loss), (nb3.INDUCTION, nb3.check_induction_score),
+            (nb3.HEAD_SCORES, nb3.check_induction_scores_of_model), (nb3.POSITIVITY, nb3.check_eigenvalue_positivity),
+            (nb3.K_COMPOSITION, nb3.check_k_composition_scores), (nb3.ICL, nb3.check_icl_score)]
+
+
+@pytest.mark.parametrize("exercise, check", _exercise_checks(), ids=lambda x: getattr(x, "name", ""))
+def test_every_bug_is_named_when_it_is_the_answer(exercise, check):
+    for bug in exercise.bugs:
+        case = exercise.make_case(0)
+        output = bug.fn(**{k: v.clone() if isinstance(v, torch.Tensor) else v for k, v in case.items()})
+        inputs = {k: v for k, v in case.items() if isinstance(v, torch.Tensor)}
+        record = [{"seed": 0, "shape": {}, "output": output, "inputs": inputs}]
+        with pytest.raises(CheckFailed) as info:
+            check.judge(record, seeds=(0,), shapes=({},))
+        assert bug.message in str(info.value), f"{bug.message!r} shadowed by: {info.value}"
+
+
+# ----- records: what the grader sees is enough, and is plain data
+def test_catalogue_judged_from_decoded_records_says_what_the_notebook_says():
+    """Every catalogued answer, recorded, encoded, decoded and judged as the grader does, gets the same verdict."""
+    import contextlib
+    import io
+
+    from catalogue import entries
+    from induction_course.checks.record import decode, encode
+
+    mistakes, correct = entries("nb3")
+    for entry in mistakes + correct:
+        check, params = entry.check, {**entry.check.defaults}
+        with contextlib.redirect_stdout(io.StringIO()):
+            try:
+                check(*entry.answers)
+                home = "passed"
+            except CheckFailed as failure:
+                home = str(failure)
+        _, decoded_params, record = decode(encode(check.id, params, check.collect(*entry.answers, **params)))
+        try:
+            graded = check.judge(record, **decoded_params) and "passed"
+        except CheckFailed as failure:
+            graded = str(failure)
+        assert graded == home, f"{entry.kind}: at home {home!r}, graded {graded!r}"
+
+
+def test_head_roles_record_holds_the_model_not_scores(model):
+    heads, prev = _roles(model)
+    record = nb3.check_head_roles.collect(model, heads, prev, seq_len=23)
+    assert set(record) == {"model", "induction_heads", "previous_token_head"}
+    assert set(record["model"]) == {"config", "state_dict"}
+    assert all(type(v) is torch.Tensor for v in record["model"]["state_dict"].values())
+
+
+@pytest.mark.parametrize("change, fragment", [
+    (lambda config: config.update(d_model=10 ** 6), "model.cfg.d_model"),
+    (lambda config: config.update(positional_embedding_type="alibi; import os"), "positional_embedding_type"),
+    (lambda config: config.update(n_heads=8), "do not fit its config"),
+])
+def test_head_roles_judge_refuses_a_forged_model_record(model, change, fragment):
+    heads, prev = _roles(model)
+    record = nb3.check_head_roles.collect(model, heads, prev, seq_len=23)
+    change(record["model"]["config"])
+    with pytest.raises(CheckFailed, match=fragment.replace(".", r"\.")):
+        nb3.check_head_roles.judge(record, seq_len=23)
+
+
+def test_head_roles_follow_the_students_model_not_a_fixed_list(model):
+    """Knock out one induction head's queries: the check now wants the list without it, whatever the heads are."""
+    heads, prev = _roles(model)
+    layer, head = heads[0]
+    d_head = model.cfg.d_head
+    broken = nb3._trained_model()
+    state = broken.state_dict()
+    for name in (f"blocks.{layer}.attn.q.weight", f"blocks.{layer}.attn.q.bias"):
+        state[name][head * d_head:(head + 1) * d_head] = 0
+    broken.load_state_dict(state)
+    fails_with(nb3.check_head_roles, broken, heads, prev, fragments=(f"({layer}, {head}) scoring",))
+    nb3.check_head_roles(broken, heads[1:], prev)
+
+
+def test_head_roles_accept_heads_near_the_threshold_either_way(model, monkeypatch):
+    _, cache = model.run_with_cache(nb3.repeated_tokens(32, 23, model.cfg.d_vocab, seed=2))
+    scores = torch.stack([ref_induction_score(cache["pattern", l], 23) for l in range(model.cfg.n_layers)])
+    _, prev = _roles(model)
+    layer, head = (int(i) for i in divmod(int(scores.argmax()), model.cfg.n_heads))
+    threshold = float(scores[layer, head]) - 0.01  # the best head now sits just above the threshold
+    monkeypatch.setattr(nb3, "THRESHOLD", threshold)
+    sure = [tuple(p) for p in (scores > threshold + nb3.MARGIN).nonzero().tolist()]
+    nb3.check_head_roles(model, sure + [(layer, head)], prev)
+    nb3.check_head_roles(model, sure, prev)
+
+
+# ----- the random baseline names the recipe that gives the student's number
+@pytest.mark.parametrize("message, recipe", nb3.BASELINE_MISTAKES, ids=lambda x: x[:30] if isinstance(x, str) else "")
+def test_random_baseline_names_each_wrong_recipe(message, recipe):
+    fails_with(nb3.check_random_baseline, recipe(64, 16), fragments=(message,))
+
+
+def test_random_baseline_typed_in():
+    fails_with(nb3.check_random_baseline, 0.125, fragments=("exactly 1/sqrt(d_model)",))
+
+
+# ----- the student's own exceptions are explained, and their traceback kept
+@pytest.mark.parametrize("check, fn, fragment", [
+    (nb3.check_per_token_loss, lambda logits, tokens: F.cross_entropy(logits[:, :-1], tokens[:, 1:], reduction="none"),
+     "class (vocabulary) axis second"),
+    (nb3.check_k_composition_scores, lambda W_V0, W_O0, W_Q1, W_K1: (W_V0 @ W_O0) @ (W_Q1 @ W_K1.mT), "[:, None]"),
+    (nb3.check_eigenvalue_positivity, lambda matrix: torch.linalg.eig(matrix).sum(-1), "(eigenvalues, eigenvectors)"),
+    (nb3.check_generate_repeated_tokens,
+     lambda batch, seq_len, d_vocab, seed=0: torch.cat([_bos(batch)] + [_r(batch, seq_len, d_vocab, seed)] * 2),
+     "Pass dim=1"),
+])
+def test_student_exceptions_are_explained_with_their_traceback(check, fn, fragment):
+    with pytest.raises(CheckFailed) as info:
+        check(fn)
+    assert fragment in str(info.value) and info.value.student_traceback, str(info.value)

@@ -550,7 +550,7 @@ print(f"random baseline: {baseline:.3f}")
 # Check: run this cell. The autograder runs the same check.
 import sys; [sys.modules.pop(m) for m in list(sys.modules) if m.startswith("induction_course")]
 from induction_course.checks import nb3
-nb3.check_random_baseline(baseline, d_model)
+nb3.check_random_baseline(baseline)
 
 # %%
 with torch.no_grad():

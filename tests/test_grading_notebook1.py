@@ -97,9 +97,10 @@ def test_stripped_metadata_is_restored_and_a_switched_off_check_still_counts(bat
     assert "the bias b is missing" in html
 
 
-# What each trick keeps: the tests its wrong project() does not reach (the TransformerLens layer has no bias).
+# What each trick keeps: the tests its wrong project() does not reach (the TransformerLens layer has no bias, so
+# a project() without it passes there, unless the trick also breaks that check: a subclass, no record, a forgery).
 TRICK_SCORES = {"patch_engine": 13, "frames": 13, "computed_import": 13, "subclass": 10, "no_record": 10,
-                "forged_record": 13}
+                "forged_record": 10}
 
 
 @pytest.mark.parametrize("trick", TRICKS)

@@ -90,7 +90,7 @@ def _planned_call(node: ast.stmt, aliases: dict[str, str], source: str) -> Call:
     func = getattr(call, "func", None)
     if not (isinstance(call, ast.Call) and isinstance(func, ast.Attribute) and isinstance(func.value, ast.Name)
             and func.value.id in aliases):
-        text = (ast.get_source_segment(source, node) or "").splitlines()[0][:80]
+        text = "".join((ast.get_source_segment(source, node) or "").splitlines()[:1])[:80]
         raise PlanError(f"line {node.lineno} (`{text}`) is neither an import nor a call nbK.check_x(...), so its "
                         "verdict could not be decided outside the student's interpreter")
     label = f"{aliases[func.value.id]}.{func.attr}"
@@ -171,58 +171,70 @@ def _failed(message: str, student_traceback: str = "") -> Any:
     return CheckFailed(message, student_traceback)
 
 
-def _judge(call: Call, check: Any, payload: Any, max_bytes: int) -> tuple[str | None, Any, str]:
-    """(success line, None, "") or (None, CheckFailed, a note for the instructor or "") for one record."""
+class _Verdict(Exception):
+    """A test that fails: the CheckFailed the student sees, and a note for the instructor ("" for a wrong answer)."""
+
+    def __init__(self, failure: Any, note: str = ""):
+        super().__init__(str(failure))
+        self.failure, self.note = failure, note
+
+
+def _refused(message: str, note: str) -> _Verdict:
+    return _Verdict(_failed(message), note)
+
+
+def _judge(call: Call, check: Any, payload: Any, max_bytes: int) -> str:
+    """The success line of one record, judged by the course's check; raises _Verdict when the test fails."""
     from induction_course.checks.core import CheckFailed
     from induction_course.checks.record import decode
 
     size = sum(len(v) for v in payload.values() if isinstance(v, str)) if isinstance(payload, dict) else 0
     if size > max_bytes:
-        return None, _failed(f"{call.label}: the record of your answers is larger than the grader accepts "
-                             f"({size >> 10} KB, at most {max_bytes >> 10} KB): return answers of the expected size."), \
-            f"an oversized record for {call.label}"
+        raise _refused(f"{call.label}: the record of your answers is larger than the grader accepts ({size >> 10} KB, "
+                       f"at most {max_bytes >> 10} KB): return answers of the expected size.",
+                       f"an oversized record for {call.label}")
     try:
         name, _, record = decode(payload, max_bytes)  # the record's own params are the kernel's: ignored
     except ValueError as e:
-        return None, _failed(f"{call.label}: the grader could not read the record of your answers ({e}). Run the "
-                             "test cell as it is."), f"an unreadable record for {call.label}"
+        raise _refused(f"{call.label}: the grader could not read the record of your answers ({e}). Run the test "
+                       "cell as it is.", f"an unreadable record for {call.label}") from None
     if name != check.id:
-        return None, _failed(f"The grader expected the record of {check.id} here, but received one of {name[:80]!r}: "
-                             "records come only from the checks this cell calls."), f"a record of {name[:80]!r} " \
-                                                                                     f"where {check.id}'s was due"
+        raise _refused(f"The grader expected the record of {check.id} here, but received one of {name[:80]!r}: "
+                       "records come only from the checks this cell calls.",
+                       f"a record of {name[:80]!r} where {check.id}'s was due")
     try:
         with contextlib.redirect_stdout(io.StringIO()), contextlib.redirect_stderr(io.StringIO()):
-            return str(check.judge(record, **{**check.defaults, **call.params})), None, ""
+            return str(check.judge(record, **{**check.defaults, **call.params}))
     except CheckFailed as failure:
-        return None, failure, ""
+        raise _Verdict(failure) from None
     except Exception as e:  # the record is not what the check collects: the student's answer, never the grader's error
-        return None, _failed(f"{call.label}: your answers could not be judged ({type(e).__name__}: {str(e)[:200]}); "
-                             "they are not in the form this check collects. Run the test cell as it is."), \
-            f"{call.label}'s judge raised {type(e).__name__} on its record"
+        raise _refused(f"{call.label}: your answers could not be judged ({type(e).__name__}: {str(e)[:200]}); they "
+                       "are not in the form this check collects. Run the test cell as it is.",
+                       f"{call.label}'s judge raised {type(e).__name__} on its record") from None
 
 
 def _verdict(planned: list[tuple[Call, Any]], records: list[Any], crashed: bool, dropped: bool,
-             max_bytes: int) -> tuple[list[str], Any, str]:
-    """Success lines of the calls judged, the first failure (or None) and a note, judging records in order."""
+             max_bytes: int) -> tuple[list[str], _Verdict | None]:
+    """The success lines of the calls judged, in order, and the first failure (None when the test passes)."""
     lines: list[str] = []
-    for i, (call, check) in enumerate(planned):
-        if i >= len(records):
-            if crashed:  # the kernel's own error says why the cell stopped
-                return lines, None, ""
-            why = " This cell's output was over the grader's limit: print less." if dropped else ""
-            return lines, _failed(f"{call.label}: the grader received no record of your answers from this check, so "
-                                  f"it was not decided.{why} Run the test cell as it is: do not switch checks off, "
-                                  "replace them, or change the environment they run in."), \
-                f"no record from {call.label}"
-        line, failure, note = _judge(call, check, records[i], max_bytes)
-        if failure is not None:
-            return lines, failure, note
-        lines.append(line)
-    if len(records) > len(planned) and not crashed:
-        return lines, _failed(f"This cell handed the grader {len(records)} records for {len(planned)} check call(s). "
-                              "Records come only from the checks themselves: do not display records of your own."), \
-            f"{len(records) - len(planned)} extra record(s)"
-    return lines, None, ""
+    try:
+        for i, (call, check) in enumerate(planned):
+            if i < len(records):
+                lines.append(_judge(call, check, records[i], max_bytes))
+            elif crashed:  # the kernel's own error says why the cell stopped
+                break
+            else:
+                why = " This cell's output was over the grader's limit: print less." if dropped else ""
+                raise _refused(f"{call.label}: the grader received no record of your answers from this check, so it "
+                               f"was not decided.{why} Run the test cell as it is: do not switch checks off, replace "
+                               "them, or change the environment they run in.", f"no record from {call.label}")
+        if len(records) > len(planned) and not crashed:
+            raise _refused(f"This cell handed the grader {len(records)} records for {len(planned)} check call(s). "
+                           "Records come only from the checks themselves: do not display records of your own.",
+                           f"{len(records) - len(planned)} extra record(s)")
+    except _Verdict as verdict:
+        return lines, verdict
+    return lines, None
 
 
 def _error(failure: Any) -> NotebookNode:
@@ -257,15 +269,15 @@ def decide_cell(cell: NotebookNode, planned: list[tuple[Call, Any]] | None, max_
                if o.get("output_type") == "execute_result" else o for o in outputs]
     crashed = any(o.get("output_type") == "error" for o in outputs)
     dropped = any("[grader: output beyond" in str(o.get("text", "")) for o in outputs)
-    lines, failure, note = _verdict(planned, records, crashed, dropped, max_bytes)
+    lines, verdict = _verdict(planned, records, crashed, dropped, max_bytes)
     if lines:
         outputs.append(nbformat.v4.new_output("stream", name="stdout", text="\n".join(lines) + "\n"))
-    if failure is not None:
-        outputs.append(_error(failure))
+    if verdict is not None:
+        outputs.append(_error(verdict.failure))
     cell.outputs = outputs
     cell.metadata[MARK] = {"decided": [call.label for call, _ in planned],
-                           "verdict": len(outputs) - 1 if failure is not None else None}
-    return note
+                           "verdict": len(outputs) - 1 if verdict is not None else None}
+    return verdict.note if verdict is not None else ""
 
 
 def _strip_records(cell: NotebookNode) -> None:
@@ -291,6 +303,7 @@ def decide(cells: list[NotebookNode], plans: Plan, limits: Limits) -> list[str]:
             _strip_records(cell)
             continue
         grade_id = meta(cell)["grade_id"]
+        cell.metadata.pop(MARK, None)  # only this stage writes it
         note = decide_cell(cell, plans.get(grade_id), limits.record_kb * 1024)
         if note:
             notes.append(f"review: test cell {grade_id}: {note}")

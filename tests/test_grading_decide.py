@@ -251,8 +251,8 @@ def test_grading_kernels_record_and_plain_nbgrader_judges_in_the_kernel(tmp_path
     assert sandbox.plain_env()[record.RECORD_ENV] == "1"
     seen = {}
     monkeypatch.setenv(record.RECORD_ENV, "1")
-    monkeypatch.setattr(plain.subprocess, "run", lambda cmd, **kw: seen.update(kw["env"]) or subprocess.CompletedProcess(
-        cmd, 0, "", ""))
+    monkeypatch.setattr(plain.subprocess, "run",
+                        lambda cmd, **kw: seen.update(kw["env"]) or subprocess.CompletedProcess(cmd, 0, "", ""))
     plain._nbgrader(["autograde", NAME], tmp_path)
     assert seen and record.RECORD_ENV not in seen
 

@@ -6,6 +6,7 @@ Instructors: see README.md beside this file, or run ``course grade --help``. The
 - ``files``: the file system, treated as hostile (no link followed, nothing read or written outside);
 - ``reading`` and ``restoring``: a submitted file into a clean notebook, its structure restored;
 - ``sandbox`` and ``executing``: the bubblewrap sandbox, and running a notebook in it;
+- ``deciding``: the graded checks planned from the trusted source and judged outside the kernel;
 - ``guard``: the tripwire that runs inside the kernel (the only module that does);
 - ``scoring`` and ``reporting``: nbgrader's scores and gradebook; feedback pages, grades.csv, skipped.csv;
 - ``state``: what a re-run may reuse; ``worker``: one submission through the stages; ``batch``: a class;

@@ -2,9 +2,11 @@
 
 A hidden first cell loads the guard (``guard.py``, bound read-only into the sandbox) and records the
 clean interpreter; hidden cells before and after every test cell check it is unchanged and display a
-proof carrying this run's nonce. :func:`execute` returns the student's cells with their outputs (guard
-cells removed, tests that did not run or could not be verified marked with an error) and notes. It
-decides nothing about scores: the worker hands its result to the scoring stage.
+proof carrying this run's nonce; the one before a test cell also reloads the course's modules. The
+kernel runs in record mode (``sandbox.RECORD_ENV``): graded checks display records, they judge nothing.
+:func:`execute` returns the student's cells with their outputs (guard cells removed, tests that did not
+run or could not be verified marked with an error) and notes. It decides nothing about scores: the
+worker hands its result to ``deciding``, then to the scoring stage.
 """
 from __future__ import annotations
 
@@ -25,8 +27,8 @@ from autograder import guard, sandbox
 from autograder.restoring import check_modules, is_test, meta
 from autograder.settings import Job, Limits, SubmissionError
 
-# A graded cell may display one output of this type for the trusted side to decode after execution
-# (the grader's own record of a student's answer); it has its own per-cell allowance, Limits.record_kb.
+# The course's record.MIME: a graded check call displays one output of this type, the record of the student's
+# answers, which ``deciding`` decodes and judges after execution; its own per-cell allowance is Limits.record_kb.
 RECORD_MIME = "application/vnd.induction-course.record+json"
 KERNEL_START_TIMEOUT = 300  # seconds for the sandboxed kernel to start and answer (a loaded machine is slow)
 IOPUB_TIMEOUT = 60  # seconds to wait for a cell's last outputs after its reply

@@ -8,8 +8,9 @@ checks the notebook uses (so their dependencies are loaded), loads this file as
 torch, the import system, IPython's shell and kernel objects). Hidden cells before and after each
 test cell call ``check``: it compares the interpreter with the snapshot and either displays a
 proof (a display_data message with the run's nonce, which the grader removes) or raises
-``TamperingDetected``. The grader refuses a submission whose guard raised, or whose guard
-did not display its proof.
+``TamperingDetected``. Before a test cell it also purges the course's modules from ``sys.modules``,
+so the test cell imports its checks afresh, and restores the kernel's record mode (``RECORD_ENV``).
+The grader refuses a submission whose guard raised, or whose guard did not display its proof.
 
 This is a tripwire, not a proof: student code shares the interpreter, so code written against
 this module can defeat it. It catches the generic tricks (input/AST transformers, custom
@@ -28,6 +29,7 @@ import sys
 from typing import Any, Iterator
 
 MIME = "application/x-course-guard+json"
+RECORD_ENV = "INDUCTION_COURSE_RECORD"  # sandbox.RECORD_ENV (this file imports nothing of the grader)
 
 # Names whose values IPython or the kernel legitimately replace while cells run.
 _VOLATILE = frozenset({"_", "__", "___", "_i", "_ii", "_iii", "_ih", "_oh", "_dh", "In", "Out", "exit", "quit",
@@ -165,7 +167,8 @@ def setup(nonce: str, package: str) -> None:
     """Remember the clean interpreter. Called once, by the grader's hidden first cell."""
     package = os.path.realpath(package)
     roots = sorted({os.path.realpath(p) for p in (sys.prefix, sys.base_prefix, package)})
-    _STATE.update(nonce=nonce, package=package, roots=roots, snapshot=_snapshot(), modules_type=type(sys.modules))
+    _STATE.update(nonce=nonce, package=package, roots=roots, snapshot=_snapshot(), modules_type=type(sys.modules),
+                  record=os.environ.get(RECORD_ENV))
     _STATE["hooks"] = {label: (may_add, [x if isinstance(x, int) else id(x) for x in entries])
                        for label, (may_add, entries) in _hooks().items()}
 
@@ -199,11 +202,27 @@ def problems() -> list[str]:
     return found
 
 
+def fresh() -> None:
+    """Forget every loaded course module, so the test cell imports its checks afresh from the read-only package,
+    and put back the record mode the kernel started with (an earlier cell may have switched it off).
+    """
+    for name in [m for m in sys.modules if m == "induction_course" or m.startswith("induction_course.")]:
+        sys.modules.pop(name, None)
+    if _STATE.get("record") is not None:
+        os.environ[RECORD_ENV] = _STATE["record"]
+
+
 def check(stage: str, cell: str) -> None:
-    """Raise TamperingDetected if anything changed; otherwise display the proof the grader expects."""
+    """Raise TamperingDetected if anything changed; otherwise display the proof the grader expects.
+
+    Before a test cell ("pre") it also makes the course's modules load afresh: a check module patched by an
+    earlier cell is not the one the test cell calls, whether or not the cell purges them itself.
+    """
     from IPython.display import display
 
     found = problems()
     if found:
         raise TamperingDetected(f"before/after test cell {cell} ({stage}): " + "; ".join(found))
+    if stage == "pre":
+        fresh()
     display({MIME: {"nonce": _STATE["nonce"], "stage": stage, "cell": cell}}, raw=True)

@@ -3,7 +3,9 @@
 Used by the test suite (solution -> full marks, untouched release -> zero) and by the benchmark.
 The throwaway directory's ``nbgrader_config.py`` loads the course's ``autograder/nbgrader_config.py``
 (its stubs, its execution timeouts) and only moves the folders and the gradebook into the throwaway
-directory. Untrusted class submissions go through the sandboxed ``course grade`` instead.
+directory. The checks judge in the kernel, as in a student's notebook (the record mode of ``course
+grade`` is switched off even if the caller's environment sets it). Untrusted class submissions go
+through the sandboxed ``course grade`` instead.
 """
 from __future__ import annotations
 
@@ -12,6 +14,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+from autograder.sandbox import RECORD_ENV
 from autograder.settings import ROOT
 
 STUDENT = "student"
@@ -39,8 +42,9 @@ def _nbgrader(args: list[str], root: Path) -> None:
     from induction_course.notebooks import nbgrader_env
 
     cmd = [sys.executable, "-m", "nbgrader", *args, "--log-level=ERROR"]
+    env = {k: v for k, v in nbgrader_env().items() if k != RECORD_ENV}  # the checks judge in the kernel here
     try:
-        proc = subprocess.run(cmd, cwd=root, capture_output=True, text=True, env=nbgrader_env(),
+        proc = subprocess.run(cmd, cwd=root, capture_output=True, text=True, env=env,
                               timeout=NBGRADER_TIMEOUT)
     except subprocess.TimeoutExpired:
         raise RuntimeError(f"{' '.join(args[:2])} took over {NBGRADER_TIMEOUT} s") from None

@@ -2,7 +2,9 @@
 
 Feedback is nbgrader's feedback HTML (the template of ``nbgrader generate_feedback``) made from the
 executed notebook with the hidden tests removed, also from outputs, and the manual scores and
-comments of the gradebook. Every file is written under --out without following links.
+comments of the gradebook. In test cells, the kernel's tracebacks are cut to their last line (they
+may quote hidden tests); the grader's own verdict (``deciding``) keeps its message and the student's
+traceback. Every file is written under --out without following links.
 """
 from __future__ import annotations
 
@@ -19,6 +21,7 @@ from typing import Any, Iterable
 from nbformat import NotebookNode
 
 from autograder import files
+from autograder.deciding import verdict_index
 from autograder.restoring import BEGIN_HIDDEN, END_HIDDEN, is_test, meta
 from autograder.settings import CSV_FIELDS, SKIPPED_FIELDS, Row, Skipped
 
@@ -65,8 +68,9 @@ def feedback_notebook(nb: NotebookNode, manual: dict[str, dict[str, Any]]) -> tu
     score = max_score = 0.0
     for cell in fb.cells:
         grade_id = meta(cell).get("grade_id")
-        for out in cell.get("outputs", []):
-            if out.output_type == "error" and is_test(cell):
+        verdict = verdict_index(cell)
+        for k, out in enumerate(cell.get("outputs", [])):
+            if out.output_type == "error" and is_test(cell) and k != verdict:  # the kernel's: it may quote the test
                 out.traceback = [f"{out.ename}: {out.evalue}"]
             for key in ("text", "evalue"):
                 if isinstance(out.get(key), str):

@@ -21,6 +21,9 @@ from autograder.settings import GRADER, Limits, course_package
 GUARD = GRADER / "guard.py"  # the one grader file that runs in the kernel
 GUARD_INSIDE = "/run/grader/guard.py"
 PROBE_TIMEOUT = 60  # seconds for the trial sandbox that checks bubblewrap works here
+# The course's record.RECORD_ENV: set in every grading kernel, so graded checks only collect and hand out
+# records, and the grader decides them outside (``deciding``). Without it (at home, plain nbgrader) they judge.
+RECORD_ENV = "INDUCTION_COURSE_RECORD"
 
 
 def sandbox_problem() -> str | None:
@@ -82,7 +85,7 @@ def bwrap_args(ipc: Path, uid: int | None, limits: Limits, package: Path | None 
            "TMPDIR": "/tmp", "LANG": "C.UTF-8", "PYTHONHASHSEED": "0", "PYTHONDONTWRITEBYTECODE": "1",
            "PYTHONPATH": str(package.parent),  # the course package wherever it is installed, nothing else of there
            "OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1", "MALLOC_ARENA_MAX": "2", "HF_HUB_OFFLINE": "1",
-           "TRANSFORMERS_OFFLINE": "1", "NBGRADER_EXECUTION": "autograde", "CUDA_VISIBLE_DEVICES": ""}
+           "TRANSFORMERS_OFFLINE": "1", "NBGRADER_EXECUTION": "autograde", "CUDA_VISIBLE_DEVICES": "", RECORD_ENV: "1"}
     for key, value in env.items():
         args += ["--setenv", key, value]
     args.append("--")
@@ -103,7 +106,7 @@ def limits_args(limits: Limits, uid: int | None) -> list[str]:
 def plain_env() -> dict[str, str]:
     """The kernel's extra environment without the sandbox (--unsafe-no-sandbox)."""
     return {"PYTHONHASHSEED": "0", "OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1", "NBGRADER_EXECUTION": "autograde",
-            "HF_HUB_OFFLINE": "1", "JPY_PARENT_PID": ""}
+            "HF_HUB_OFFLINE": "1", "JPY_PARENT_PID": "", RECORD_ENV: "1"}
 
 
 def kernel_manager(ipc: Path, limits: Limits, package: Path, sandbox: bool) -> Any:

@@ -4,9 +4,10 @@ The stages, in order, each in its module:
 
 1. ``reading``: the file's bytes (read without following links) into a clean notebook;
 2. ``restoring``: its structure against the release, then nbgrader's sanitising preprocessors;
-3. ``executing``: top to bottom in a fresh sandboxed kernel, guards around every test cell;
-4. (between executing and scoring, trusted code may rewrite executed test cells' outputs);
-5. ``scoring`` and ``reporting``: nbgrader's scores, the executed notebook and the feedback page.
+3. ``deciding`` plans every graded check call from the test cells' trusted source (before anything runs);
+4. ``executing``: top to bottom in a fresh sandboxed kernel, guards around every test cell;
+5. ``deciding`` judges the records the checks handed out, here, and rewrites the test cells' outputs;
+6. ``scoring`` and ``reporting``: nbgrader's scores, the executed notebook and the feedback page.
 
 Saving scores into the gradebook happens in the main process (``batch``), one writer for SQLite.
 A failure of the input (unreadable, refused, a file the grader cannot process) is final until the
@@ -23,7 +24,7 @@ from typing import Any
 import nbformat
 from nbformat import NotebookNode
 
-from autograder import files
+from autograder import deciding, files
 from autograder.executing import execute
 from autograder.reading import read_notebook
 from autograder.reporting import autograded_rel, write_failure_feedback, write_feedback
@@ -56,6 +57,14 @@ def prepare(job: Job) -> tuple[NotebookNode, list[str]]:
         raise SubmissionError(f"the grader could not process this file ({type(e).__name__}: {str(e)[:200]}); "
                               "please report it with the file") from None
     return nb, notes + restored + review_notes(nb, release)
+
+
+def plan(nb: NotebookNode) -> deciding.Plan:
+    """The graded check calls of the restored notebook; a cell that cannot be planned fails the submission."""
+    try:
+        return deciding.plan(nb)
+    except deciding.PlanError as e:  # the course's problem: retried once the course or the grader changes
+        raise SubmissionError(f"the grader cannot decide this notebook's checks: {e}", "internal") from None
 
 
 def score(job: Job, nb: NotebookNode, row: Row) -> str:
@@ -99,11 +108,12 @@ def _grade_one(job: Job) -> tuple[Row, str | None]:
     notes = [s.note] if s.note else []
     try:
         nb, prepared = prepare(job)
+        plans = plan(nb)
         executed = execute(job, nb)
         nb.cells, row.kernel_cpu_s = executed.cells, executed.kernel_cpu_s
-        # Stage 4 goes here: trusted code deciding the executed test cells before nbgrader scores them.
+        decided = deciding.decide(nb.cells, plans, job.limits)
         autograded = score(job, nb, row)
-        row.notes = "; ".join(notes + prepared + executed.notes)
+        row.notes = "; ".join(notes + prepared + executed.notes + decided)
         row.seconds = time.monotonic() - start
         return row, autograded
     except SubmissionError as e:

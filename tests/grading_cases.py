@@ -4,6 +4,7 @@
 ``MALFORMED``: damage to a notebook's JSON that must be repaired (or failed with a reason), never a crash.
 ``odd_class``: a class folder with symbolic links of both kinds, odd layouts and colliding names.
 ``unaccounted``: files under a class folder that are neither a row of grades.csv nor in skipped.csv.
+``TRICKS``: Notebook 1 ``project`` cells that are wrong (no bias) and try to pass their check anyway.
 """
 from __future__ import annotations
 
@@ -176,3 +177,70 @@ def feedback_leaks(out: Path, secrets: dict[str, str], owner: dict[str, str]) ->
         leaks += [f"{name} in {student}'s feedback" for name, secret in secrets.items()
                   if secret in text and owner.get(name) != student]
     return leaks
+
+
+# Notebook 1's `project` (x [batch, pos, d_model], W [head, d_model, d_head], b [head, d_head]), each wrong (the
+# bias is missing) and dressed to pass its check from inside the student's function while it is being checked.
+# HOME: the tricks that do pass the check in a student's own notebook, where the kernel judges.
+_WRONG = 'torch.einsum("bpm,hmd->bphd", x, W)'
+_VISIBLE = """visible = torch.randn(2, 5, 12, generator=torch.Generator().manual_seed(0))  # the visible check's x
+    if x.shape == visible.shape and torch.equal(x, visible):"""
+TRICKS: dict[str, str] = {
+    # the engine's comparisons, replaced through sys.modules while the check runs
+    "patch_engine": f"""import sys
+def project(x, W, b):
+    for name, module in list(sys.modules.items()):
+        if name.startswith("induction_course.checks"):
+            for attr in ("judge_case", "_early_bug", "_merged_axes", "_returned_none", "_structure_problem"):
+                if hasattr(module, attr):
+                    setattr(module, attr, lambda *args, **kwargs: None)
+            if hasattr(module, "_close"):
+                module._close = lambda *args, **kwargs: True
+    return {_WRONG}""",
+    # the checker found in the stack frames (no name a review flag knows), its judge replaced
+    "frames": f"""import sys, threading
+def project(x, W, b):
+    frame = sys._current_frames()[threading.get_ident()]
+    while frame is not None:
+        for value in list(getattr(frame, "f_" + "locals").values()):
+            if type(value).__name__ == "Check":
+                object.__setattr__(value, "judge", lambda record, **params: "✓ project matches the reference")
+        frame = getattr(frame, "f_" + "back")
+    return {_WRONG}""",
+    # the reference imported under a computed name, used for the visible check's input only
+    "computed_import": f"""import importlib
+def project(x, W, b):
+    {_VISIBLE}
+        return importlib.import_module("induction_course." + "atten" + "tion").project(x, W, b)
+    return {_WRONG}""",
+    # a tensor subclass whose comparisons always agree
+    "subclass": f"""class Agreeable(torch.Tensor):
+    @classmethod
+    def __torch_function__(cls, func, types, args=(), kwargs=None):
+        if func in (torch.allclose, torch.equal, torch.Tensor.equal):
+            return True
+        return super().__torch_function__(func, types, args, kwargs or {{}})
+def project(x, W, b):
+    return {_WRONG}.as_subclass(Agreeable)""",
+    # no record: the record mode switched off and the check's judge replaced, a success line printed
+    "no_record": f"""import os, sys
+def project(x, W, b):
+    os.environ["INDUCTION_COURSE_RECORD"] = "0"
+    check = sys.modules["induction_course.checks.nb1"].check_project
+    object.__setattr__(check, "judge", lambda record, **params: "✓ project matches the reference")
+    return {_WRONG}""",
+    # the real record replaced by a forged one that claims the visible case only, and a fake success line
+    "forged_record": f"""import sys
+from IPython.display import display
+def project(x, W, b):
+    record = sys.modules["induction_course.checks.record"]
+    def forged(check, params, data):
+        payload = record.encode(check, {{"seeds": (0,), "shapes": ({{}},)}}, data[:1])
+        display({{record.MIME: payload, "text/plain": "recorded"}}, raw=True)
+        print("✓ project matches the reference on 6 fresh random input(s) (atol=1e-05, rtol=0.0001).")
+    sys.modules["induction_course.checks.core"].emit = forged
+    {_VISIBLE}
+        return {_WRONG} + b
+    return {_WRONG}""",
+}
+HOME = ("patch_engine", "frames", "computed_import", "no_record", "forged_record")

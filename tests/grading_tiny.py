@@ -1,7 +1,9 @@
 """A tiny nbgrader assignment for the grader's tests: two 2- and 3-point checks and a 1-point written answer.
 
-Its test cells work like the course's: they purge ``induction_course`` from ``sys.modules`` and use the
-real check engine (``induction_course.checks.core``), but import only torch, so a kernel starts fast.
+Its test cells use the real check engine's in-kernel ``run_check`` (``induction_course.checks.core``) and
+import only torch, so a kernel starts fast. They call no notebook's ``Check``, so ``course grade`` leaves
+them to the kernel, as nbgrader judges any test cell (``autograder.deciding``); they do not purge the
+course's modules themselves: the grader's hidden guard cell does it before every test cell.
 """
 from __future__ import annotations
 
@@ -28,7 +30,6 @@ def double(x: torch.Tensor) -> torch.Tensor:
     return 2 * x
     ### END SOLUTION
 # %% test="check_double" points=2
-import sys; [sys.modules.pop(m) for m in list(sys.modules) if m.startswith("induction_course")]
 import torch
 from induction_course.checks.core import Exercise, run_check
 EX = Exercise("double", lambda seed, n=4: {"x": torch.randn(n, generator=torch.Generator().manual_seed(seed))},
@@ -46,7 +47,6 @@ def halve(x: torch.Tensor) -> torch.Tensor:
     return x / 2
     ### END SOLUTION
 # %% test="check_halve" points=3
-import sys; [sys.modules.pop(m) for m in list(sys.modules) if m.startswith("induction_course")]
 import torch
 from induction_course.checks.core import Exercise, run_check
 EX = Exercise("halve", lambda seed, n=4: {"x": torch.randn(n, generator=torch.Generator().manual_seed(seed))},

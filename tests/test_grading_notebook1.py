@@ -1,7 +1,8 @@
 """`course grade` on the real Notebook 1, in sandboxes, as an instructor would run it on a class folder: the
 solution, the untouched release, a solution whose metadata was stripped and that tries to switch a check off,
-honest habits, malformed files, links of both kinds, odd layouts and colliding names; then a manual grade
-and a plain re-run. About three minutes on two cores."""
+wrong answers dressed to pass their check from inside the student's function (grading_cases.TRICKS), honest
+habits, malformed files, links of both kinds, odd layouts and colliding names; then a manual grade and a
+plain re-run. About four minutes on two cores."""
 from __future__ import annotations
 
 import copy
@@ -15,8 +16,8 @@ from autograder.batch import grade
 from autograder.sandbox import sandbox_problem
 from autograder.scoring import db_url
 from autograder.settings import Limits
-from grading_cases import (HONEST, MALFORMED, ODD_SKIPPED, VICTIM_MARK, feedback_leaks, malformed, odd_class,
-                           read_skipped, unaccounted, with_cells)
+from grading_cases import (HONEST, MALFORMED, ODD_SKIPPED, TRICKS, VICTIM_MARK, feedback_leaks, malformed,
+                           odd_class, read_skipped, unaccounted, with_cells)
 from induction_course.notebooks import COURSE, SOLUTIONS
 
 NAME = "01_attention"
@@ -47,6 +48,13 @@ def _without_bias(nb: nbformat.NotebookNode) -> tuple[nbformat.NotebookNode, int
     return nb, project
 
 
+def _tricked(nb: nbformat.NotebookNode, trick: str) -> nbformat.NotebookNode:
+    """A copy whose project() cell is the trick's: wrong (no bias), dressed to pass its check."""
+    nb, project = _without_bias(nb)
+    nb.cells[project].source = TRICKS[trick]
+    return nb
+
+
 @pytest.fixture(scope="module")
 def batch(tmp_path_factory) -> dict:
     folder = tmp_path_factory.mktemp("nb1-submissions")
@@ -64,6 +72,8 @@ def batch(tmp_path_factory) -> dict:
     nbformat.write(with_cells(solved, "project", [c for cells in HONEST.values() for c in cells]),
                    folder / "honest.ipynb")
     (folder / "malformed.ipynb").write_bytes(malformed(solved, *MALFORMED))
+    for trick in TRICKS:
+        nbformat.write(_tricked(solved, trick), folder / f"trick_{trick}.ipynb")
     odd = odd_class(folder, NAME, solved, _without_bias(solved)[0], SOLUTIONS / NAME / f"{NAME}.ipynb")
     out = tmp_path_factory.mktemp("nb1-out")
     lines: list[str] = []
@@ -85,6 +95,36 @@ def test_stripped_metadata_is_restored_and_a_switched_off_check_still_counts(bat
     assert "metadata was missing" in sneaky.notes and "patches the course's checks" in sneaky.notes
     html = (batch["out"] / "feedback" / "sneaky" / NAME / f"{NAME}.html").read_text()
     assert "the bias b is missing" in html
+
+
+# What each trick keeps: the tests its wrong project() does not reach (the TransformerLens layer has no bias, so
+# a project() without it passes there, unless the trick also breaks that check: a subclass, no record, a forgery).
+TRICK_SCORES = {"patch_engine": 13, "frames": 13, "computed_import": 13, "subclass": 10, "no_record": 10,
+                "forged_record": 10}
+
+
+@pytest.mark.parametrize("trick", TRICKS)
+def test_a_wrong_answer_scores_zero_however_it_is_dressed(batch, trick):
+    """Each trick passes the check at home (test_grading_decide); graded, its check_project scores 0."""
+    row = batch["rows"][f"trick_{trick}"]
+    assert (row.status, row.max_score, row.reason) == ("graded", 17, ""), row
+    with Gradebook(db_url(batch["out"] / "gradebook.db")) as gb:
+        assert gb.find_grade("check_project", NAME, NAME, row.student).score == 0, trick
+        assert gb.find_grade("check_attention_layer", NAME, NAME, row.student).score == 0, trick
+    assert row.score == TRICK_SCORES[trick], row
+
+
+@pytest.mark.parametrize("student, words", [
+    ("solved", "✓ project matches the reference on 6 fresh random input(s)"),
+    ("solved", "✓ pattern, z and attention output of layer 1 match TransformerLens"),
+    ("untouched", "project is not written yet"), ("sneaky", "the bias b is missing"),
+    ("trick_subclass", "but a plain torch.Tensor was expected"), ("trick_no_record", "received no record"),
+    ("trick_forged_record", "the bias b is missing"), ("trick_patch_engine", "the bias b is missing"),
+])
+def test_feedback_shows_the_graders_verdict(batch, student, words):
+    page = (batch["out"] / "feedback" / student / NAME / f"{NAME}.html").read_text()
+    assert words in page, student
+    assert "your answers were recorded" not in page  # the records themselves are gone
 
 
 def test_honest_habits_are_graded_normally(batch):

@@ -234,7 +234,7 @@ def test_student_code_cannot_read_secrets_write_outside_or_reach_the_network(bat
 
 def test_feedback_has_scores_but_no_hidden_tests(batch):
     page = (batch["out"] / "feedback" / "edited" / NAME / f"{NAME}.html").read_text()
-    assert "Score: 3.0 / 6.0" in page and "double differs from the reference" in page
+    assert "Score: 3.0 / 6.0" in page and "double is wrong. Every value is 1.5 times the expected one" in page
     assert "seeds=(1, 2)" not in page and "HIDDEN" not in page
 
 

@@ -40,13 +40,14 @@ c.Execute.raise_on_iopub_timeout = True
 
 if os.environ.get("COURSE_EXCHANGE"):
     c.Exchange.root = os.environ["COURSE_EXCHANGE"]
-elif "JUPYTERHUB_API_URL" not in os.environ:
+elif not os.environ.get("JUPYTERHUB_API_URL"):
     c.Exchange.root = os.path.join(ROOT, "autograder", "exchange")
     c.Exchange.assignment_dir = os.path.join(ROOT, "assignments")
-    # nbgrader needs the exchange to exist before anything is released into it or listed from it.
+    # nbgrader needs both to exist before anything is released, listed or fetched.
     try:
         os.makedirs(c.Exchange.root, exist_ok=True)
-    except OSError:  # a read-only checkout: nbgrader then says the exchange is missing
+        os.makedirs(c.Exchange.assignment_dir, exist_ok=True)
+    except OSError:  # a read-only checkout: nbgrader then says which folder is missing
         pass
 
 

@@ -101,6 +101,6 @@ def test_lab_opens_the_first_notebook_with_the_repository_in_the_file_browser(tm
 def test_instructor_opens_the_formgrader_on_the_four_assignments(tmp_path):
     with RunSh(tmp_path, "instructor") as instructor:
         status, body, url = instructor.get("")
-        assert status == 200 and url.split("?")[0].endswith("/formgrader"), url
+        assert status == 200 and "/formgrader/" in url, url  # formgrader's own start page
         status, body, _ = instructor.get("formgrader/api/assignments")
         assert status == 200 and sorted(a["name"] for a in json.loads(body)) == assignments(), body

@@ -30,6 +30,10 @@ if [ -n "${AS_USER:-}" ]; then
   id "$AS_USER" >/dev/null 2>&1 || useradd --create-home --shell /bin/bash "$AS_USER"
   WORK=$(runuser -u "$AS_USER" -- mktemp -d "$(getent passwd "$AS_USER" | cut -d: -f6)/python-versions.XXXXXX")
   as_user=(runuser -u "$AS_USER" -- env HOME="$(getent passwd "$AS_USER" | cut -d: -f6)" USER="$AS_USER")
+  # git will not read another user's repository ("dubious ownership"): hand the user a bare copy of it.
+  git clone -q --bare "$REPO" "$WORK/source.git" && chown -R "$AS_USER" "$WORK/source.git"
+  REPO_HEAD=$(git -C "$REPO" rev-parse --short HEAD)
+  REPO=$WORK/source.git
 fi
 
 # One Python: clone, setup, smoke test, lab. Runs as the user when AS_USER is set.
@@ -88,6 +92,6 @@ for py in "${pythons[@]}"; do
     "$(grep '^VENV_SIZE' "$log" | cut -d' ' -f2)" "$result")")
   [ -n "${KEEP:-}" ] || rm -rf "$dir"
 done
-echo "=== Summary (as ${AS_USER:-$(id -un)}; from $(git -C "$REPO" rev-parse --short HEAD))"
+echo "=== Summary (as ${AS_USER:-$(id -un)}; from ${REPO_HEAD:-$(git -C "$REPO" rev-parse --short HEAD)})"
 printf '%s\n' "${summary[@]}"
 exit $rc

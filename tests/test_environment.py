@@ -5,8 +5,14 @@ smoke test per Python); here, what can be read.
 """
 from __future__ import annotations
 
+import http.server
 import importlib.metadata
 import re
+import socket
+import subprocess
+import sys
+import threading
+import time
 import tomllib
 
 import yaml
@@ -60,3 +66,36 @@ def test_readme_and_pyproject_state_the_same_oldest_python():
     assert project["requires-python"] == f">={OLDEST_PYTHON}"
     assert "(3, 11, 2)" in (ROOT / "run.sh").read_text()
     assert re.search(rf"Python 3\.11 \({re.escape(OLDEST_PYTHON)} or newer\)", (ROOT / "README.md").read_text())
+
+
+def _torch_index_probe() -> str:
+    """The Python program run.sh runs to ask whether a torch index answers (its heredoc)."""
+    return re.search(r"<<'PY'\n(.*?)\nPY\n", (ROOT / "run.sh").read_text(), re.S).group(1)
+
+
+def test_torch_index_probe_gives_up_fast_on_a_silent_index():
+    with socket.socket() as silent:  # accepts connections (the backlog) and never answers
+        silent.bind(("127.0.0.1", 0))
+        silent.listen(8)
+        start = time.monotonic()
+        proc = subprocess.run([sys.executable, "-c", _torch_index_probe(), f"http://127.0.0.1:{silent.getsockname()[1]}/"],
+                              capture_output=True, timeout=120)
+        elapsed = time.monotonic() - start
+    assert proc.returncode == 1, proc.stderr
+    assert elapsed < 15, f"run.sh waited {elapsed:.0f} s for a silent index"
+
+
+def test_torch_index_probe_accepts_any_answer():
+    class NotFound(http.server.BaseHTTPRequestHandler):
+        def do_HEAD(self):
+            self.send_response(404)
+            self.end_headers()
+
+        def log_message(self, *args):
+            pass
+
+    with http.server.HTTPServer(("127.0.0.1", 0), NotFound) as server:
+        threading.Thread(target=server.handle_request, daemon=True).start()
+        proc = subprocess.run([sys.executable, "-c", _torch_index_probe(), f"http://127.0.0.1:{server.server_port}/"],
+                              capture_output=True, timeout=120)
+    assert proc.returncode == 0, proc.stderr

@@ -142,8 +142,11 @@ def test_student_panel_answers_without_error(role_labs):
 
 def test_students_see_no_instructor_tools(role_labs):
     lab = role_labs["student"]
-    disabled = set(_page_config(lab).get("disabledExtensions", []))
+    config = _page_config(lab)
+    disabled = set(config.get("disabledExtensions", []))
     assert INSTRUCTOR_PLUGINS <= disabled, disabled
+    # Locked too, so JupyterLab's plugin manager cannot switch them back on.
+    assert INSTRUCTOR_PLUGINS <= set(config.get("lockedExtensions", [])), config.get("lockedExtensions")
     assert not {"@jupyter/nbgrader:assignment-list", "@jupyter/nbgrader:validate-assignment"} & disabled, disabled
     assert lab.request("GET", "formgrader/api/assignments")[0] == 404
     # Both course/ and solutions/ are in the file browser.

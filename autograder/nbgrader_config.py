@@ -1,8 +1,16 @@
-"""nbgrader configuration: `solutions/` is the source, `course/` is the release.
+"""nbgrader configuration: `solutions/` is the source, `course/` is the release, an exchange links them to students.
 
-Paths are relative to the repository root, whatever directory nbgrader is started from. Every
-execution timeout is set here, generously (a loaded 2-core machine can be 3x slower than a quiet one);
-`course grade` has its own, per run (`--cell-timeout`, `--timeout`).
+Paths are relative to the repository root, whatever directory nbgrader is started from. nbgrader finds this
+file from `autograder/` and, through `nbgrader_config.py` in the repository root, from there (where
+`./run.sh lab` and `./run.sh instructor` start Jupyter). Every execution timeout is set here, generously
+(a loaded 2-core machine can be 3x slower than a quiet one); `course grade` has its own, per run
+(`--cell-timeout`, `--timeout`).
+
+The exchange (where release, fetch, submit, collect and feedback meet):
+- on one machine, `autograder/exchange/` (git-ignored, made here) and students' fetched copies in `assignments/`;
+- `COURSE_EXCHANGE=/path` chooses another folder (e.g. a shared one on a lab server);
+- on a JupyterHub (`JUPYTERHUB_API_URL` is set in every hub server) neither is set here, so the hub's own
+  nbgrader configuration (`c.Exchange.root` in /etc/jupyter/nbgrader_config.py) applies.
 """
 import os
 
@@ -23,8 +31,38 @@ c.CourseDirectory.ignore = [".ipynb_checkpoints", "*.pyc", "__pycache__", "feedb
 
 c.ClearSolutions.code_stub = {"python": "# YOUR CODE HERE\nraise NotImplementedError()"}
 c.ClearSolutions.text_stub = "YOUR ANSWER HERE"
+
 c.Execute.timeout = 300  # seconds per cell, then it is interrupted
 c.Execute.interrupt_on_timeout = True
 c.Execute.startup_timeout = 300  # seconds for the kernel to start
 c.Execute.iopub_timeout = 60  # seconds to wait for a cell's last outputs after its reply
 c.Execute.raise_on_iopub_timeout = True
+
+if os.environ.get("COURSE_EXCHANGE"):
+    c.Exchange.root = os.environ["COURSE_EXCHANGE"]
+elif not os.environ.get("JUPYTERHUB_API_URL"):
+    c.Exchange.root = os.path.join(ROOT, "autograder", "exchange")
+    c.Exchange.assignment_dir = os.path.join(ROOT, "assignments")
+    # nbgrader needs both to exist before anything is released, listed or fetched.
+    try:
+        os.makedirs(c.Exchange.root, exist_ok=True)
+        os.makedirs(c.Exchange.assignment_dir, exist_ok=True)
+    except OSError:  # a read-only checkout: nbgrader then says which folder is missing
+        pass
+
+
+def _assignment_folders(list_folders):
+    """nbgrader's source assignments, less folders without a notebook (the masters' folder, solutions/src)."""
+    def listed(api) -> set:
+        source = os.path.join(api.coursedir.root, api.coursedir.source_directory)
+        return {name for name in list_folders(api)
+                if any(f.endswith(".ipynb") for f in os.listdir(os.path.join(source, name)))}
+    return listed
+
+
+# nbgrader lists every folder of the source directory as an assignment (the formgrader would show `src`).
+from nbgrader.apps.api import NbGraderAPI  # noqa: E402
+
+if not getattr(NbGraderAPI.get_source_assignments, "course_filtered", False):
+    NbGraderAPI.get_source_assignments = _assignment_folders(NbGraderAPI.get_source_assignments)
+    NbGraderAPI.get_source_assignments.course_filtered = True

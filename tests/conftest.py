@@ -14,6 +14,11 @@ from induction_course.notebooks import SOLUTIONS, assignments
 os.environ.setdefault("COURSE_DEVICE", "cpu")
 os.environ.setdefault("PYDEVD_DISABLE_FILE_VALIDATION", "1")
 
+# Explicit, generous limits for executing notebooks (a loaded 2-core machine can be 3x slower than a quiet one).
+CELL_S = 600  # one cell
+STARTUP_S = 300  # the kernel's start
+IOPUB_S = 60  # a cell's last outputs after its reply (nbclient's default, 4 s, can drop them when busy)
+
 
 @pytest.fixture(scope="session")
 def executed_solutions() -> dict[str, nbformat.NotebookNode]:
@@ -23,7 +28,8 @@ def executed_solutions() -> dict[str, nbformat.NotebookNode]:
         def __missing__(self, name: str) -> nbformat.NotebookNode:
             path = SOLUTIONS / name / f"{name}.ipynb"
             nb = nbformat.read(path, as_version=4)
-            NotebookClient(nb, timeout=300, kernel_name="python3", resources={"metadata": {"path": str(path.parent)}}).execute()
+            NotebookClient(nb, kernel_name="python3", resources={"metadata": {"path": str(path.parent)}},
+                           timeout=CELL_S, startup_timeout=STARTUP_S, iopub_timeout=IOPUB_S).execute()
             self[name] = nb
             return nb
 

@@ -1,10 +1,13 @@
-"""JupyterLab 4 as students use it: nbgrader's extensions (assignment list, validate) and the course's own.
+"""JupyterLab 4 as students and instructors use it: nbgrader's extensions and the course's own.
 
-One JupyterLab runs on 127.0.0.1 for the module, in a student's home directory that is wired to a throwaway
-nbgrader exchange into which Notebook 1 has been released.
+JupyterLabs on 127.0.0.1: one in a student's home directory wired to a throwaway nbgrader exchange into which
+Notebook 1 has been released (as on a JupyterHub); and one per role of `./run.sh` (`lab`: student,
+`instructor`), each rooted at a copy of the repository with that role's Jupyter configuration, as `./run.sh`
+starts them.
 """
 from __future__ import annotations
 
+import contextlib
 import functools
 import json
 import re
@@ -15,16 +18,18 @@ import nbformat
 import pytest
 
 from induction_course import jupyter_extension
-from induction_course.notebooks import CONFIG, COURSE
-from labserver import LabServer, filled_course_notebook
+from induction_course.notebooks import CONFIG, COURSE, assignments
+from labserver import LabServer, copy_course, filled_course_notebook
 
 COURSE_ID = "induction-heads"
 NAME = "01_attention"
+INSTRUCTOR_PLUGINS = {"@jupyter/nbgrader:formgrader", "@jupyter/nbgrader:create-assignment",
+                      "@jupyter/nbgrader:course-list"}
 
 
 @functools.lru_cache(maxsize=None)
 def _jupyter(*args: str) -> str:
-    proc = subprocess.run([sys.executable, "-m", "jupyter", *args], capture_output=True, text=True, timeout=120)
+    proc = subprocess.run([sys.executable, "-m", "jupyter", *args], capture_output=True, text=True, timeout=300)
     # Both commands print their report to stderr; strip colour codes.
     return re.sub(r"\x1b\[[0-9;]*m", "", proc.stdout + proc.stderr)
 
@@ -55,7 +60,7 @@ def student_lab(tmp_path_factory):
     proc = subprocess.run(
         [sys.executable, "-m", "nbgrader", "release_assignment", NAME, f"--Exchange.root={exchange}",
          f"--CourseDirectory.course_id={COURSE_ID}", f"--CourseDirectory.db_url=sqlite:///{tmp}/gradebook.db",
-         "--log-level=ERROR"], cwd=CONFIG.parent, capture_output=True, text=True, timeout=120)
+         "--log-level=ERROR"], cwd=CONFIG.parent, capture_output=True, text=True, timeout=300)
     assert proc.returncode == 0, proc.stdout + proc.stderr
     # The student's nbgrader configuration names the exchange, as a JupyterHub deployment would.
     (home / "nbgrader_config.py").write_text(f"c = get_config()\nc.Exchange.root = {str(exchange)!r}\n")
@@ -63,11 +68,15 @@ def student_lab(tmp_path_factory):
         yield lab
 
 
-def test_page_loads_the_nbgrader_labextension(student_lab):
-    status, body = student_lab.request("GET", "lab")
+def _page_config(lab: LabServer) -> dict:
+    status, body = lab.request("GET", "lab")
     assert status == 200
-    config = json.loads(re.search(rb'<script id="jupyter-config-data" type="application/json">(.*?)</script>',
-                                  body, re.S).group(1))
+    return json.loads(re.search(rb'<script id="jupyter-config-data" type="application/json">(.*?)</script>',
+                                body, re.S).group(1))
+
+
+def test_page_loads_the_nbgrader_labextension(student_lab):
+    config = _page_config(student_lab)
     assert "@jupyter/nbgrader" in {ext["name"] for ext in config["federated_extensions"]}
     disabled = config.get("disabledExtensions", [])
     assert not [d for d in disabled if "nbgrader" in d], disabled
@@ -103,4 +112,52 @@ def test_assignment_list_fetch_and_validate(student_lab):
     status, body = student_lab.request("POST", "assignments/validate", form={"path": f"{NAME}/{NAME}.ipynb"}, timeout=300)
     result = json.loads(body)
     assert status == 200 and result == {"success": True, "value": {}}, result
+
+
+@pytest.fixture(scope="module")
+def role_labs(tmp_path_factory):
+    """role -> a JupyterLab rooted at a copy of the repository, configured as `./run.sh lab|instructor` does."""
+    labs, stack = {}, contextlib.ExitStack()
+    root = copy_course(tmp_path_factory.mktemp("clone"))
+    with stack:
+        for role in ("student", "instructor"):
+            config = root / "autograder" / "jupyter" / role
+            scratch = tmp_path_factory.mktemp(role)
+            # A fresh data directory: nbgrader caches the user's submissions there.
+            env = {"JUPYTER_CONFIG_PATH": str(config), "JUPYTER_DATA_DIR": str(scratch / "data"),
+                   "COURSE_EXCHANGE": "", "JUPYTERHUB_API_URL": ""}
+            labs[role] = stack.enter_context(LabServer(root, scratch, env=env))
+        yield labs
+
+
+def test_student_panel_answers_without_error(role_labs):
+    lab = role_labs["student"]
+    # The Assignments panel asks for the courses first ("Error fetching courses!" when the exchange is missing).
+    status, body = lab.request("GET", "courses")
+    assert status == 200 and json.loads(body) == {"success": True, "value": []}, body
+    status, body = lab.request("GET", "assignments", course_id=COURSE_ID)
+    assert status == 200 and json.loads(body) == {"success": True, "value": []}, body
+    assert (lab.root / "autograder" / "exchange").is_dir()
+
+
+def test_students_see_no_instructor_tools(role_labs):
+    lab = role_labs["student"]
+    config = _page_config(lab)
+    disabled = set(config.get("disabledExtensions", []))
+    assert INSTRUCTOR_PLUGINS <= disabled, disabled
+    # Locked too, so JupyterLab's plugin manager cannot switch them back on.
+    assert INSTRUCTOR_PLUGINS <= set(config.get("lockedExtensions", [])), config.get("lockedExtensions")
+    assert not {"@jupyter/nbgrader:assignment-list", "@jupyter/nbgrader:validate-assignment"} & disabled, disabled
+    assert lab.request("GET", "formgrader/api/assignments")[0] == 404
+    # Both course/ and solutions/ are in the file browser.
+    status, body = lab.request("GET", "api/contents")
+    assert status == 200 and {"course", "solutions"} <= {c["name"] for c in json.loads(body)["content"]}, body
+
+
+def test_instructor_formgrader_lists_exactly_the_assignments(role_labs):
+    lab = role_labs["instructor"]
+    assert not INSTRUCTOR_PLUGINS & set(_page_config(lab).get("disabledExtensions", []))
+    status, body = lab.request("GET", "formgrader/api/assignments", timeout=120)
+    assert status == 200, body
+    assert sorted(a["name"] for a in json.loads(body)) == assignments() and len(assignments()) == 4, body
 

@@ -6,65 +6,24 @@ the checks without their hidden tests, nbgrader's metadata). They are copied int
 so JupyterLab never writes outputs into the repository.
 
 Setup: ``tests/browser/install_browser.sh`` installs Debian's chromium and chromium-driver when they are
-missing; where it cannot, the test skips and says why. Screenshots go to ``artifacts/browser/``.
+missing; where it cannot, the test skips and says why (fixtures in ``conftest.py``). Screenshots go to
+``artifacts/browser/``.
 """
 from __future__ import annotations
 
-import shutil
-import subprocess
 import time
-from pathlib import Path
 
 import nbformat
 import pytest
 
 from induction_course import jupyter_extension
-from induction_course.notebooks import ROOT, assignments
+from induction_course.notebooks import assignments
+from browsing import ARTIFACTS, LAB_SETTINGS, wait as _wait
 from labserver import LabServer, filled_course_notebook
 
-HERE = Path(__file__).resolve().parent
-ARTIFACTS = ROOT / "artifacts" / "browser"
 # Notebook 1 (attention from scratch) and Notebook 3 (induction heads), whichever exist.
 NOTEBOOKS = [name for name in assignments() if name[:2] in ("01", "03")]
-RUN_TIMEOUT_S = 300
-CHROMIUM_FLAGS = [
-    "--headless=new", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-    "--disable-background-networking", "--disable-component-update", "--disable-sync",
-    "--disable-dev-shm-usage", "--disable-extensions", "--window-size=1400,1000",
-]
-LAB_SETTINGS = {
-    # Every cell in the DOM, so every output can be checked (JupyterLab 4 otherwise skips off-screen cells).
-    "@jupyterlab/notebook-extension:tracker": {"windowingMode": "none"},
-    "@jupyterlab/docmanager-extension:plugin": {"autosave": False},
-    "@jupyterlab/apputils-extension:notification": {"fetchNews": "false", "checkForUpdates": False},
-}
-
-
-@pytest.fixture(scope="module")
-def chromium() -> tuple[str, str]:
-    proc = subprocess.run(["bash", str(HERE / "install_browser.sh")], capture_output=True, text=True, timeout=900)
-    if proc.returncode != 0:
-        pytest.skip(f"no Chromium for the browser test: {proc.stderr.strip().splitlines()[-1:] or proc.returncode}")
-    return shutil.which("chromium"), shutil.which("chromedriver")
-
-
-@pytest.fixture(scope="module")
-def driver(chromium, tmp_path_factory):
-    webdriver = pytest.importorskip("selenium.webdriver", reason="selenium is not installed (it is in requirements.lock)")
-    from selenium.webdriver.chrome.service import Service
-
-    browser, chromedriver = chromium
-    options = webdriver.ChromeOptions()
-    options.binary_location = browser
-    for flag in CHROMIUM_FLAGS:
-        options.add_argument(flag)
-    options.add_argument(f"--user-data-dir={tmp_path_factory.mktemp('chromium-profile')}")
-    options.set_capability("goog:loggingPrefs", {"browser": "ALL"})
-    service = Service(executable_path=chromedriver, log_output=str(tmp_path_factory.mktemp("chromedriver") / "log"))
-    drv = webdriver.Chrome(options=options, service=service)
-    drv.set_script_timeout(30)
-    yield drv
-    drv.quit()
+RUN_TIMEOUT_S = 900  # running a whole notebook in the page, on a loaded 2-core machine
 
 
 @pytest.fixture(scope="module")
@@ -78,16 +37,6 @@ def lab(tmp_path_factory):
         yield server
         ARTIFACTS.mkdir(parents=True, exist_ok=True)
         (ARTIFACTS / "jupyterlab.log").write_text(server.log())
-
-
-def _wait(driver, script: str, *args, timeout: float, what: str, poll: float = 0.5):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        value = driver.execute_script(script, *args)
-        if value:
-            return value
-        time.sleep(poll)
-    raise AssertionError(f"timed out after {timeout:.0f} s waiting for {what}")
 
 
 KERNEL_IDLE = """

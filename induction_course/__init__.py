@@ -9,4 +9,7 @@ Modules are named after what they hold:
   ``autograder`` package, for instructors);
 - tooling: ``notebooks`` (build), ``colab``, ``environment`` (lock), ``benchmark``, ``tokenizer``, ``cli``.
 """
+from induction_course.threads import apply_policy
+
 __version__ = "0.1.0"
+apply_policy()  # one torch thread unless you chose otherwise: see induction_course/threads.py

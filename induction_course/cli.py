@@ -45,13 +45,14 @@ def _build(args: argparse.Namespace) -> int:
 
 def _bench_args(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("notebooks", nargs="*", help="notebooks to measure (default: all)")
+    parser.add_argument("--threads", action="store_true", help="also compare torch thread options, quiet and loaded")
     parser.add_argument("--grading", action="store_true", help="also time grading 100 copies, serial vs parallel")
 
 
 def _bench(args: argparse.Namespace) -> int:
     from induction_course import benchmark
 
-    benchmark.run(args.notebooks or None)
+    benchmark.run(args.notebooks or None, threads=args.threads)
     if args.grading:
         from autograder.bench import bench
 
@@ -69,7 +70,7 @@ def _lock(args: argparse.Namespace) -> int:
 
 COMMANDS: dict[str, Command] = {
     "build": ("regenerate solutions/*.ipynb from the masters and course/ with nbgrader", _no_args, _build),
-    "bench": ("print execution seconds, peak memory and autograde seconds per notebook", _bench_args, _bench),
+    "bench": ("print the budgets measured: notebooks quiet and loaded, training, named mistakes", _bench_args, _bench),
     "lock": ("write requirements.lock and environment.yml from the running environment", _no_args, _lock),
     "grade": ("autograde a folder of submissions in sandboxes; write grades.csv and feedback", _grade_args, _grade),
 }

@@ -40,3 +40,17 @@ def induction_score(pattern: torch.Tensor, seq_len: int) -> torch.Tensor:
     after the earlier occurrence of the current token. Only second-copy queries are scored.
     """
     return diagonal_score(pattern, offset=seq_len - 1, first_query=seq_len + 1)
+
+
+def spread_score(pattern: torch.Tensor, first_query: int = 8) -> torch.Tensor:
+    """How evenly each head spreads its attention over the earlier tokens (BOS left out), per head: [head].
+
+    For each query from ``first_query`` on, the entropy of its attention over keys 1 … i (renormalised)
+    divided by the largest possible, log i; averaged over batch and queries. 1 means perfectly even
+    (an averaging head), 0 means all on one token (a previous-token head is near 0).
+    """
+    keys = pattern[..., first_query:, 1:]  # [batch, head, q, k - 1]
+    keys = keys / keys.sum(dim=-1, keepdim=True).clamp(min=1e-12)
+    entropy = -(keys * keys.clamp(min=1e-12).log()).sum(dim=-1)  # [batch, head, q]
+    n_keys = torch.arange(first_query, pattern.shape[-2], device=pattern.device).clamp(min=2)
+    return (entropy / n_keys.log()).mean(dim=(0, -1))

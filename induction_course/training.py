@@ -1,26 +1,37 @@
-"""Train the course's attention-only models on repeated random tokens (Notebook 3).
+"""Train the course's attention-only models on repeated random tokens and shuffled decks (Notebook 3).
 
-Every training sequence is ``[BOS]`` followed by one random block whose length is drawn
-from ``TRAIN_LENGTHS``, repeated to fill the context. Block lengths vary, so the distance back
-to an earlier copy varies and no fixed-offset or positional shortcut predicts the next token;
-only looking up "what followed the current token last time" (induction) does.
-The lengths in ``HELD_OUT_LENGTHS`` never occur in training: scores are measured on them.
+Most training sequences (``1 - SHUFFLED_SHARE`` of each batch) are ``[BOS]`` followed by one random block
+whose length is drawn from ``TRAIN_LENGTHS``, repeated to fill the context. Block lengths vary, so the
+distance back to an earlier copy varies and no fixed-offset or positional shortcut predicts the next token;
+only looking up "what followed the current token last time" (induction) does. The lengths in
+``HELD_OUT_LENGTHS`` never occur in training: scores are measured on them.
+
+The other sequences (``SHUFFLED_SHARE``, 12 of 64) are a shuffled deck: ``[BOS]`` then the tokens 1 … 63, each
+once. There nothing repeats, and another job pays: telling a deck from a repeat and betting on the deck's
+tokens. With repeats alone, all four layer-1 heads become induction heads; with the decks, one layer-1 head
+(1.0 in the shipped model) takes that other job, for every seed tried (0-4), so there is something to search
+for, as in real models. Mixing in blocks of uniform or subset-sampled tokens, decks over the whole
+vocabulary, skip-trigram triggers, noisy repeats or reversed repeats never freed a layer-1 head in 250 steps.
 
 The recipe (``STANDARD_CONFIG`` and the constants below): 2 attention-only layers of 4 heads x 16,
 d_model 64, LayerNorm, vocabulary 128, context 64, rotary positions (so values carry tokens only,
-as in Olsson et al.'s models); AdamW at a constant lr 4e-3 with weight decay 1.0, which keeps the
+as in Olsson et al.'s models); AdamW at a constant lr 1e-2 with weight decay 1.0, which keeps the
 heads' matrices low-rank enough for K-composition to stand clear of its random baseline; batch
-64 x 64 tokens; 350 steps. Induction heads appear at about step 200.
+64 x 64 tokens; 250 steps. Induction heads appear at about step 180 (seeds 0-4: 180-220).
 
+Training steps run :func:`~induction_course.models.plain_forward`, the bridge's computation in plain torch
+on the bridge's own parameters; the model stays a ``TransformerBridge`` for every analysis.
 ``python -m induction_course.training`` trains the standard 2-layer model and saves
 ``checkpoints/attn_only_2l.pt``, which :func:`load_induction_model` reads back offline.
 """
 from __future__ import annotations
 
+import contextlib
+import functools
 import sys
 import time
 from pathlib import Path
-from typing import Callable, Sequence
+from typing import Callable, Iterator, Sequence
 
 import matplotlib.pyplot as plt
 import torch
@@ -30,17 +41,19 @@ from transformer_lens.model_bridge import TransformerBridge
 from induction_course.circuits import per_token_loss
 from induction_course.data import BOS, repeated_tokens
 from induction_course.heads import induction_score, previous_token_score
-from induction_course.models import make_model
+from induction_course.models import make_model, plain_forward, plain_parameters
 
 STANDARD_CONFIG = {"n_layers": 2, "d_model": 64, "n_heads": 4, "d_head": 16, "n_ctx": 64, "d_vocab": 128,
                    "positional_embedding_type": "rotary"}
 HELD_OUT_LENGTHS = (13, 19, 23)
 TRAIN_LENGTHS = tuple(n for n in range(4, 31) if n not in HELD_OUT_LENGTHS)
 EVAL_LEN = 23
-STEPS = 350
-LR = 4e-3
+STEPS = 250
+LR = 1e-2
 BATCH_SIZE = 64
 WEIGHT_DECAY = 1.0
+SHUFFLED_SHARE = 0.1875
+EVAL_EVERY = 10
 CHECKPOINT = Path(__file__).resolve().parent / "checkpoints" / "attn_only_2l.pt"
 
 
@@ -62,6 +75,29 @@ def repeating_batch(batch: int, seq_len: int, d_vocab: int, generator: torch.Gen
     return tokens, offset > block_len[:, None]
 
 
+def shuffled_batch(batch: int, seq_len: int, generator: torch.Generator) -> torch.Tensor:
+    """``[BOS]`` then a shuffled deck: the tokens 1 … ``seq_len - 1``, each exactly once: [batch, seq_len] long.
+
+    Nothing repeats, so a token already dealt never comes again, and late in the sequence only a few
+    tokens remain: a head that attends to every earlier token and lowers their logits pays off.
+    """
+    deck = torch.rand(batch, seq_len - 1, generator=generator).argsort(dim=1) + 1
+    return torch.cat([torch.full((batch, 1), BOS, dtype=torch.long), deck], dim=1)
+
+
+def training_batch(batch: int, seq_len: int, d_vocab: int, generator: torch.Generator,
+                   shuffled_share: float = SHUFFLED_SHARE) -> tuple[torch.Tensor, torch.Tensor]:
+    """The training data: :func:`repeating_batch` rows, then a ``shuffled_share`` of :func:`shuffled_batch` rows.
+
+    Returns (tokens [batch, seq_len] long, repeated [batch, seq_len - 1] bool), as :func:`repeating_batch`;
+    no target of a shuffled row is repeated.
+    """
+    n_shuffled = round(batch * shuffled_share)
+    tokens, repeated = repeating_batch(batch - n_shuffled, seq_len, d_vocab, generator)
+    return (torch.cat([tokens, shuffled_batch(n_shuffled, seq_len, generator)]),
+            torch.cat([repeated, torch.zeros(n_shuffled, seq_len - 1, dtype=torch.bool)]))
+
+
 @torch.no_grad()
 def head_scores(model: TransformerBridge, tokens: torch.Tensor, seq_len: int) -> tuple[torch.Tensor, torch.Tensor]:
     """Induction and previous-token scores of every head on ``[BOS] R R`` tokens with |R| = ``seq_len``.
@@ -70,81 +106,136 @@ def head_scores(model: TransformerBridge, tokens: torch.Tensor, seq_len: int) ->
     """
     _, cache = model.run_with_cache(tokens, names_filter=lambda name: name.endswith("attn.hook_pattern"))
     patterns = [cache[f"blocks.{layer}.attn.hook_pattern"] for layer in range(model.cfg.n_layers)]
+    return _scores(patterns, seq_len)
+
+
+def _scores(patterns: Sequence[torch.Tensor], seq_len: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """Induction and previous-token scores [layer, head] from each layer's pattern [batch, head, q_pos, k_pos]."""
     return (torch.stack([induction_score(p, seq_len) for p in patterns]).cpu(),
             torch.stack([previous_token_score(p) for p in patterns]).cpu())
 
 
 def train(model: TransformerBridge, steps: int = STEPS, lr: float = LR, batch_size: int = BATCH_SIZE,
-          weight_decay: float = WEIGHT_DECAY, seed: int = 0, eval_every: int = 10, progress: bool = True,
+          weight_decay: float = WEIGHT_DECAY, seed: int = 0, eval_every: int = EVAL_EVERY, progress: bool = True,
           hooks: Sequence[tuple[str, Callable]] = (), extra_params: Sequence[torch.nn.Parameter] = ()
           ) -> dict[str, torch.Tensor]:
-    """Train ``model`` with AdamW (constant ``lr``) on :func:`repeating_batch` data.
+    """Train ``model`` with AdamW (constant ``lr``) on :func:`training_batch` data.
 
-    ``hooks`` (name, function) stay on for training and evaluation; ``extra_params`` (e.g. the
-    smeared-key ``alpha``) are trained alongside the model's weights, without weight decay.
+    Without ``hooks``, every step runs :func:`~induction_course.models.plain_forward`, the bridge's own
+    computation in plain torch on the bridge's own parameters (cheaper than the bridge's hooked forward, and
+    equal to it); the trained model is the bridge. ``hooks`` (name, function) stay on for training and
+    evaluation, and then steps go through the bridge. ``extra_params`` (e.g. the smeared-key ``alpha``) are
+    trained alongside the model's weights, without weight decay.
 
-    Every ``eval_every`` steps it records, on one time axis: the mean training loss over the steps
-    since the last record, split into repeated and unrepeated tokens, and the induction and
-    previous-token scores of every head on held-out ``[BOS] R R`` (|R| = ``EVAL_LEN``).
+    Every ``eval_every`` steps it records, on one time axis: the mean training loss over the steps since the
+    last record, split into repeated and unrepeated tokens, and the induction and previous-token scores of
+    every head on held-out ``[BOS] R R`` (|R| = ``EVAL_LEN``, 8 sequences).
     Returns a history: ``step`` [n], ``loss``/``repeated_loss``/``unrepeated_loss`` [n],
     ``induction_score``/``previous_token_score`` [n, layer, head], and ``seconds`` (training time).
-    The progress bar goes to stdout.
     """
     device = next(model.parameters()).device
     generator = torch.Generator().manual_seed(seed)
-    eval_tokens = repeated_tokens(16, EVAL_LEN, model.cfg.d_vocab, seed=seed + 10_000).to(device)
+    eval_tokens = repeated_tokens(8, EVAL_LEN, model.cfg.d_vocab, seed=seed + 10_000).to(device)
     optimizer = torch.optim.AdamW([{"params": list(model.parameters())},
                                    {"params": list(extra_params), "weight_decay": 0.0}],
                                   lr=lr, weight_decay=weight_decay)
+    if hooks:
+        forward = model
+        scores = functools.partial(head_scores, model, eval_tokens, EVAL_LEN)
+    else:
+        params = plain_parameters(model)
+        forward = functools.partial(plain_forward, model, params=params)
+        scores = functools.partial(_plain_scores, model, params, eval_tokens)
     records: dict[str, list] = {k: [] for k in ("step", "loss", "repeated_loss", "unrepeated_loss",
                                                 "induction_score", "previous_token_score")}
     start = time.perf_counter()
-    bar = tqdm(range(steps + 1), file=sys.stdout, disable=not progress, mininterval=1.0, ncols=90)
-    with model.hooks(fwd_hooks=list(hooks)):
-        _train_loop(model, optimizer, bar, steps, generator, eval_tokens, eval_every, batch_size, records)
-    bar.close()
+    with model.hooks(fwd_hooks=list(hooks)), _progress(steps, progress) as show:
+        sums = torch.zeros(3)  # since the last record: summed loss, loss on repeated, loss on unrepeated
+        counts = torch.zeros(3)
+        for step in range(steps + 1):
+            if step % eval_every == 0 or step == steps:
+                _record(records, step, sums / counts.clamp(min=1), *scores())
+                sums.zero_()
+                counts.zero_()
+                show(step, records)
+            if step == steps:
+                break
+            tokens, repeated = training_batch(batch_size, model.cfg.n_ctx, model.cfg.d_vocab, generator)
+            losses = _step(forward, optimizer, tokens.to(device))
+            sums += torch.stack([losses.sum(), losses[repeated].sum(), losses[~repeated].sum()])
+            counts += torch.tensor([losses.numel(), int(repeated.sum()), int((~repeated).sum())])
     history = {k: torch.stack(v) if k.endswith("score") else torch.tensor(v) for k, v in records.items()}
     history["seconds"] = torch.tensor(time.perf_counter() - start)
     return history
 
 
-def _train_loop(model: TransformerBridge, optimizer: torch.optim.Optimizer, bar: tqdm, steps: int,
-                generator: torch.Generator, eval_tokens: torch.Tensor, eval_every: int, batch_size: int,
-                records: dict[str, list]) -> None:
-    """The steps of :func:`train`: one AdamW step per batch, a row of ``records`` every ``eval_every`` steps."""
-    device = eval_tokens.device
-    sums = torch.zeros(3)  # since the last record: summed loss, loss on repeated, loss on unrepeated
-    counts = torch.zeros(3)
-    for step in bar:
-        if step % eval_every == 0:
-            _record(records, model, eval_tokens, step, sums / counts.clamp(min=1))
-            sums.zero_()
-            counts.zero_()
-            if step:
-                bar.set_postfix(loss=f"{records['loss'][-1]:.2f}",
-                                induction=f"{float(records['induction_score'][-1][-1].max()):.2f}")
-        if step == steps:  # the last iteration only records
-            continue
-        tokens, repeated = repeating_batch(batch_size, model.cfg.n_ctx, model.cfg.d_vocab, generator)
-        tokens = tokens.to(device)
-        losses = per_token_loss(model(tokens), tokens)
-        optimizer.zero_grad()
-        losses.mean().backward()
-        optimizer.step()
-        losses = losses.detach().cpu()
-        sums += torch.stack([losses.sum(), losses[repeated].sum(), losses[~repeated].sum()])
-        counts += torch.tensor([losses.numel(), int(repeated.sum()), int((~repeated).sum())])
+def _step(forward: Callable[[torch.Tensor], torch.Tensor], optimizer: torch.optim.Optimizer,
+          tokens: torch.Tensor) -> torch.Tensor:
+    """One AdamW step on the mean next-token loss of tokens [batch, pos]; returns the per-token losses [batch, pos - 1] (CPU)."""
+    losses = per_token_loss(forward(tokens), tokens)
+    optimizer.zero_grad()
+    losses.mean().backward()
+    optimizer.step()
+    return losses.detach().cpu()
 
 
-def _record(records: dict[str, list], model: TransformerBridge, eval_tokens: torch.Tensor, step: int,
-            mean_losses: torch.Tensor) -> None:
-    """Append one row of the history: losses [3] averaged since the last row, and head scores now."""
-    induction, previous = head_scores(model, eval_tokens, EVAL_LEN)
+@torch.no_grad()
+def _plain_scores(model: TransformerBridge, params: dict[str, torch.Tensor], tokens: torch.Tensor
+                  ) -> tuple[torch.Tensor, torch.Tensor]:
+    """:func:`head_scores` through :func:`~induction_course.models.plain_forward` (tokens [batch, 1 + 2 * EVAL_LEN])."""
+    patterns: list[torch.Tensor] = []
+    plain_forward(model, tokens, params, patterns)
+    return _scores(patterns, EVAL_LEN)
+
+
+def _record(records: dict[str, list], step: int, mean_losses: torch.Tensor, induction: torch.Tensor,
+            previous: torch.Tensor) -> None:
+    """Append one row of the history: losses [3] averaged since the last row, head scores [layer, head] now."""
     records["step"].append(step)
     for key, value in zip(("loss", "repeated_loss", "unrepeated_loss"), mean_losses.tolist()):
         records[key].append(value if step else float("nan"))
     records["induction_score"].append(induction)
     records["previous_token_score"].append(previous)
+
+
+@contextlib.contextmanager
+def _progress(steps: int, enabled: bool) -> Iterator[Callable[[int, dict[str, list]], None]]:
+    """The training progress display (stdout): yields ``show(step, records)``, called at every record."""
+    bar = tqdm(total=steps, file=sys.stdout, disable=not enabled, mininterval=1.0, ncols=90)
+
+    def show(step: int, records: dict[str, list]) -> None:
+        bar.update(step - bar.n)
+        if step:
+            bar.set_postfix(loss=f"{records['loss'][-1]:.2f}",
+                            induction=f"{float(records['induction_score'][-1][-1].max()):.2f}")
+
+    try:
+        yield show
+    finally:
+        bar.close()
+
+
+def step_milliseconds(batch_size: int = BATCH_SIZE, steps: int = 20, seed: int = 0) -> dict[str, float]:
+    """Milliseconds per training step of the standard 2-layer model, through the bridge and through plain torch.
+
+    Both time the same thing on the same batch [batch_size, n_ctx]: forward, backward and one AdamW step, each
+    on a fresh copy of the same seeded model, after 3 warm-up steps. Returns {"bridge": ms, "plain": ms}.
+    """
+    tokens, _ = training_batch(batch_size, STANDARD_CONFIG["n_ctx"], STANDARD_CONFIG["d_vocab"],
+                               torch.Generator().manual_seed(seed))
+    out = {}
+    for name in ("bridge", "plain"):
+        torch.manual_seed(seed)
+        model = make_model(device="cpu", **{**STANDARD_CONFIG, "seed": seed})
+        forward = model if name == "bridge" else functools.partial(plain_forward, model, params=plain_parameters(model))
+        optimizer = torch.optim.AdamW(model.parameters(), lr=LR, weight_decay=WEIGHT_DECAY)
+        for _ in range(3):
+            _step(forward, optimizer, tokens)
+        start = time.perf_counter()
+        for _ in range(steps):
+            _step(forward, optimizer, tokens)
+        out[name] = 1000 * (time.perf_counter() - start) / steps
+    return out
 
 
 def train_induction_model(n_layers: int = 2, seed: int = 0, steps: int = STEPS, progress: bool = True,

@@ -1,6 +1,7 @@
 """Notebook 2's claims, asserted on the course's own seeded models.
 
-The trained model has one clear previous-token head in layer 0; detect_head agrees with our score
+The trained model has one clear previous-token head in layer 0 (a second, weaker one trails it) and two
+averaging heads that spread their attention evenly over everything seen so far; detect_head agrees with our score
 up to the factor (n-1)/n; the hand-built head meets 0.95 attention and 99% read-out accuracy; and a
 layer-0 key cannot see the previous token while a layer-1 key can.
 """
@@ -13,7 +14,7 @@ from transformer_lens.head_detector import detect_head
 from induction_course import handbuilt as hb
 from induction_course.checks import nb2
 from induction_course.data import BOS, random_tokens
-from induction_course.heads import previous_token_score
+from induction_course.heads import previous_token_score, spread_score
 from induction_course.models import make_model
 from induction_course.tokenizer import tokens_to_text
 
@@ -41,8 +42,19 @@ def test_one_clear_previous_token_head_in_layer_0(prev_scores):
     layer, head = (int(i) for i in torch.unravel_index(prev_scores.argmax(), prev_scores.shape))
     assert layer == 0
     assert prev_scores[layer, head] >= 0.5
-    others = prev_scores.flatten().topk(2).values
-    assert others[1] < others[0], "another head ties with the previous-token head"
+    top = prev_scores.flatten().topk(2).values
+    assert top[0] - top[1] >= 0.1, "another head ties with the previous-token head"
+
+
+def test_other_layer_0_heads_spread_their_attention_evenly(model, tokens, prev_scores):
+    """Not every layer-0 head is a previous-token head: some average over all the tokens so far."""
+    with torch.no_grad():
+        _, cache = model.run_with_cache(tokens)
+    spread = spread_score(cache["pattern", 0])
+    print("layer-0 spread scores:", spread, "previous-token scores:", prev_scores[0])
+    averaging = [h for h in range(model.cfg.n_heads) if spread[h] > 0.9 and prev_scores[0, h] < 0.2]
+    assert averaging
+    assert spread[int(prev_scores[0].argmax())] < 0.5
 
 
 def test_detect_head_agrees_up_to_n_minus_1_over_n(model, tokens, prev_scores):

@@ -37,9 +37,9 @@ from induction_course.heads import previous_token_score
 from induction_course.models import make_model
 from induction_course.plotting import attention_heatmap, attention_view, head_grid, token_labels
 from induction_course.tokenizer import IdTokenizer, tokens_to_text
-from induction_course.training import (HELD_OUT_LENGTHS, STANDARD_CONFIG, TRAIN_LENGTHS, jump_step, plot_history,
-                                       repeating_batch, steepest_drop_step, train_induction_model,
-                                       train_smeared_key_model)
+from induction_course.training import (HELD_OUT_LENGTHS, SHUFFLED_SHARE, STANDARD_CONFIG, TRAIN_LENGTHS, jump_step,
+                                       plot_history, repeating_batch, shuffled_batch, steepest_drop_step,
+                                       train_induction_model, train_smeared_key_model)
 
 torch.manual_seed(0)
 device = pick_device()
@@ -187,6 +187,7 @@ example, repeated = repeating_batch(1, 64, d_vocab, torch.Generator().manual_see
 print("held-out lengths:", HELD_OUT_LENGTHS, "training lengths:", TRAIN_LENGTHS)
 print("a training sequence:", " ".join(token_labels(example[0])))
 print("repeated targets:   ", "".join("r" if r else "." for r in repeated[0].tolist()))
+print(f"a shuffled deck ({round(64 * SHUFFLED_SHARE)} of every 64 training sequences):", " ".join(token_labels(shuffled_batch(1, 64, torch.Generator().manual_seed(0))[0])))
 
 # %% [markdown]
 # Train the 2-layer model. The progress bar shows the loss and the best layer-1 induction score.

@@ -100,6 +100,9 @@ setup() {
     fi
   fi
   export PATH="$VENV/bin:$PATH"
+  # torch's OpenMP threads wait passively instead of spinning, so a busy machine does not collapse them
+  # (see induction_course/threads.py for the measurements). Kernels, tests and the benchmark inherit it.
+  export OMP_WAIT_POLICY="${OMP_WAIT_POLICY:-PASSIVE}"
   # Serve circuitsvis's JavaScript from the installed package, so attention views work offline.
   python -m induction_course.jupyter_extension >/dev/null
 }

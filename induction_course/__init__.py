@@ -9,7 +9,9 @@ Modules are named after what they hold:
   ``autograder`` package, for instructors);
 - tooling: ``notebooks`` (build), ``colab``, ``environment`` (lock), ``benchmark``, ``tokenizer``, ``cli``.
 """
-from induction_course.threads import apply_policy
+from induction_course.threads import apply_policy, prepare_environment
+
+_PASSIVE = prepare_environment()  # before torch loads: see induction_course/threads.py
 
 __version__ = "0.1.0"
-apply_policy()  # one torch thread unless you chose otherwise: see induction_course/threads.py
+apply_policy(_PASSIVE)  # passive waiting threads, or one thread; your own choice is kept

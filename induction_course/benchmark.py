@@ -36,14 +36,13 @@ STEPS_BUDGET = 250
 CELL_TIMEOUT_S = 1800
 BUSY = 2
 
-#: label -> (intra-op threads: a number, "cores" for torch's default, "load" to decide by load average;
-#:           inter-op threads or None; extra environment)
+#: label -> (intra-op threads: a number or "cores" for torch's default; inter-op threads or None; environment).
+#: An empty OMP_WAIT_POLICY is OpenMP's default (spin a while, then sleep); the course sets PASSIVE.
 THREAD_OPTIONS: dict[str, tuple[int | str, int | None, dict[str, str]]] = {
-    "torch default (one per core)": ("cores", None, {}),
-    "1 thread (the course's policy)": (1, None, {}),
-    "1 thread, 1 inter-op thread": (1, 1, {}),
-    "one per core, OMP_WAIT_POLICY=PASSIVE": ("cores", None, {"OMP_WAIT_POLICY": "PASSIVE"}),
-    "by load average when training starts": ("load", None, {}),
+    "torch default (one per core)": ("cores", None, {"OMP_WAIT_POLICY": ""}),
+    "1 thread": (1, None, {"OMP_WAIT_POLICY": ""}),
+    "1 thread, 1 inter-op thread": (1, 1, {"OMP_WAIT_POLICY": ""}),
+    "one per core, PASSIVE (the course's)": ("cores", None, {"OMP_WAIT_POLICY": "PASSIVE"}),
 }
 
 
@@ -164,8 +163,6 @@ def thread_workload(label: str) -> float:
     threads, interop, _ = THREAD_OPTIONS[label]
     if interop is not None:
         torch.set_num_interop_threads(interop)
-    if threads == "load":
-        threads = 1 if os.getloadavg()[0] >= 1 else "cores"
     torch.set_num_threads(torch_default_threads() if threads == "cores" else int(threads))
     _, history = training.train_induction_model(n_layers=2, seed=0, steps=100, progress=False, device="cpu")
     return float(history["seconds"])

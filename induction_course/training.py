@@ -28,20 +28,19 @@ from __future__ import annotations
 
 import contextlib
 import functools
-import sys
 import time
 from pathlib import Path
 from typing import Callable, Iterator, Sequence
 
 import matplotlib.pyplot as plt
 import torch
-from tqdm import tqdm
 from transformer_lens.model_bridge import TransformerBridge
 
 from induction_course.circuits import per_token_loss
 from induction_course.data import BOS, repeated_tokens
 from induction_course.heads import induction_score, previous_token_score
 from induction_course.models import make_model, plain_forward, plain_parameters
+from induction_course.progress import Progress
 
 STANDARD_CONFIG = {"n_layers": 2, "d_model": 64, "n_heads": 4, "d_head": 16, "n_ctx": 64, "d_vocab": 128,
                    "positional_embedding_type": "rotary"}
@@ -200,19 +199,15 @@ def _record(records: dict[str, list], step: int, mean_losses: torch.Tensor, indu
 
 @contextlib.contextmanager
 def _progress(steps: int, enabled: bool) -> Iterator[Callable[[int, dict[str, list]], None]]:
-    """The training progress display (stdout): yields ``show(step, records)``, called at every record."""
-    bar = tqdm(total=steps, file=sys.stdout, disable=not enabled, mininterval=1.0, ncols=90)
+    """The training progress line (stdout, one line once saved): yields ``show(step, records)``, called at every record."""
+    with Progress(total=steps, label="training", enabled=enabled) as bar:
+        def show(step: int, records: dict[str, list]) -> None:
+            fields = {} if not step else {
+                "loss": f"{records['loss'][-1]:.2f}",
+                "induction": f"{float(records['induction_score'][-1][-1].max()):.2f}"}
+            bar.update(step - bar.n, **fields)
 
-    def show(step: int, records: dict[str, list]) -> None:
-        bar.update(step - bar.n)
-        if step:
-            bar.set_postfix(loss=f"{records['loss'][-1]:.2f}",
-                            induction=f"{float(records['induction_score'][-1][-1].max()):.2f}")
-
-    try:
         yield show
-    finally:
-        bar.close()
 
 
 def step_milliseconds(batch_size: int = BATCH_SIZE, steps: int = 20, seed: int = 0) -> dict[str, float]:

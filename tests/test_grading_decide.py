@@ -99,7 +99,7 @@ def test_a_cell_is_planned_from_its_source_with_literal_parameters():
     assert calls == [Call("nb1", "check_project", {}, 4), Call("nb1", "check_project", PARAMS, 5)]
     aliased = plan_cell("from induction_course.checks import nb1 as c\nimport os\nc.check_project(f, seeds=(1,))")
     assert aliased == [Call("nb1", "check_project", {"seeds": (1,)}, 3)]
-    assert plan_cell(MASTER.split("# %% [test] id=check_double points=2\n")[1].split("# %%")[0]) is None  # tiny
+    assert plan_cell(MASTER.split("# %% test=\"check_double\" points=2\n")[1].split("# %%")[0]) is None  # tiny
 
 
 @pytest.mark.parametrize("source, words", [
@@ -232,7 +232,7 @@ def test_a_number_shown_as_the_cells_result_is_not_partial_credit():
 
 
 def test_cells_left_to_the_kernel_fail_on_a_record_and_other_cells_lose_theirs():
-    tiny = MASTER.split("# %% [test] id=check_double points=2\n")[1].split("# %%")[0]
+    tiny = MASTER.split("# %% test=\"check_double\" points=2\n")[1].split("# %%")[0]
     kept = _cell([_stdout("✓ double matches\n")], tiny)
     recorded = _cell([_record(right)], tiny, grade_id="other")
     ordinary = nbformat.v4.new_code_cell("nb1.check_project(project)", outputs=[_record(right)])

@@ -474,7 +474,7 @@ def _graded_calls() -> list[ast.Call]:
     cells = re.split(r"^# %%", MASTER.read_text(), flags=re.M)
     calls = []
     for cell in cells:
-        if cell.startswith(" [test]"):
+        if cell.startswith(" test="):
             calls += [node for node in ast.walk(ast.parse(cell.split("\n", 1)[1])) if isinstance(node, ast.Call)
                       and isinstance(node.func, ast.Attribute) and node.func.attr.startswith("check_")]
     return calls

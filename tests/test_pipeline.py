@@ -2,12 +2,13 @@
 from __future__ import annotations
 
 import json
+import re
 
 import pytest
 import yaml
 
 from induction_course.environment import ENVIRONMENT, read_lock
-from induction_course.notebooks import COURSE, ROOT, SOLUTIONS, SOURCES, parse_master, release
+from induction_course.notebooks import COURSE, ROOT, SOLUTIONS, SOURCES, assignments, parse_master, release
 
 
 def _bytes_of(nb) -> str:
@@ -112,3 +113,20 @@ def test_ci_runs_the_readme_test_command():
     readme = (ROOT / "README.md").read_text()
     assert "./run.sh test" in readme and "./run.sh lab" in readme
     assert (ROOT / ".ci" / "run").read_text().strip().splitlines()[-1] == "exec bash ./run.sh test"
+
+
+def _minutes(pattern: str, text: str) -> list[int]:
+    return [int(m) for m in re.findall(pattern, text)]
+
+
+@pytest.mark.parametrize("assignment", assignments())
+def test_one_set_of_time_estimates(assignment):
+    """The notebook's header time is the README's, and at least the sum of its exercises' times."""
+    master = (SOURCES / f"{assignment}.py").read_text()
+    header = _minutes(r"\*\*Time\.\*\* About (\d+) minutes", master)
+    exercises = _minutes(r"\*\*About (\d+) min\*\*", master)
+    number = int(assignment[:2])
+    readme = _minutes(rf"^\| {number} \| `course/{assignment}` \|.*\| (\d+) min \|$",
+                      (ROOT / "README.md").read_text())
+    assert len(header) == 1 and readme == header, (header, readme)
+    assert header[0] >= sum(exercises), f"{assignment}: {header[0]} min in the header, {sum(exercises)} in its exercises"

@@ -309,20 +309,10 @@ def choices_check(check_id: str, questions: dict[str, dict[str, str | None]], ex
     return Check(check_id, lambda answers: as_data(answers), judge)
 
 
-# ---------------------------------------------------------------- legacy in-process helpers (being converted)
-def call_student(fn: Callable[..., Any], case: Case, name: str) -> Any:
-    """Call the student's ``fn(**case)`` in-process; CheckFailed if it raises."""
-    return unwrap(capture(fn, **case), name)
-
-
+# ---------------------------------------------------------------- in one go
 def run_check(student_fn: Callable[..., Any], exercise: Exercise, seeds: Sequence[int] = (0,),
               shapes: Sequence[dict[str, int]] = ({},), quiet: bool = False) -> None:
-    """Collect and judge ``exercise`` in-process."""
+    """Collect and judge ``exercise`` in this interpreter, without a named :class:`Check` (small courses, tests)."""
     message = judge_calls(exercise)(collect_calls(exercise)(student_fn, seeds, shapes), seeds, shapes)
     if not quiet:
         print(message)
-
-
-def check_choices(answers: Any, questions: dict[str, dict[str, str | None]], explanation: str) -> None:
-    """Judge multiple-choice ``answers`` in-process."""
-    print(choices_check("", questions, explanation).judge(as_data(answers)))

@@ -14,7 +14,7 @@
 # - read an attention pattern as a picture.
 #
 # **Prerequisites.** Python, PyTorch tensors and `torch.einsum`, matrix multiplication, softmax.
-# **Time.** About 75 minutes. **Runs on** a laptop CPU in a few seconds; a GPU is used if present.
+# **Time.** About 90 minutes. **Runs on** a laptop CPU in a few seconds; a GPU is used if present.
 #
 # **How the checks work.** Every exercise is followed by a check cell. Run it: it compares your function
 # with a reference implementation on fresh random inputs and, if something is off, tells you *which*
@@ -83,7 +83,6 @@ def project(x: torch.Tensor, W: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
 
 # %% test="check_project" points=2
 # Check: run this cell. The autograder runs the same check, plus hidden cases.
-import sys; [sys.modules.pop(m) for m in list(sys.modules) if m.startswith("induction_course")]
 from induction_course.checks import nb1
 nb1.check_project(project)
 ### BEGIN HIDDEN TESTS
@@ -123,7 +122,6 @@ def attention_scores(q: torch.Tensor, k: torch.Tensor) -> torch.Tensor:
 
 # %% test="check_attention_scores" points=2
 # Check: run this cell. The autograder runs the same check, plus hidden cases.
-import sys; [sys.modules.pop(m) for m in list(sys.modules) if m.startswith("induction_course")]
 from induction_course.checks import nb1
 nb1.check_attention_scores(attention_scores)
 ### BEGIN HIDDEN TESTS
@@ -165,7 +163,6 @@ def apply_causal_mask(scores: torch.Tensor) -> torch.Tensor:
 
 # %% test="check_apply_causal_mask" points=2
 # Check: run this cell. The autograder runs the same check, plus hidden cases.
-import sys; [sys.modules.pop(m) for m in list(sys.modules) if m.startswith("induction_course")]
 from induction_course.checks import nb1
 nb1.check_apply_causal_mask(apply_causal_mask)
 ### BEGIN HIDDEN TESTS
@@ -199,7 +196,6 @@ def attention_pattern(q: torch.Tensor, k: torch.Tensor) -> torch.Tensor:
 
 # %% test="check_attention_pattern" points=2
 # Check: run this cell. The autograder runs the same check, plus hidden cases.
-import sys; [sys.modules.pop(m) for m in list(sys.modules) if m.startswith("induction_course")]
 from induction_course.checks import nb1
 nb1.check_attention_pattern(attention_pattern)
 ### BEGIN HIDDEN TESTS
@@ -259,7 +255,6 @@ def weighted_values(pattern: torch.Tensor, v: torch.Tensor) -> torch.Tensor:
 
 # %% test="check_weighted_values" points=2
 # Check: run this cell. The autograder runs the same check, plus hidden cases.
-import sys; [sys.modules.pop(m) for m in list(sys.modules) if m.startswith("induction_course")]
 from induction_course.checks import nb1
 nb1.check_weighted_values(weighted_values)
 ### BEGIN HIDDEN TESTS
@@ -295,7 +290,6 @@ def attention_output(z: torch.Tensor, W_O: torch.Tensor, b_O: torch.Tensor) -> t
 
 # %% test="check_attention_output" points=2
 # Check: run this cell. The autograder runs the same check, plus hidden cases.
-import sys; [sys.modules.pop(m) for m in list(sys.modules) if m.startswith("induction_course")]
 from induction_course.checks import nb1
 nb1.check_attention_output(attention_output)
 ### BEGIN HIDDEN TESTS
@@ -346,7 +340,6 @@ def attention_layer(
 
 # %% test="check_attention_layer" points=2
 # Check: run this cell. The autograder runs the same check, plus hidden cases.
-import sys; [sys.modules.pop(m) for m in list(sys.modules) if m.startswith("induction_course")]
 from induction_course.checks import nb1
 nb1.check_attention_layer(attention_layer)
 ### BEGIN HIDDEN TESTS
@@ -355,7 +348,6 @@ nb1.check_attention_layer(attention_layer, seeds=(11, 12), shapes=({}, {"pos": 1
 
 # %% test="check_against_transformer_lens" points=3
 # Check: your layer against a real TransformerLens model.
-import sys; [sys.modules.pop(m) for m in list(sys.modules) if m.startswith("induction_course")]
 from induction_course.checks import nb1
 nb1.check_against_transformer_lens(attention_layer)
 ### BEGIN HIDDEN TESTS

@@ -18,7 +18,7 @@
 # - explain why it must sit in an earlier layer than the induction head that uses it.
 #
 # **Prerequisites.** Notebook 1 (queries, keys, the causal mask, the softmax over keys, `z` and `W_O`).
-# **Time.** About 90 minutes. **Runs on** a laptop CPU in well under a minute; a GPU is used if present.
+# **Time.** About 120 minutes. **Runs on** a laptop CPU in well under a minute; a GPU is used if present.
 #
 # **How the checks work.** As in Notebook 1, every exercise is followed by a check cell. Run it: it tests
 # your answer on fresh inputs and, if something is off, says *which* mistake it looks like. The autograder
@@ -93,7 +93,6 @@ def previous_token_score(pattern: torch.Tensor) -> torch.Tensor:
 
 # %% test="check_previous_token_score" points=2
 # Check: run this cell. The autograder runs the same check, plus hidden cases.
-import sys; [sys.modules.pop(m) for m in list(sys.modules) if m.startswith("induction_course")]
 from induction_course.checks import nb2
 nb2.check_previous_token_score(previous_token_score)
 ### BEGIN HIDDEN TESTS
@@ -126,7 +125,6 @@ def current_token_score(pattern: torch.Tensor) -> torch.Tensor:
 
 # %% test="check_current_token_score" points=1
 # Check: run this cell. The autograder runs the same check, plus hidden cases.
-import sys; [sys.modules.pop(m) for m in list(sys.modules) if m.startswith("induction_course")]
 from induction_course.checks import nb2
 nb2.check_current_token_score(current_token_score)
 ### BEGIN HIDDEN TESTS
@@ -159,7 +157,6 @@ def first_token_score(pattern: torch.Tensor) -> torch.Tensor:
 
 # %% test="check_first_token_score" points=1
 # Check: run this cell. The autograder runs the same check, plus hidden cases.
-import sys; [sys.modules.pop(m) for m in list(sys.modules) if m.startswith("induction_course")]
 from induction_course.checks import nb2
 nb2.check_first_token_score(first_token_score)
 ### BEGIN HIDDEN TESTS
@@ -264,7 +261,6 @@ def previous_token_qk(layout: Layout) -> tuple[torch.Tensor, torch.Tensor, torch
 
 # %% test="check_previous_token_qk" points=3
 # Check: run this cell. The autograder runs the same check, plus hidden cases.
-import sys; [sys.modules.pop(m) for m in list(sys.modules) if m.startswith("induction_course")]
 from induction_course.checks import nb2
 nb2.check_previous_token_qk(previous_token_qk)
 ### BEGIN HIDDEN TESTS
@@ -325,7 +321,6 @@ def previous_token_ov(layout: Layout) -> tuple[torch.Tensor, torch.Tensor]:
 
 # %% test="check_previous_token_ov" points=3
 # Check: run this cell. The autograder runs the same check, plus hidden cases.
-import sys; [sys.modules.pop(m) for m in list(sys.modules) if m.startswith("induction_course")]
 from induction_course.checks import nb2
 nb2.check_previous_token_ov(previous_token_ov)
 ### BEGIN HIDDEN TESTS
@@ -343,7 +338,6 @@ nb2.check_previous_token_ov(previous_token_ov, layouts=({"d_vocab": 10, "n_ctx":
 
 # %% test="check_handbuilt_head" points=1
 # Check: run this cell. The autograder runs the same check, plus hidden cases.
-import sys; [sys.modules.pop(m) for m in list(sys.modules) if m.startswith("induction_course")]
 from induction_course.checks import nb2
 nb2.check_handbuilt_head(previous_token_qk, previous_token_ov)
 ### BEGIN HIDDEN TESTS
@@ -432,7 +426,6 @@ def score_all_heads(model: TransformerBridge, tokens: torch.Tensor,
 
 # %% test="check_score_all_heads" points=2
 # Check: run this cell. The autograder runs the same check, plus hidden cases.
-import sys; [sys.modules.pop(m) for m in list(sys.modules) if m.startswith("induction_course")]
 from induction_course.checks import nb2
 nb2.check_score_all_heads(score_all_heads)
 ### BEGIN HIDDEN TESTS
@@ -528,7 +521,6 @@ def detect_factor(seq_len: int) -> float:
 
 # %% test="check_previous_token_head" points=2
 # Check: run this cell. The autograder runs the same check, plus hidden cases.
-import sys; [sys.modules.pop(m) for m in list(sys.modules) if m.startswith("induction_course")]
 from induction_course.checks import nb2
 nb2.check_previous_token_head(found, detect_scores, detect_factor, tokens)
 ### BEGIN HIDDEN TESTS
@@ -564,7 +556,6 @@ def plot_head_pattern(cache: ActivationCache, layer: int, head: int, tokens: tor
 
 # %% test="check_plot_head_pattern" points=1
 # Check: run this cell. The autograder runs the same check, plus hidden cases.
-import sys; [sys.modules.pop(m) for m in list(sys.modules) if m.startswith("induction_course")]
 from induction_course.checks import nb2
 nb2.check_plot_head_pattern(plot_head_pattern)
 ### BEGIN HIDDEN TESTS
@@ -634,7 +625,6 @@ def key_change(model: TransformerBridge, tokens: torch.Tensor, corrupted: torch.
 
 # %% test="check_key_change" points=2
 # Check: run this cell. The autograder runs the same check, plus hidden cases.
-import sys; [sys.modules.pop(m) for m in list(sys.modules) if m.startswith("induction_course")]
 from induction_course.checks import nb2
 nb2.check_key_change(key_change)
 ### BEGIN HIDDEN TESTS
@@ -696,7 +686,6 @@ answers = {"why_earlier": "b", "one_layer_fix": "c"}
 
 # %% test="check_layer_answers" points=2
 # Check: run this cell. The autograder runs the same check.
-import sys; [sys.modules.pop(m) for m in list(sys.modules) if m.startswith("induction_course")]
 from induction_course.checks import nb2
 nb2.check_layer_answers(answers)
 

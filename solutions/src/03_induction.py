@@ -18,7 +18,7 @@
 #
 # **Prerequisites.** Notebooks 1 and 2 (attention patterns, scores from a cache, the previous-token head).
 # Matrix products and eigenvalues at the level of a first linear-algebra course.
-# **Time.** About 2 hours. **Runs on** a laptop CPU in well under a minute, training included; a GPU is used
+# **Time.** About 120 minutes. **Runs on** a laptop CPU in well under a minute, training included; a GPU is used
 # if present.
 #
 # **How the checks work.** As before, every exercise is followed by a check cell that tests your answer on
@@ -91,7 +91,6 @@ def generate_repeated_tokens(batch: int, seq_len: int, d_vocab: int, seed: int =
 
 # %% test="check_generate_repeated_tokens" points=2
 # Check: run this cell. The autograder runs the same check, plus hidden cases.
-import sys; [sys.modules.pop(m) for m in list(sys.modules) if m.startswith("induction_course")]
 from induction_course.checks import nb3
 nb3.check_generate_repeated_tokens(generate_repeated_tokens)
 ### BEGIN HIDDEN TESTS
@@ -134,7 +133,6 @@ def per_token_loss(logits: torch.Tensor, tokens: torch.Tensor) -> torch.Tensor:
 
 # %% test="check_per_token_loss" points=2
 # Check: run this cell. The autograder runs the same check, plus hidden cases.
-import sys; [sys.modules.pop(m) for m in list(sys.modules) if m.startswith("induction_course")]
 from induction_course.checks import nb3
 nb3.check_per_token_loss(per_token_loss)
 ### BEGIN HIDDEN TESTS
@@ -267,7 +265,6 @@ def induction_score(pattern: torch.Tensor, seq_len: int) -> torch.Tensor:
 
 # %% test="check_induction_score" points=2
 # Check: run this cell. The autograder runs the same check, plus hidden cases.
-import sys; [sys.modules.pop(m) for m in list(sys.modules) if m.startswith("induction_course")]
 from induction_course.checks import nb3
 nb3.check_induction_score(induction_score)
 ### BEGIN HIDDEN TESTS
@@ -304,7 +301,6 @@ def induction_scores_of_model(model: TransformerBridge, tokens: torch.Tensor, se
 
 # %% test="check_induction_scores_of_model" points=1
 # Check: run this cell. The autograder runs the same check, plus hidden cases.
-import sys; [sys.modules.pop(m) for m in list(sys.modules) if m.startswith("induction_course")]
 from induction_course.checks import nb3
 nb3.check_induction_scores_of_model(induction_scores_of_model)
 ### BEGIN HIDDEN TESTS
@@ -354,7 +350,6 @@ print("induction heads:", induction_heads, "previous-token head:", previous_toke
 
 # %% test="check_name_heads" points=1
 # Check: run this cell. The autograder runs the same check.
-import sys; [sys.modules.pop(m) for m in list(sys.modules) if m.startswith("induction_course")]
 from induction_course.checks import nb3
 nb3.check_head_roles(model, induction_heads, previous_token_head)
 
@@ -434,7 +429,6 @@ def eigenvalue_positivity(matrix: torch.Tensor) -> torch.Tensor:
 
 # %% test="check_eigenvalue_positivity" points=2
 # Check: run this cell. The autograder runs the same check, plus hidden cases.
-import sys; [sys.modules.pop(m) for m in list(sys.modules) if m.startswith("induction_course")]
 from induction_course.checks import nb3
 nb3.check_eigenvalue_positivity(eigenvalue_positivity)
 ### BEGIN HIDDEN TESTS
@@ -516,7 +510,6 @@ def k_composition_scores(W_V0: torch.Tensor, W_O0: torch.Tensor, W_Q1: torch.Ten
 
 # %% test="check_k_composition_scores" points=3
 # Check: run this cell. The autograder runs the same check, plus hidden cases.
-import sys; [sys.modules.pop(m) for m in list(sys.modules) if m.startswith("induction_course")]
 from induction_course.checks import nb3
 nb3.check_k_composition_scores(k_composition_scores)
 ### BEGIN HIDDEN TESTS
@@ -549,7 +542,6 @@ print(f"random baseline: {baseline:.3f}")
 
 # %% test="check_random_baseline" points=1
 # Check: run this cell. The autograder runs the same check.
-import sys; [sys.modules.pop(m) for m in list(sys.modules) if m.startswith("induction_course")]
 from induction_course.checks import nb3
 nb3.check_random_baseline(baseline)
 
@@ -600,7 +592,6 @@ def icl_score(losses: torch.Tensor, early: slice, late: slice) -> torch.Tensor:
 
 # %% test="check_icl_score" points=1
 # Check: run this cell. The autograder runs the same check, plus hidden cases.
-import sys; [sys.modules.pop(m) for m in list(sys.modules) if m.startswith("induction_course")]
 from induction_course.checks import nb3
 nb3.check_icl_score(icl_score)
 ### BEGIN HIDDEN TESTS
@@ -662,7 +653,6 @@ answers = {"control_icl": "b", "icl_alone": "b"}
 
 # %% test="check_icl_answers" points=2
 # Check: run this cell. The autograder runs the same check.
-import sys; [sys.modules.pop(m) for m in list(sys.modules) if m.startswith("induction_course")]
 from induction_course.checks import nb3
 nb3.check_icl_answers(answers)
 

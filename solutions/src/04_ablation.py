@@ -20,7 +20,7 @@
 #
 # **Prerequisites.** Notebooks 1 to 3: hook names (`hook_z`, `hook_pattern`), the previous-token and induction
 # scores, per-token loss and the ICL score.
-# **Time.** About 2 hours. **Runs on** a laptop CPU in under a minute; a GPU is used if present.
+# **Time.** About 150 minutes. **Runs on** a laptop CPU in under a minute; a GPU is used if present.
 #
 # **How the checks work.** As before, every exercise is followed by a check cell. Run it: it tests your
 # answer on fresh inputs and, if something is off, says *which* mistake it looks like. The autograder runs
@@ -140,7 +140,6 @@ def zero_ablation_hook(z: torch.Tensor, hook, head: int) -> torch.Tensor:
 
 # %% test="check_zero_ablation_hook" points=2
 # Check: run this cell. The autograder runs the same check, plus hidden cases.
-import sys; [sys.modules.pop(m) for m in list(sys.modules) if m.startswith("induction_course")]
 from induction_course.checks import nb4
 nb4.check_zero_ablation_hook(zero_ablation_hook)
 ### BEGIN HIDDEN TESTS
@@ -183,7 +182,6 @@ def mean_ablation_hook(z: torch.Tensor, hook, head: int, z_ref: torch.Tensor) ->
 
 # %% test="check_mean_ablation_hook" points=2
 # Check: run this cell. The autograder runs the same check, plus hidden cases.
-import sys; [sys.modules.pop(m) for m in list(sys.modules) if m.startswith("induction_course")]
 from induction_course.checks import nb4
 nb4.check_mean_ablation_hook(mean_ablation_hook)
 ### BEGIN HIDDEN TESTS
@@ -253,7 +251,6 @@ def loss_increase_per_head(model: TransformerBridge, tokens: torch.Tensor, seq_l
 
 # %% test="check_loss_increase_per_head" points=3
 # Check: run this cell. The autograder runs the same check, plus hidden cases.
-import sys; [sys.modules.pop(m) for m in list(sys.modules) if m.startswith("induction_course")]
 from induction_course.checks import nb4
 nb4.check_loss_increase_per_head(loss_increase_per_head)
 ### BEGIN HIDDEN TESTS
@@ -367,7 +364,6 @@ def icl_change_per_head(model: TransformerBridge, tokens: torch.Tensor, early: s
 
 # %% test="check_icl_change_per_head" points=3
 # Check: run this cell. The autograder runs the same check, plus hidden cases.
-import sys; [sys.modules.pop(m) for m in list(sys.modules) if m.startswith("induction_course")]
 from induction_course.checks import nb4
 nb4.check_icl_change_per_head(icl_change_per_head)
 ### BEGIN HIDDEN TESTS
@@ -450,7 +446,6 @@ def induction_scores_after_ablation(model: TransformerBridge, tokens: torch.Tens
 
 # %% test="check_induction_scores_after_ablation" points=2
 # Check: run this cell. The autograder runs the same check, plus hidden cases.
-import sys; [sys.modules.pop(m) for m in list(sys.modules) if m.startswith("induction_course")]
 from induction_course.checks import nb4
 nb4.check_induction_scores_after_ablation(induction_scores_after_ablation)
 ### BEGIN HIDDEN TESTS
@@ -566,7 +561,6 @@ def pattern_preserving_logits(model: TransformerBridge, tokens: torch.Tensor, he
 
 # %% test="check_pattern_preserving_logits" points=3
 # Check: run this cell. The autograder runs the same check, plus hidden cases.
-import sys; [sys.modules.pop(m) for m in list(sys.modules) if m.startswith("induction_course")]
 from induction_course.checks import nb4
 nb4.check_pattern_preserving_logits(pattern_preserving_logits)
 ### BEGIN HIDDEN TESTS
@@ -676,7 +670,6 @@ def direct_logit_contribution(model: TransformerBridge, cache: ActivationCache, 
 
 # %% test="check_direct_logit_contribution" points=3
 # Check: run this cell. The autograder runs the same check, plus hidden cases.
-import sys; [sys.modules.pop(m) for m in list(sys.modules) if m.startswith("induction_course")]
 from induction_course.checks import nb4
 nb4.check_direct_logit_contribution(direct_logit_contribution)
 ### BEGIN HIDDEN TESTS
@@ -766,7 +759,6 @@ def split_second_copy_loss(loss: torch.Tensor, tokens: torch.Tensor, seq_len: in
 
 # %% test="check_split_second_copy_loss" points=2
 # Check: run this cell. The autograder runs the same check, plus hidden cases.
-import sys; [sys.modules.pop(m) for m in list(sys.modules) if m.startswith("induction_course")]
 from induction_course.checks import nb4
 nb4.check_split_second_copy_loss(split_second_copy_loss)
 ### BEGIN HIDDEN TESTS
@@ -861,7 +853,6 @@ def seen_token_probability(logits: torch.Tensor, tokens: torch.Tensor) -> torch.
 
 # %% test="check_seen_token_probability" points=2
 # Check: run this cell. The autograder runs the same check, plus hidden cases.
-import sys; [sys.modules.pop(m) for m in list(sys.modules) if m.startswith("induction_course")]
 from induction_course.checks import nb4
 nb4.check_seen_token_probability(seen_token_probability)
 ### BEGIN HIDDEN TESTS

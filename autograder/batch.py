@@ -20,7 +20,7 @@ from typing import Any, Callable
 import nbformat
 
 from autograder import files
-from autograder.reporting import (autograded_rel, manual_digest, skipped_summary, write_csv, write_failure_feedback,
+from autograder.reporting import (autograded_rel, copy_receipts, manual_digest, skipped_summary, write_csv, write_failure_feedback,
                                   write_feedback, write_skipped)
 from autograder.restoring import check_modules
 from autograder.sandbox import sandbox_problem
@@ -174,9 +174,12 @@ def grade(submissions: Path, assignment: str | None = None, out: Path | None = N
             echo(f"[{done}/{len(todo)}] {row.student} {row.notebook}: {result} ({row.seconds:.1f} s)")
 
         run_jobs(todo, jobs or default_jobs(), record)
+        receipts = {s.key: s for s in found}
         for key, row in rows.items():
             if row.status == "graded":
                 _refresh(gb, row, out)
+                if key in receipts:
+                    copy_receipts(receipts[key], row, out)
             state["rows"][key] = asdict(row)
     save_state(out, state)
     write_csv(rows.values(), out / "grades.csv")

@@ -23,7 +23,7 @@ from nbformat import NotebookNode
 from autograder import files
 from autograder.deciding import verdict_index
 from autograder.restoring import BEGIN_HIDDEN, END_HIDDEN, is_test, meta
-from autograder.settings import CSV_FIELDS, SKIPPED_FIELDS, Row, Skipped
+from autograder.settings import CSV_FIELDS, SKIPPED_FIELDS, Row, Skipped, Submission
 
 
 def autograded_rel(student: str, notebook: str) -> str:
@@ -109,6 +109,23 @@ def write_feedback(nb: NotebookNode, manual: dict[str, dict[str, Any]], row: Row
     body, _ = HTMLExporter(config=config).from_notebook_node(fb, resources=resources)
     files.write_text(out, feedback_rel(row.student, row.notebook), body)
     row.manual = manual_digest(manual)
+
+
+#: nbgrader's receipts beside a submitted notebook; ``nbgrader release_feedback`` needs them beside the report.
+RECEIPTS = ("timestamp.txt", "submission_secret.txt")
+
+
+def copy_receipts(submission: Submission, row: Row, out: Path) -> None:
+    """Copy nbgrader's receipts (regular files, at most 1 KB, no link followed) beside the row's feedback page."""
+    if "/" not in submission.rel:
+        return
+    folder = submission.rel.rsplit("/", 1)[0]
+    for name in RECEIPTS:
+        try:
+            data = files.read_bytes(submission.root, f"{folder}/{name}", 1024)
+        except (OSError, ValueError):  # absent, a link, or too large: release_feedback then says what is missing
+            continue
+        files.write_bytes(out, Path(feedback_rel(row.student, row.notebook)).parent / name, data)
 
 
 def write_failure_feedback(row: Row, out: Path) -> None:

@@ -119,7 +119,7 @@ def _walk(root: Path, parts: list[str], out_id: tuple[int, int] | None) -> Itera
         entries = [(name, os.stat(name, dir_fd=fd, follow_symlinks=False)) for name in sorted(os.listdir(fd))]
     finally:
         os.close(fd)
-    stamps = {"timestamp.txt"} if any(n.lower().endswith(".ipynb") for n, _ in entries) and parts else set()
+    stamps = {"timestamp.txt", "submission_secret.txt"} if any(n.lower().endswith(".ipynb") for n, _ in entries) and parts else set()
     for name, info in entries:
         here = parts + [name]
         shown = "/".join(here)
@@ -137,7 +137,7 @@ def _walk(root: Path, parts: list[str], out_id: tuple[int, int] | None) -> Itera
             yield Found(tuple(here), info.st_mtime, link=True) if not name.startswith(".") else Skipped(
                 shown, "", "a hidden symbolic link (not followed)")
         elif name in stamps:
-            continue  # nbgrader's submission time, read with the notebook beside it
+            continue  # nbgrader's receipts (submission time, secret), read with the notebook beside them
         elif name.startswith("."):
             yield Skipped(shown, "", "a hidden file")
         elif not stat.S_ISREG(info.st_mode):

@@ -148,6 +148,7 @@ def test_students_see_no_instructor_tools(role_labs):
     # Locked too, so JupyterLab's plugin manager cannot switch them back on.
     assert INSTRUCTOR_PLUGINS <= set(config.get("lockedExtensions", [])), config.get("lockedExtensions")
     assert not {"@jupyter/nbgrader:assignment-list", "@jupyter/nbgrader:validate-assignment"} & disabled, disabled
+    assert "jupyterlab-jupytext" in disabled, disabled  # the masters' format is the instructors' business
     assert lab.request("GET", "formgrader/api/assignments")[0] == 404
     # Both course/ and solutions/ are in the file browser.
     status, body = lab.request("GET", "api/contents")

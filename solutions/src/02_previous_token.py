@@ -85,7 +85,7 @@ print("Using device:", device)
 # Average that over the batch axis and the new last axis: `.mean(dim=(0, -1))`.
 # </details>
 #
-# **Expected output:** `✓ previous_token_score matches the reference on 1 fresh random input(s) (atol=1e-05, rtol=0.0001).`
+# **Expected output:** `✓ previous_token_score matches the reference on 2 fresh random input(s) (atol=1e-05, rtol=0.0001).`
 
 # %% solution="previous_token_score"
 def previous_token_score(pattern: torch.Tensor) -> torch.Tensor:
@@ -121,7 +121,7 @@ nb2.check_previous_token_score(previous_token_score, seeds=(11, 12), shapes=({},
 # `pattern.diagonal(offset=0, dim1=-2, dim2=-1)` has shape `[batch, head, pos]`.
 # </details>
 #
-# **Expected output:** `✓ current_token_score matches the reference on 1 fresh random input(s) ...`
+# **Expected output:** `✓ current_token_score matches the reference on 2 fresh random input(s) ...`
 
 # %% solution="current_token_score"
 def current_token_score(pattern: torch.Tensor) -> torch.Tensor:
@@ -157,7 +157,7 @@ nb2.check_current_token_score(current_token_score, seeds=(11, 12), shapes=({}, {
 # `pattern[..., 1:, 0]` has shape `[batch, head, pos - 1]`; average it over the batch and the last axis.
 # </details>
 #
-# **Expected output:** `✓ first_token_score matches the reference on 1 fresh random input(s) ...`
+# **Expected output:** `✓ first_token_score matches the reference on 2 fresh random input(s) ...`
 
 # %% solution="first_token_score"
 def first_token_score(pattern: torch.Tensor) -> torch.Tensor:
@@ -257,7 +257,7 @@ print("token block:", layout.token, "| position block:", layout.pos, "| previous
 # hard-code a number: the hidden tests use other layouts.
 # </details>
 #
-# **Expected output:** `✓ every position i ≥ 1 puts at least 0.95 of its attention on i-1 (worst 0.99.., mean 0.99.., 64 fresh random sequences).`
+# **Expected output:** `✓ every position i ≥ 1 puts at least 0.95 of its attention on i-1 (worst 0.99.., mean 0.99.., 64 fresh random sequences on each of 2 layout(s)).`
 
 # %% solution="previous_token_qk"
 def previous_token_qk(layout: Layout) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
@@ -326,7 +326,7 @@ plt.show()
 # `W_V[layout.token, :d_vocab] = torch.eye(d_vocab)`, and the same idea for `W_O[:d_vocab, layout.prev]`.
 # </details>
 #
-# **Expected output:** `✓ the read-out recovers the previous token 100.0% of the time (≥ 99% needed, 64 fresh random sequences, reference QK circuit).`
+# **Expected output:** `✓ the read-out recovers the previous token 100.0% of the time (≥ 99% needed, 64 fresh random sequences on each of 2 layout(s), reference QK circuit).`
 
 # %% solution="previous_token_ov"
 def previous_token_ov(layout: Layout) -> tuple[torch.Tensor, torch.Tensor]:
@@ -357,7 +357,7 @@ nb2.check_previous_token_ov(previous_token_ov, layouts=({"d_vocab": 10, "n_ctx":
 # Put both halves into the model and test them together on fresh random tokens: the pattern (≥ 0.95 on the
 # previous position everywhere) and the information written (≥ 99% read-out accuracy).
 #
-# **Expected output:** `✓ your hand-built head: every position puts ≥ 0.99.. on the previous token, and the read-out recovers it 100.0% of the time (64 fresh random sequences).`
+# **Expected output:** `✓ your hand-built head: every position puts ≥ 0.99.. on the previous token, and the read-out recovers it 100.0% of the time (64 fresh random sequences on each of 2 layout(s)).`
 
 # %% test="check_handbuilt_head" points=1
 # Check: run this cell. The autograder runs the same check, plus hidden cases.

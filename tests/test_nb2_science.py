@@ -14,7 +14,7 @@ from transformer_lens.head_detector import detect_head
 from induction_course import handbuilt as hb
 from induction_course.checks import nb2
 from induction_course.data import BOS, random_tokens
-from induction_course.heads import previous_token_score, spread_score
+from induction_course.heads import current_token_score, first_token_score, previous_token_score, spread_score
 from induction_course.models import make_model
 from induction_course.tokenizer import tokens_to_text
 
@@ -55,6 +55,51 @@ def test_other_layer_0_heads_spread_their_attention_evenly(model, tokens, prev_s
     averaging = [h for h in range(model.cfg.n_heads) if spread[h] > 0.9 and prev_scores[0, h] < 0.2]
     assert averaging
     assert spread[int(prev_scores[0].argmax())] < 0.5
+
+
+def test_two_previous_token_heads_and_two_averaging_heads_in_layer_0(model, tokens, prev_scores):
+    """Notebook 2's grid text and its `averaging` question: two layer-0 heads attend to the previous token,
+    the other two spread evenly over everything so far and rest little on BOS."""
+    with torch.no_grad():
+        _, cache = model.run_with_cache(tokens)
+    pattern = cache["pattern", 0]
+    spread, bos, current = spread_score(pattern), first_token_score(pattern), current_token_score(pattern)
+    print("layer 0: previous", prev_scores[0], "spread", spread, "BOS", bos, "current", current)
+    previous = [h for h in range(model.cfg.n_heads) if prev_scores[0, h] >= 0.5 and spread[h] < 0.5]
+    averaging = [h for h in range(model.cfg.n_heads) if spread[h] > 0.9 and prev_scores[0, h] < 0.2]
+    assert len(previous) == 2 and len(averaging) == 2
+    assert all(bos[h] < 0.25 and current[h] < 0.25 for h in averaging), "the averaging heads score low on all three"
+
+
+def test_previous_token_heads_hold_then_fall_late_in_the_context(model):
+    """Notebook 2's curve text and its `where_measured` question, on the notebook's long tokens."""
+    cfg = model.cfg
+    long_tokens = torch.cat([torch.full((16, 1), BOS), random_tokens(16, cfg.n_ctx - 1, cfg.d_vocab, seed=1)], dim=1)
+    with torch.no_grad():
+        _, cache = model.run_with_cache(long_tokens)
+    on_previous = cache["pattern", 0].diagonal(offset=-1, dim1=-2, dim2=-1).mean(dim=0)  # [head, pos - 1]
+    stretches = [(1, 23), (24, 38), (39, 55), (56, cfg.n_ctx - 1)]
+    means = torch.tensor([[float(on_previous[h, a - 1:b].mean()) for a, b in stretches] for h in range(cfg.n_heads)])
+    print("mean attention on i-1 over", stretches, ":\n", means)
+    previous = [h for h in range(cfg.n_heads) if means[h, 0] >= 0.5]
+    assert len(previous) == 2
+    for h in previous:
+        assert means[h, 1] >= means[h, 0] - 0.1, "holds its level beyond the scoring tokens"
+        assert means[h, 3] < 0.5 * means[h, 0], "falls to less than half over the last stretch"
+    for h in set(range(cfg.n_heads)) - set(previous):
+        assert (means[h].diff() < 0).all() and means[h, 3] < 0.05, "an averaging head falls smoothly towards 0"
+
+
+@pytest.mark.parametrize("answers, right", [({"averaging": "b", "where_measured": "b"}, True),
+                                            ({"averaging": "a", "where_measured": "b"}, False),
+                                            ({"averaging": "b", "where_measured": "d"}, False)])
+def test_layer0_answers(answers, right, capsys):
+    if right:
+        nb2.check_layer0_answers(answers)
+        assert "✓" in capsys.readouterr().out
+    else:
+        with pytest.raises(nb2.CheckFailed):
+            nb2.check_layer0_answers(answers)
 
 
 def test_detect_head_agrees_up_to_n_minus_1_over_n(model, tokens, prev_scores):

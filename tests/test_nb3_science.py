@@ -19,7 +19,8 @@ from induction_course import circuits as C
 from induction_course import training as T
 from induction_course import ablation as A
 from induction_course.data import BOS, repeated_tokens
-from induction_course.heads import first_token_score, previous_token_score
+from induction_course.checks import nb3
+from induction_course.heads import first_token_score, induction_score, previous_token_score
 from induction_course.models import make_model, plain_forward
 from induction_course.tokenizer import IdTokenizer, tokens_to_text
 
@@ -162,6 +163,81 @@ def test_the_weight_score_ranks_the_causal_test_separates(run):
     for h in range(model.cfg.n_heads):
         if h != prev_head:
             assert after[h].min() > 0.9 * clean.min()
+
+
+def _induction_without_keys_from(model, tokens: torch.Tensor, seq_len: int, head0: int) -> torch.Tensor:
+    """Layer-1 induction scores [head] with layer 1's keys (only) computed as if layer-0 head ``head0`` were off."""
+    keys = {}
+    with torch.no_grad(), A.quiet_hooks():
+        model.run_with_hooks(tokens, fwd_hooks=A.ablation_hooks([(0, head0)])
+                             + [("blocks.1.attn.hook_k", lambda k, hook: keys.update(k=k.clone()))])
+        with model.hooks(fwd_hooks=[("blocks.1.attn.hook_k", lambda k, hook: keys["k"])]):
+            _, patched = model.run_with_cache(tokens)
+    return induction_score(patched["pattern", 1], seq_len)
+
+
+def test_keys_without_the_previous_token_head_lose_induction(run):
+    """Notebook 3's causal test on the keys: only the previous-token head matters to layer 1's keys."""
+    model, _ = run
+    tokens = held_out(model, 23)
+    _, cache = model.run_with_cache(tokens)
+    prev = previous_token_score(cache["pattern", 0])
+    prev_head, second = (int(h) for h in prev.topk(2).indices)
+    heads = [head for _, head in induction_heads(model)]
+    clean = T.head_scores(model, tokens, 23)[0][1, heads]
+    after = torch.stack([_induction_without_keys_from(model, tokens, 23, h)[heads] for h in range(model.cfg.n_heads)])
+    print("clean", clean, "\ninduction scores with layer 1's keys computed without each layer-0 head:\n", after)
+    assert prev[second] >= 0.5, "a second previous-token head"
+    assert after[prev_head].max() < 0.4 * clean.min()
+    assert after[second].min() > 0.9 * clean.min(), "without the second previous-token head the scores barely move"
+    for h in set(range(model.cfg.n_heads)) - {prev_head, second}:
+        assert (after[h] - clean).abs().max() < 0.02, "without an averaging head they do not move"
+
+
+def test_the_weight_score_ranks_previous_token_heads_first_and_averaging_heads_near_baseline(run):
+    """Notebook 3's reading of the K-composition table."""
+    model, _ = run
+    tokens = held_out(model, 23)
+    _, cache = model.run_with_cache(tokens)
+    prev = previous_token_score(cache["pattern", 0])
+    heads = [head for _, head in induction_heads(model)]
+    ratio = (C.k_composition_scores(model.W_V[0], model.W_O[0], model.W_Q[1], model.W_K[1]).detach()
+             / C.random_composition_baseline(model.cfg.d_model, model.cfg.d_head))
+    previous = [h for h in range(model.cfg.n_heads) if prev[h] >= 0.5]
+    assert len(previous) == 2
+    for h in range(model.cfg.n_heads):
+        if h in previous:
+            assert ratio[h, heads].min() > 2.5
+        else:
+            assert 0.5 < ratio[h, heads].min() and ratio[h, heads].max() < 1.5, "an averaging head sits near 1x"
+    for other in other_layer1_heads(model):
+        assert ratio[:, other].max() < 1.0, "the non-induction head reads no layer-0 head"
+
+
+def test_only_the_induction_heads_make_tokens_their_own_top_logit(run):
+    """Notebook 3's copying text: eigenvalue positivity is high for more heads than the top-1 test credits."""
+    model, _ = run
+    with torch.no_grad():
+        full_ov = torch.stack([C.full_ov_circuit(model.W_E, model.W_V[l], model.W_O[l], model.W_U) for l in range(2)])
+    positivity, top1 = C.eigenvalue_positivity(full_ov), C.top1_copying_accuracy(full_ov)
+    heads = induction_heads(model)
+    print("eigenvalue positivity", positivity, "\ntop-1 copying accuracy", top1)
+    together = full_ov[tuple(zip(*heads))].sum(dim=0)
+    assert all(positivity[lh] > 0.9 and top1[lh] > 0.5 for lh in heads)
+    assert float(C.top1_copying_accuracy(together)) > 0.95
+    others = [(l, h) for l in range(2) for h in range(model.cfg.n_heads) if (l, h) not in heads]
+    assert all(positivity[lh] > 0 and top1[lh] < 0.1 for lh in others)
+    assert all(positivity[1, h] > 0.5 for h in other_layer1_heads(model))
+
+
+@pytest.mark.parametrize("check, answer", [("check_other_head_answer", {"other_head": "b"}),
+                                           ("check_k_comp_answer", {"k_comp": "b"})])
+def test_question_answers(check, answer, capsys):
+    getattr(nb3, check)(answer)
+    assert "✓" in capsys.readouterr().out
+    for wrong in "acd":
+        with pytest.raises(nb3.CheckFailed):
+            getattr(nb3, check)({key: wrong for key in answer})
 
 
 def test_detect_head_ranks_the_same_heads_first(run):

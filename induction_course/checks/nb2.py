@@ -879,3 +879,30 @@ EXPLANATION = ("A head computes key j from the residual stream at position j alo
 
 check_layer_answers = choices_check("nb2.check_layer_answers",
                                     {"why_earlier": WHY_EARLIER, "one_layer_fix": ONE_LAYER_FIX}, EXPLANATION)
+
+
+# ---------------------------------------------------------------- 3. what the layer-0 heads do
+# The facts behind these answers are asserted on the shipped model in tests/test_nb2_science.py.
+AVERAGING = {
+    "a": "No: a previous-token head puts most of its attention on i-1 at every position it works at. These put "
+         "little on it from the first positions on, and their spread score says their attention is even.",
+    "b": None,
+    "c": "No: their first-token (BOS) scores in the grid are low. A head resting on BOS would put most of its "
+         "attention on position 0 at every position.",
+    "d": "No: a current-token head puts its attention on the diagonal, all on one token: its spread score would "
+         "be near 0, not near 1.",
+}
+WHERE_MEASURED = {
+    "a": "No: look at the printed averages over the last stretch of the context. The curve falls in steps there, "
+         "to less than half of its early level.",
+    "b": None,
+    "c": "No: detect_head's number differs from yours only by the factor (n-1)/n, and it averages over the same "
+         "positions; neither looks past position 24.",
+    "d": "No: the last stretch would pull a score over all 64 positions down; the printed averages show by how much.",
+}
+LAYER0_EXPLANATION = ("Two layer-0 heads attend to the previous token and two average over everything seen so far: "
+                      "one job can be shared, and other heads do other jobs. A score is an average over the batch "
+                      "and over the positions it was measured on, so it should always come with them.")
+
+check_layer0_answers = choices_check("nb2.check_layer0_answers",
+                                     {"averaging": AVERAGING, "where_measured": WHERE_MEASURED}, LAYER0_EXPLANATION)

@@ -968,3 +968,38 @@ ICL_EXPLANATION = ("A 1-layer model can still learn 'tokens seen in this context
 
 check_icl_answers = choices_check("nb3.check_icl_answers", {"control_icl": CONTROL_ICL, "icl_alone": ICL_ALONE},
                                   ICL_EXPLANATION)
+
+
+# ---------------------------------------------------------------- 3. the layer-1 head that is not an induction head
+# The facts behind these answers are asserted on the seed-0 run in tests/test_nb3_science.py.
+OTHER_HEAD = {
+    "a": "No: its induction score stays low on every held-out length, the shortest (13) and the longest (23) alike.",
+    "b": None,
+    "c": "No: the previous-token heads are in layer 0, and the printed attention shows where this head looks on "
+         "decks: at BOS, almost entirely.",
+    "d": "No: switching it off raises the loss on shuffled decks by the amount printed above; the model uses it "
+         "there, just not for induction.",
+}
+OTHER_HEAD_EXPLANATION = ("The model was trained on two kinds of sequence, and one head took the second job: on a "
+                          "shuffled deck it rests on BOS, and the loss on decks rises when it is switched off, while "
+                          "the second copy of [BOS] R R hardly notices. Real models are full of heads like it, which "
+                          "is why induction heads have to be found, not assumed.")
+check_other_head_answer = choices_check("nb3.check_other_head_answer", {"other_head": OTHER_HEAD},
+                                        OTHER_HEAD_EXPLANATION)
+
+
+# ---------------------------------------------------------------- 5. what the weight score can tell
+K_COMP = {
+    "a": "No: the score is right about the weights: that head's output does land where the induction heads' keys "
+         "read. Whether the model relies on it is a different question, which weights alone cannot answer.",
+    "b": None,
+    "c": "No: computing the keys without the previous-token head collapses induction; without the second head, "
+         "it barely changes.",
+    "d": "No: the previous-token head's row shows that it matters here: compute the keys without it and the "
+         "induction scores collapse.",
+}
+K_COMP_EXPLANATION = ("The weight score ranks the layer-0 heads: both previous-token heads far above the random "
+                      "baseline, the averaging heads near it. It does not separate the two previous-token heads; the "
+                      "causal test on the keys does. A weight score is a hypothesis about a circuit; an intervention "
+                      "tests it.")
+check_k_comp_answer = choices_check("nb3.check_k_comp_answer", {"k_comp": K_COMP}, K_COMP_EXPLANATION)

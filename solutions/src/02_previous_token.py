@@ -37,6 +37,7 @@ from transformer_lens.model_bridge import TransformerBridge
 from induction_course.data import BOS, random_tokens
 from induction_course.device import pick_device
 from induction_course.handbuilt import Layout, install, make_handbuilt_model
+from induction_course.heads import spread_score
 from induction_course.plotting import attention_heatmap, attention_view, head_grid, token_labels
 from induction_course.tokenizer import IdTokenizer, tokens_to_text
 from induction_course.training import load_induction_model
@@ -69,17 +70,22 @@ print("Using device:", device)
 # Write `previous_token_score(pattern)`: for each head, the mean over the batch and over queries `i ≥ 1`
 # of `pattern[b, h, i, i-1]`.
 #
-# <details><summary>Hint 1</summary>
+# <details><summary>Hint 1 (idea)</summary>
+#
+# The entries `[i, i-1]` of the last two axes form one stripe, just below the diagonal. Collect that stripe,
+# then average over everything except the head axis.
+# </details>
+# <details><summary>Hint 2 (API)</summary>
 #
 # `pattern.diagonal(offset=-1, dim1=-2, dim2=-1)` collects the entries `[i, i-1]` of the last two axes into a
 # new last axis of length `pos - 1`: shape `[batch, head, pos - 1]`.
 # </details>
-# <details><summary>Hint 2</summary>
+# <details><summary>Hint 3 (code)</summary>
 #
 # Average that over the batch axis and the new last axis: `.mean(dim=(0, -1))`.
 # </details>
 #
-# **Expected output:** `✓ previous_token_score matches the reference on 1 fresh random input(s) (atol=1e-05, rtol=0.0001).`
+# **Expected output:** `✓ previous_token_score matches the reference on 2 fresh random input(s) (atol=1e-05, rtol=0.0001).`
 
 # %% solution="previous_token_score"
 def previous_token_score(pattern: torch.Tensor) -> torch.Tensor:
@@ -106,12 +112,16 @@ nb2.check_previous_token_score(previous_token_score, seeds=(11, 12), shapes=({},
 # Write `current_token_score(pattern)`: for each head, the mean over the batch and over **every** query `i`
 # of `pattern[b, h, i, i]`.
 #
-# <details><summary>Hint 1</summary>
+# <details><summary>Hint 1 (idea)</summary>
 #
-# Same as before, with the main diagonal: `offset=0`.
+# The same stripe idea as in Exercise 2.1, one step up: the main diagonal, entries `[i, i]`. Every query counts.
+# </details>
+# <details><summary>Hint 2 (API)</summary>
+#
+# `pattern.diagonal(offset=0, dim1=-2, dim2=-1)` has shape `[batch, head, pos]`.
 # </details>
 #
-# **Expected output:** `✓ current_token_score matches the reference on 1 fresh random input(s) ...`
+# **Expected output:** `✓ current_token_score matches the reference on 2 fresh random input(s) ...`
 
 # %% solution="current_token_score"
 def current_token_score(pattern: torch.Tensor) -> torch.Tensor:
@@ -138,12 +148,16 @@ nb2.check_current_token_score(current_token_score, seeds=(11, 12), shapes=({}, {
 # Write `first_token_score(pattern)`: for each head, the mean over the batch and over queries `i ≥ 1` of
 # `pattern[b, h, i, 0]`, the attention each query puts on position 0.
 #
-# <details><summary>Hint 1</summary>
+# <details><summary>Hint 1 (idea)</summary>
 #
 # Rows are queries and columns are keys: you want column 0, without row 0.
 # </details>
+# <details><summary>Hint 2 (code)</summary>
 #
-# **Expected output:** `✓ first_token_score matches the reference on 1 fresh random input(s) ...`
+# `pattern[..., 1:, 0]` has shape `[batch, head, pos - 1]`; average it over the batch and the last axis.
+# </details>
+#
+# **Expected output:** `✓ first_token_score matches the reference on 2 fresh random input(s) ...`
 
 # %% solution="first_token_score"
 def first_token_score(pattern: torch.Tensor) -> torch.Tensor:
@@ -223,23 +237,27 @@ print("token block:", layout.token, "| position block:", layout.pos, "| previous
 # Then the score of query `i` for key `j` is $c/\sqrt{d_{head}}$ when `j = i-1` and 0 otherwise. Choose `c`:
 # with a margin $s = c/\sqrt{d_{head}}$ over the `i` other keys, query `i` puts $e^s/(e^s + i)$ on `i-1`.
 #
-# <details><summary>Hint 1</summary>
+# <details><summary>Hint 1 (idea)</summary>
 #
-# `torch.zeros(n_ctx, layout.d_model)` then `W_pos[:, layout.pos] = torch.eye(n_ctx)`. A slice object such as
-# `layout.pos` indexes a tensor like `a:b` does.
+# All three matrices are zero except in the rows of the position block, where each is an identity matrix or
+# a shifted one. The only real choice is `c`: the query that is hardest to satisfy is the one with the most
+# other keys to compete with.
 # </details>
-# <details><summary>Hint 2</summary>
+# <details><summary>Hint 2 (API)</summary>
 #
-# `torch.diag(torch.ones(n - 1), diagonal=-1)` is the `n × n` matrix with ones at `[i, i-1]`. Put `c` times it
-# into `W_Q[layout.pos, :n]`, and `torch.eye(n)` into `W_K[layout.pos, :n]`.
+# A slice object such as `layout.pos` indexes a tensor like `a:b` does, so `W_pos[:, layout.pos]` is the
+# position block. `torch.eye(n)` is the identity; `torch.diag(torch.ones(n - 1), diagonal=-1)` is the `n × n`
+# matrix with ones at `[i, i-1]`. For `c`: $e^s/(e^s + i) \ge 0.95$ means $s \ge \ln(19\,i)$, and the worst
+# query is the last one, `i = n_ctx - 1`.
 # </details>
-# <details><summary>Hint 3</summary>
+# <details><summary>Hint 3 (code)</summary>
 #
-# $e^s/(e^s + i) \ge 0.95$ means $s \ge \ln(19\,i)$, and the worst query is the last one, `i = n_ctx - 1`. Take
-# some room: $c = \sqrt{d_{head}}\,\ln(100\,n_{ctx})$. Don't hard-code a number: the hidden tests use other layouts.
+# `W_pos[:, layout.pos] = torch.eye(n)`; `W_Q[layout.pos, :n] = c * torch.diag(torch.ones(n - 1), diagonal=-1)`;
+# `W_K[layout.pos, :n] = torch.eye(n)`, with room to spare in $c = \sqrt{d_{head}}\,\ln(100\,n_{ctx})$. Don't
+# hard-code a number: the hidden tests use other layouts.
 # </details>
 #
-# **Expected output:** `✓ every position i ≥ 1 puts at least 0.95 of its attention on i-1 (worst 0.99.., mean 0.99.., 64 fresh random sequences).`
+# **Expected output:** `✓ every position i ≥ 1 puts at least 0.95 of its attention on i-1 (worst 0.99.., mean 0.99.., 64 fresh random sequences on each of 2 layout(s)).`
 
 # %% solution="previous_token_qk"
 def previous_token_qk(layout: Layout) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
@@ -297,13 +315,18 @@ plt.show()
 # previous token's one-hot, now sitting in the `prev` block, where `W_U` reads it. The check uses a working QK
 # circuit, so this exercise does not depend on the previous one.
 #
-# <details><summary>Hint 1</summary>
+# <details><summary>Hint 1 (idea)</summary>
 #
-# Two identity matrices in the right places: `W_V[layout.token, :d_vocab] = torch.eye(d_vocab)` and the same
-# idea for `W_O[:d_vocab, layout.prev]`.
+# Both matrices only relabel one-hots: token `t` in the token block becomes head direction `t`, which becomes
+# coordinate `t` of the `prev` block. Relabelling a one-hot is an identity matrix placed in the right rows and
+# columns.
+# </details>
+# <details><summary>Hint 2 (code)</summary>
+#
+# `W_V[layout.token, :d_vocab] = torch.eye(d_vocab)`, and the same idea for `W_O[:d_vocab, layout.prev]`.
 # </details>
 #
-# **Expected output:** `✓ the read-out recovers the previous token 100.0% of the time (≥ 99% needed, 64 fresh random sequences, reference QK circuit).`
+# **Expected output:** `✓ the read-out recovers the previous token 100.0% of the time (≥ 99% needed, 64 fresh random sequences on each of 2 layout(s), reference QK circuit).`
 
 # %% solution="previous_token_ov"
 def previous_token_ov(layout: Layout) -> tuple[torch.Tensor, torch.Tensor]:
@@ -334,7 +357,7 @@ nb2.check_previous_token_ov(previous_token_ov, layouts=({"d_vocab": 10, "n_ctx":
 # Put both halves into the model and test them together on fresh random tokens: the pattern (≥ 0.95 on the
 # previous position everywhere) and the information written (≥ 99% read-out accuracy).
 #
-# **Expected output:** `✓ your hand-built head: every position puts ≥ 0.99.. on the previous token, and the read-out recovers it 100.0% of the time (64 fresh random sequences).`
+# **Expected output:** `✓ your hand-built head: every position puts ≥ 0.99.. on the previous token, and the read-out recovers it 100.0% of the time (64 fresh random sequences on each of 2 layout(s)).`
 
 # %% test="check_handbuilt_head" points=1
 # Check: run this cell. The autograder runs the same check, plus hidden cases.
@@ -371,8 +394,9 @@ plt.show()
 # %% [markdown]
 # ## 3. Finding the previous-token head in a trained model
 #
-# The course ships a small model, trained by the course's own deterministic script on sequences made of a
-# random block of tokens repeated over and over (Notebook 3 trains one like it). It has two attention-only
+# The course ships a small model, trained by the course's own deterministic script on two kinds of sequence:
+# mostly a random block of tokens repeated over and over, and now and then a "shuffled deck" that holds every
+# token once, in random order (Notebook 3 trains one like it). It has two attention-only
 # layers of four heads each, with LayerNorm and rotary positions (every head rotates its queries and keys by
 # their position, so attention can depend on the distance between them). Nobody told it to build a
 # previous-token head. Let's see whether it did.
@@ -396,15 +420,20 @@ print("tokens:", tuple(tokens.shape), "e.g.", token_labels(tokens[0, :10]))
 # `score_fn` (one of your three score functions) to each layer's pattern, and stack the results into a
 # `[layer, head]` tensor.
 #
-# <details><summary>Hint 1</summary>
+# <details><summary>Hint 1 (idea)</summary>
+#
+# One forward pass gives every layer's pattern at once. Score each layer's pattern (one number per head), and
+# put the layers' rows on top of each other.
+# </details>
+# <details><summary>Hint 2 (API)</summary>
 #
 # `_, cache = model.run_with_cache(tokens)`; layer `l`'s pattern, `[batch, head, q_pos, k_pos]`, is
 # `cache["pattern", l]` (the same tensor as `cache[f"blocks.{l}.attn.hook_pattern"]`).
 # </details>
-# <details><summary>Hint 2</summary>
+# <details><summary>Hint 3 (code)</summary>
 #
-# `torch.stack([... for l in range(model.cfg.n_layers)])`. Wrap the run in `with torch.no_grad():`, since we
-# don't need gradients.
+# `torch.stack([score_fn(cache["pattern", l]) for l in range(model.cfg.n_layers)])`. Wrap the run in
+# `with torch.no_grad():`, since we don't need gradients.
 # </details>
 #
 # **Expected output:** `✓ score_all_heads matches the reference on 1 fresh random input(s) ...`, then three
@@ -442,20 +471,35 @@ for ax, (name, values) in zip(axes, my_scores.items()):
     head_grid(values, title=f"{name} score", ax=ax)
 plt.tight_layout()
 plt.show()
+for name, values in my_scores.items():
+    print(f"{name} scores, layer 0:", [round(v, 2) for v in values[0].tolist()])
 
 # %% [markdown]
-# **What you should see:** the previous-token grid is bright in layer 0 only, and one cell is the brightest:
-# that head is *the* previous-token head. Its neighbours in layer 0 may score well too: a model is free to
-# spread one job over several heads, and small models often do. The layer-1 heads put more of their attention
-# on BOS than the layer-0 heads: they are the induction heads of Notebook 3, and on random tokens there is
-# nothing for them to find, so they rest.
+# **What you should see** (the cell above prints layer 0's numbers): the previous-token grid is bright in
+# layer 0 only, and there it has not one bright cell but two. The brightest is *the* previous-token head; a
+# second layer-0 head does the same job, less sharply. A model is free to spread one job over several heads,
+# and small models often do. The other two layer-0 heads score low on all three scores: they do some other job,
+# and you had to find the previous-token head among them. (Layer 1 is Notebook 3's business: on random tokens
+# nothing repeats, so there is nothing for an induction head to find.)
+#
+# What are the other two doing? A head can spread its attention instead of aiming it. `spread_score` (from
+# `induction_course.heads`) measures how evenly: for each query, the entropy of its attention over the tokens
+# seen so far (BOS left out), divided by the largest possible; 1 means perfectly even, 0 means all on one token.
+
+# %%
+with torch.no_grad():
+    _, score_cache = model.run_with_cache(tokens)
+print("spread score, layer 0:", [round(v, 2) for v in spread_score(score_cache["pattern", 0]).tolist()])
+
+# %% [markdown]
+# **What you should see:** the two heads with low previous-token scores have a spread score near 1: they are
+# **averaging heads**, which hand every position an even mix of the tokens seen so far. The previous-token heads
+# have a low spread score: they put most of their attention on one token.
 #
 # **A score is an average, over positions too.** The curve below follows each layer-0 head along a longer
 # sequence, the full context of the model: the attention that query `i` puts on `i-1`, averaged over 16 fresh
-# sequences. A score of 0.75 can mean "0.75 everywhere" or "1.0 early on and 0 later"; only the curve tells.
-# In the shipped model the curves fall to almost nothing past position 30 or so: its layer-0 heads do their
-# job only in the first half of the context. That is why we score on 24 tokens, inside the part where they
-# work, and why every score should come with the sequences and positions it was measured on.
+# sequences. The cell also prints each head's average over four stretches of the context. A score of 0.8 can
+# mean "0.8 everywhere" or "0.8 early on and much less later"; only the curve tells.
 
 # %%
 long_tokens = torch.cat([torch.full((16, 1), BOS), random_tokens(16, cfg.n_ctx - 1, cfg.d_vocab, seed=1)], dim=1)
@@ -471,9 +515,54 @@ plt.ylabel("attention on i-1")
 plt.title("Layer 0 along the whole context")
 plt.legend(fontsize=8)
 plt.show()
+stretches = [(1, 23), (24, 38), (39, 55), (56, cfg.n_ctx - 1)]   # query positions, both ends included
+for head in range(cfg.n_heads):
+    means = [float(on_previous[head, start - 1:end].mean()) for start, end in stretches]
+    print(f"head 0.{head}, mean attention on i-1:",
+          ", ".join(f"i = {start}-{end}: {m:.2f}" for (start, end), m in zip(stretches, means)))
 
 # %% [markdown]
+# **What you should see:** the two previous-token heads hold their level over the scoring tokens and well
+# beyond them, then fall in steps in the last part of the context: over the last stretch they put less than
+# half as much on `i-1` as over the first. The two averaging heads fall smoothly from the start, towards 0:
+# an even spread over `i` tokens gives each of them about $1/i$. So a score is true of the positions it was
+# measured on. Ours use the first 24, where the previous-token heads are at their best; every score should
+# come with the sequences and positions it was measured on.
 #
+# ### Questions: what do the layer-0 heads do?
+# **Difficulty** ●○○ · **Importance** ●●○ · **About 5 min**
+#
+# Answer from the grids, the spread scores and the curves above, by setting `layer0_answers` to a dict of letters.
+#
+# **`averaging`:** two layer-0 heads have a spread score near 1, and their curves fall smoothly from the start.
+# What are they doing?
+# - (a) They are previous-token heads that get worse the further they are from the start.
+# - (b) They spread their attention evenly over all the tokens so far, so about $1/i$ lands on each, `i-1` included.
+# - (c) They rest on BOS, as a head with nothing to do often does.
+# - (d) They attend to the current token.
+#
+# **`where_measured`:** the best previous-token head scores about 0.8 on the 24 scoring tokens. What does its
+# curve add?
+# - (a) Nothing: it puts about 0.8 on the previous token at every position of the context.
+# - (b) It holds about that level over the first part of the context and falls in the last part: the score
+#   describes the positions it was measured on, not the whole context.
+# - (c) That the score is wrong: `detect_head` would give the true number.
+# - (d) That scoring on all 64 positions would give the same number.
+#
+# **Expected output:** `✓ both answers are right.` followed by a short explanation.
+
+# %% solution="layer0_answers"
+# layer0_answers = {"averaging": <a letter>, "where_measured": <a letter>}
+### BEGIN SOLUTION
+layer0_answers = {"averaging": "b", "where_measured": "b"}
+### END SOLUTION
+
+# %% test="check_layer0_answers" points=1
+# Check: run this cell. The autograder runs the same check.
+from induction_course.checks import nb2
+nb2.check_layer0_answers(layer0_answers)
+
+# %% [markdown]
 # ### Exercise 2.7: name the head, and cross-check with TransformerLens
 # **Difficulty** ●●○ · **Importance** ●●○ · **About 15 min**
 #
@@ -486,15 +575,20 @@ plt.show()
 #    is $\sum_{i,j} A_{ij} D_{ij} / \sum_{i,j} A_{ij}$, where the detection pattern `D` has ones at `[i, i-1]`.
 #    Write `detect_factor(seq_len)`: detect_head's score divided by yours, for sequences of length `seq_len`.
 #
-# <details><summary>Hint 1</summary>
+# <details><summary>Hint 1 (idea)</summary>
+#
+# `found` is where the largest entry of the `[layer, head]` grid sits. For the factor, the two scores add up the
+# same entries `[i, i-1]`; they differ only in what they divide by. Every row of a pattern sums to 1.
+# </details>
+# <details><summary>Hint 2 (API)</summary>
 #
 # `torch.unravel_index(scores.argmax(), scores.shape)` turns a flat argmax into `(layer, head)`; convert each
 # entry with `int(...)`.
 # </details>
-# <details><summary>Hint 2</summary>
+# <details><summary>Hint 3 (the factor)</summary>
 #
-# Every row of a pattern sums to 1. How many rows does `seq_len` positions give, and over how many rows does
-# your own score average?
+# `detect_head` divides by the total attention of all `seq_len` rows, which is `seq_len`; your score averages over
+# the `seq_len - 1` rows that have a previous token.
 # </details>
 #
 # **Expected output:** `✓ head 0.x is the previous-token head (score 0.…); detect_head gives 0.… = score × (24-1)/24 and ranks it first too.`
@@ -539,9 +633,15 @@ nb2.check_detect_factor(detect_factor, lengths=(2, 7, 1000))
 # of head `layer.head` on the **first** sequence with `attention_heatmap`, labelling the axes with
 # `token_labels(tokens[0])`, and returns the `Axes` that `attention_heatmap` returns.
 #
-# <details><summary>Hint 1</summary>
+# <details><summary>Hint 1 (idea)</summary>
 #
-# `cache["pattern", layer]` is `[batch, head, q_pos, k_pos]`; you want `[0, head]`.
+# One head on one sequence is a `[q_pos, k_pos]` matrix: pick it out of the layer's pattern, and hand it to
+# `attention_heatmap` with the labels.
+# </details>
+# <details><summary>Hint 2 (API)</summary>
+#
+# `cache["pattern", layer]` is `[batch, head, q_pos, k_pos]`; you want `[0, head]`. `attention_heatmap(matrix,
+# labels, title=...)` returns its `Axes`.
 # </details>
 #
 # **Expected output:** `✓ plot_head_pattern draws head 1.2's pattern of sequence 0.`, then, below the check, the
@@ -572,7 +672,8 @@ plt.show()
 # %% [markdown]
 # And the interactive view of all of layer 0 on the same 20 tokens: hover over a token to see where each head
 # sends its attention, or click a head to pick it. The previous-token head lights up the token just before
-# the one under your mouse; its neighbours do something blurrier.
+# the one under your mouse; the second previous-token head does the same, less sharply; the averaging heads
+# spread over everything before it.
 
 # %%
 attention_view(token_labels(short[0]), short_cache["pattern", 0][0], [f"0.{h}" for h in range(cfg.n_heads)])
@@ -597,11 +698,16 @@ attention_view(token_labels(short[0]), short_cache["pattern", 0][0], [f"0.{h}" f
 # keys of `layer` (`hook_k`, shape `[batch, pos, head, d_head]`), and return the Euclidean length of their
 # difference, averaged over the batch: shape `[pos, head]`.
 #
-# <details><summary>Hint 1</summary>
+# <details><summary>Hint 1 (idea)</summary>
+#
+# Run the model on both inputs, take the same keys from both runs, and measure the length of each key's
+# difference vector (over `d_head`), then average over the batch.
+# </details>
+# <details><summary>Hint 2 (API)</summary>
 #
 # Two `run_with_cache` calls; the keys of layer `l` are `cache[f"blocks.{l}.attn.hook_k"]`.
 # </details>
-# <details><summary>Hint 2</summary>
+# <details><summary>Hint 3 (code)</summary>
 #
 # `(k_corrupted - k_clean).norm(dim=-1)` gives `[batch, pos, head]`; then `.mean(dim=0)`.
 # </details>
@@ -649,8 +755,8 @@ print("layer-0 keys after p move by exactly", float(key_change(model, tokens, co
 # %% [markdown]
 # **What you should see:** in layer 0, only position `p` moves (its own token changed) and every later key is
 # untouched, exactly 0. In layer 1, the key at `p+1` moves as well: the previous-token head copied token `p` into
-# position `p+1` before layer 1 computed its keys. Later positions move a little too, through the blurrier
-# layer-0 heads.
+# position `p+1` before layer 1 computed its keys. Later positions move a little too, through the averaging
+# heads, which mix token `p` into every position after it.
 #
 # ### Exercise 2.10: why an earlier layer?
 # **Difficulty** ●○○ · **Importance** ●●● · **About 5 min**
@@ -670,7 +776,7 @@ print("layer-0 keys after p move by exactly", float(key_change(model, tokens, co
 # - (c) "Smeared" keys: $k_j \leftarrow \sigma(\alpha)\,k_j + (1 - \sigma(\alpha))\,k_{j-1}$, one learned $\alpha$ per head.
 # - (d) Larger positional embeddings, so that each key knows its position better.
 #
-# <details><summary>Hint 1</summary>
+# <details><summary>Hint 1 (idea)</summary>
 #
 # Look at your layer-0 grid above: which keys can change when token `p` changes? And which of the four options
 # changes *what key `j` is computed from*?

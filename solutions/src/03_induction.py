@@ -11,9 +11,11 @@
 # - build the standard test input `[BOS] R R` and read a model's per-token loss on it;
 # - train a 2-layer attention-only model on a CPU and see the **phase change**: the loss, the induction score
 #   and the previous-token score all move at the same step; a 1-layer control trained the same way never does;
-# - measure the induction (prefix-matching) score of every head on repeat lengths the model never trained on;
+# - measure the induction (prefix-matching) score of every head on repeat lengths the model never trained on,
+#   and find the induction heads among layer-1 heads that do other jobs;
 # - measure whether a head *copies* (the eigenvalues of its OV circuit) and whether the induction heads read
-#   the previous-token head (K-composition, against a random baseline);
+#   the previous-token head: K-composition against a random baseline, which ranks the layer-0 heads, and a
+#   causal test on the keys, which separates them;
 # - compute the in-context-learning (ICL) score and state its sign convention.
 #
 # **Prerequisites.** Notebooks 1 and 2 (attention patterns, scores from a cache, the previous-token head).
@@ -30,10 +32,10 @@ import torch
 from transformer_lens.head_detector import detect_head
 from transformer_lens.model_bridge import TransformerBridge
 
-from induction_course import circuits
+from induction_course import ablation, circuits
 from induction_course.data import BOS
 from induction_course.device import pick_device
-from induction_course.heads import previous_token_score
+from induction_course.heads import first_token_score, previous_token_score
 from induction_course.models import make_model
 from induction_course.plotting import attention_heatmap, attention_view, head_grid, token_labels
 from induction_course.tokenizer import IdTokenizer, tokens_to_text
@@ -64,14 +66,20 @@ print("Using device:", device)
 # `[batch, 1 + 2 * seq_len]`: BOS, then `R`, then `R` again, with a different uniformly random `R` in each row.
 # Draw with a `torch.Generator` seeded by `seed`, so the same seed gives the same tokens.
 #
-# <details><summary>Hint 1</summary>
+# <details><summary>Hint 1 (idea)</summary>
+#
+# Draw `R` once for all rows (one row each), then glue three pieces side by side: a column of BOS, `R`, and the
+# same `R` again. Token 0 is BOS, so `R` draws from `1 … d_vocab - 1`.
+# </details>
+# <details><summary>Hint 2 (API)</summary>
 #
 # `torch.randint(low, high, size, generator=g)` draws from `low … high - 1`: the upper bound is exclusive.
+# `torch.Generator().manual_seed(seed)` makes `g`.
 # </details>
-# <details><summary>Hint 2</summary>
+# <details><summary>Hint 3 (code)</summary>
 #
-# Draw `r` of shape `[batch, seq_len]` once, build a `[batch, 1]` column of `BOS`, and `torch.cat` the three
-# pieces along `dim=1`.
+# Draw `r` of shape `[batch, seq_len]` once, build a `[batch, 1]` column of `BOS` with `torch.full`, and
+# `torch.cat` the three pieces along `dim=1`.
 # </details>
 #
 # **Expected output:** `✓ generate_repeated_tokens gives [BOS] R R with a fresh uniform R per row (1 shape(s) checked).`
@@ -106,11 +114,12 @@ nb3.check_generate_repeated_tokens(generate_repeated_tokens, cases=((3, 5, 50), 
 # `[batch, pos - 1]` tensor whose entry `i` is $-\log p(\text{tokens}[i + 1] \mid \text{tokens}[\le i])$. The last
 # position predicts a token we don't have, so it is dropped.
 #
-# <details><summary>Hint 1</summary>
+# <details><summary>Hint 1 (idea)</summary>
 #
-# `logits[:, :-1]` are the predictions that have a target; their targets are `tokens[:, 1:]`.
+# `logits[:, :-1]` are the predictions that have a target; their targets are `tokens[:, 1:]`. The loss of one
+# prediction is minus the log-probability it gave its target.
 # </details>
-# <details><summary>Hint 2</summary>
+# <details><summary>Hint 2 (API)</summary>
 #
 # Take `log_softmax` over the vocabulary, then pick each target's entry with
 # `.gather(-1, targets[..., None])[..., 0]`, and negate. (`F.cross_entropy(..., reduction="none")` works too, but
@@ -169,6 +178,11 @@ print(f"untrained: first copy {first:.2f} nats, second copy {second:.2f} nats; "
 #   its content.
 # - **Some lengths never occur in training** (`HELD_OUT_LENGTHS`). We measure on exactly those, so a good score
 #   cannot come from memorised offsets.
+# - **Some sequences are shuffled decks** (a share `SHUFFLED_SHARE` of each batch, 12 of every 64): BOS, then
+#   every token from 1 to 63 once, in random order. Nothing repeats in a deck, so induction cannot help there,
+#   but a model that knows it is in a deck can bet on tokens 1 … 63 only, which beats a uniform guess over all
+#   127. This gives the model a second job, so not every head ends up doing induction: as in real models, you
+#   will have to find the induction heads among heads that do other things.
 #
 # The model uses **rotary** positions: position rotates the queries and keys, and is never added to the
 # residual stream. So, as in the models of Elhage et al. and Olsson et al., everything a head moves (its values)
@@ -188,7 +202,8 @@ print("repeated targets:   ", "".join("r" if r else "." for r in repeated[0].tol
 print(f"a shuffled deck ({round(64 * SHUFFLED_SHARE)} of every 64 training sequences):", " ".join(token_labels(shuffled_batch(1, 64, torch.Generator().manual_seed(0))[0])))
 
 # %% [markdown]
-# Train the 2-layer model. The progress bar shows the loss and the best layer-1 induction score.
+# Train the 2-layer model. While it trains, one progress line, updated in place, shows the steps done, the
+# seconds so far, the training loss and the best layer-1 induction score on held-out `[BOS] R R`.
 
 # %%
 model, history = train_induction_model(n_layers=2, seed=0, device=device)
@@ -198,10 +213,18 @@ print(f"{float(history['seconds']):.1f} s; induction score jumps at step {jump_s
 # %%
 plot_history(history, "2-layer attention-only model")
 plt.show()
+print("  step | loss on repeated | on unrepeated | best induction score, layer 1 | best previous-token score, layer 0")
+jump = jump_step(history)
+for step in (jump - 40, jump - 20, jump, jump + 20, jump + 40, int(history["step"][-1])):
+    i = int((history["step"] - step).abs().argmin())
+    print(f"{int(history['step'][i]):6d} | {float(history['repeated_loss'][i]):16.2f} | "
+          f"{float(history['unrepeated_loss'][i]):13.2f} | {float(history['induction_score'][i, -1].max()):29.2f} | "
+          f"{float(history['previous_token_score'][i, 0].max()):.2f}")
 
 # %% [markdown]
 # **What you should see:** for a while, not much; the loss drifts down as the model learns which tokens are
-# common in the current sequence. Then, within a few dozen steps, three things happen together: the loss on
+# common in the current sequence. Then, within a few dozen steps (the printed rows around the jump), three
+# things happen together: the loss on
 # repeated tokens collapses, the best layer-1 head's induction score jumps from near 0 to well above 0.5,
 # and a layer-0 head becomes a previous-token head. This is the **phase change** of Olsson et al., in
 # miniature: a sudden change in what the model can do, visible as one event in several measurements at once.
@@ -239,14 +262,20 @@ plt.show()
 #
 # Write `induction_score(pattern, seq_len)` for a pattern of `[BOS] R R`, returning one score per head.
 #
-# <details><summary>Hint 1</summary>
+# <details><summary>Hint 1 (idea)</summary>
+#
+# The entries `[i, i - (seq_len - 1)]` form one diagonal stripe, `seq_len - 1` below the main diagonal. Take
+# that stripe, keep only the second-copy queries, and average.
+# </details>
+# <details><summary>Hint 2 (API)</summary>
 #
 # `pattern.diagonal(offset=-k, dim1=-2, dim2=-1)` is the stripe from query `i` to key `i - k`, for
 # `i = k, k + 1, …`: shape `[batch, head, n - k]`.
 # </details>
-# <details><summary>Hint 2</summary>
+# <details><summary>Hint 3 (code)</summary>
 #
-# With `k = seq_len - 1` the stripe starts at query `seq_len - 1`. Which of its entries belong to the second copy?
+# With `k = seq_len - 1` the stripe starts at query `seq_len - 1`, two queries before the second copy: drop its
+# first two entries, then `.mean(dim=(0, -1))`.
 # </details>
 #
 # **Expected output:** `✓ induction_score matches the reference on 1 fresh random input(s) ...`
@@ -279,7 +308,11 @@ nb3.check_induction_score(induction_score, seeds=(11, 12), shapes=({}, {"seq_len
 # induction score of every head as a `[layer, head]` tensor. It is Notebook 2's `score_all_heads` with your
 # new score.
 #
-# <details><summary>Hint</summary>
+# <details><summary>Hint 1 (idea)</summary>
+#
+# One run with a cache, one `induction_score` per layer, the layers stacked into rows.
+# </details>
+# <details><summary>Hint 2 (API)</summary>
 #
 # `cache["pattern", layer]` is layer `layer`'s `[batch, head, q_pos, k_pos]` pattern; `torch.stack` the scores.
 # </details>
@@ -321,6 +354,12 @@ head_grid(scores[23].cpu(), "induction score, 2 layers, |R| = 23", ax=axes[0])
 head_grid(control_scores[23].cpu(), "induction score, 1 layer, |R| = 23", ax=axes[1])
 plt.tight_layout()
 plt.show()
+print("2-layer model, layer 1, |R| = 23:", [round(v, 2) for v in scores[23][1].tolist()])
+
+# %% [markdown]
+# **What you should see:** on every held-out length, some layer-1 head of the 2-layer model scores well above
+# 0.5 and no head of the control does. But look at layer 1's row: not every head there is an induction head.
+# Which ones are is for you to find, from the numbers, in the next exercise.
 
 # %% [markdown]
 # ### Exercise 3.5: name the heads
@@ -332,9 +371,15 @@ plt.show()
 # - `previous_token_head`: the `(layer, head)` of the layer-0 head with the highest previous-token score on the
 #   same tokens (`previous_token_score` from `induction_course.heads` is the score you wrote in Notebook 2).
 #
-# <details><summary>Hint</summary>
+# <details><summary>Hint 1 (idea)</summary>
 #
-# `(scores[23] > 0.4).nonzero().tolist()` lists the `[layer, head]` index pairs where the condition holds.
+# Both answers are selections from a grid of scores: every cell above a threshold, and the largest cell of one row.
+# </details>
+# <details><summary>Hint 2 (API)</summary>
+#
+# `(scores[23] > 0.4).nonzero().tolist()` lists the `[layer, head]` index pairs where the condition holds. For
+# the previous-token head, run the model on `held_out[23]` with a cache and take the `argmax` of
+# `previous_token_score(cache["pattern", 0])`.
 # </details>
 #
 # **Expected output:** `✓ induction heads [(1, …), …]; previous-token head (0, …).`
@@ -385,6 +430,58 @@ plt.show()
 attention_view(labels, cache["pattern", 1][0], head_names=[f"1.{h}" for h in range(model.cfg.n_heads)])
 
 # %% [markdown]
+# ### The head that does something else
+#
+# What does the layer-1 head that is not an induction head do? (In the model trained with seed 0 on a CPU it is
+# head 1.0.) Its job has to do with the training data, so compare the two kinds of training sequence: where
+# does it attend on shuffled decks, and where on repeated sequences? And what does switching it off cost? The
+# cell below zeroes the head's output (`ablation.ablation_hooks`; Notebook 4 is all about such ablations) and
+# measures the loss on decks and on the second copy of held-out `[BOS] R R`.
+
+# %%
+others = [head for head in range(model.cfg.n_heads) if (1, head) not in induction_heads]
+decks = shuffled_batch(32, 64, torch.Generator().manual_seed(5)).to(device)
+repeats = repeating_batch(32, 64, d_vocab, torch.Generator().manual_seed(6))[0].to(device)
+with torch.no_grad():
+    _, deck_cache = model.run_with_cache(decks)
+    _, repeat_cache = model.run_with_cache(repeats)
+deck_bos, repeat_bos = first_token_score(deck_cache["pattern", 1]), first_token_score(repeat_cache["pattern", 1])
+print("attention on BOS, layer 1, on decks:  ", [round(v, 2) for v in deck_bos.tolist()])
+print("attention on BOS, layer 1, on repeats:", [round(v, 2) for v in repeat_bos.tolist()])
+for head in others:
+    off = ablation.ablation_hooks([(1, head)])
+    deck_cost = ablation.run_loss(model, decks, off).mean() - ablation.run_loss(model, decks).mean()
+    second = [circuits.copy_losses(ablation.run_loss(model, held_out[23], hooks), 23)[1] for hooks in (off, [])]
+    print(f"head 1.{head} switched off: loss on decks {float(deck_cost):+.2f} nats, "
+          f"on the second copy of [BOS] R R {float(second[0] - second[1]):+.3f} nats")
+
+# %% [markdown]
+# ### Question: what does the other head do?
+# **Difficulty** ●○○ · **Importance** ●●○ · **About 5 min**
+#
+# Set `other_head_answer` to a dict with one letter.
+#
+# **`other_head`:** what does the layer-1 head that is not an induction head do?
+# - (a) It is an induction head that only works on longer repeats.
+# - (b) It tells the two kinds of training sequence apart: on a shuffled deck it rests on BOS, and the model's
+#   loss on decks depends on it, while induction barely does.
+# - (c) It is a second previous-token head.
+# - (d) Nothing: it is a dead head that the model never uses.
+#
+# **Expected output:** `✓ all answers are right.` followed by a short explanation.
+
+# %% solution="other_head_answer"
+# other_head_answer = {"other_head": <a letter>}
+### BEGIN SOLUTION
+other_head_answer = {"other_head": "b"}
+### END SOLUTION
+
+# %% test="check_other_head_answer" points=1
+# Check: run this cell. The autograder runs the same check.
+from induction_course.checks import nb3
+nb3.check_other_head_answer(other_head_answer)
+
+# %% [markdown]
 # ## 4. Do the induction heads copy?
 #
 # Attending to the right token is half the job; the head must also raise that token's logit. Ignoring
@@ -404,11 +501,16 @@ attention_view(labels, cache["pattern", 1][0], head_names=[f"1.{h}" for h in ran
 # Write `eigenvalue_positivity(matrix)` for a batch of square matrices `[..., n, n]`, returning `[...]`, in the
 # input's dtype. Eigenvalues of a real matrix can be complex.
 #
-# <details><summary>Hint 1</summary>
+# <details><summary>Hint 1 (idea)</summary>
+#
+# Two sums over the eigenvalues of each matrix: of the eigenvalues themselves (then its real part), and of their
+# moduli. Eigenvalues of a real matrix come in complex-conjugate pairs, so work in complex numbers first.
+# </details>
+# <details><summary>Hint 2 (API)</summary>
 #
 # `torch.linalg.eigvals` returns complex eigenvalues `[..., n]`; `.real` and `.abs()` give real parts and moduli.
 # </details>
-# <details><summary>Hint 2</summary>
+# <details><summary>Hint 3 (code)</summary>
 #
 # Sum before taking the real part of the numerator. Convert the result back with `.to(matrix.dtype)`.
 # </details>
@@ -451,16 +553,20 @@ head_grid(copying.cpu(), "eigenvalue positivity of the full OV circuit", ax=axes
 head_grid(top1.cpu(), "top-1 copying accuracy", ax=axes[1])
 plt.tight_layout()
 plt.show()
+for layer in range(model.cfg.n_layers):
+    print(f"layer {layer}: eigenvalue positivity {[round(v, 2) for v in copying[layer].tolist()]}, "
+          f"top-1 copying accuracy {[round(v, 2) for v in top1[layer].tolist()]}")
 together = full_ov[tuple(zip(*induction_heads))].sum(dim=0)
 print(f"induction heads together: top-1 copying accuracy {circuits.top1_copying_accuracy(together):.0%}")
 
 # %% [markdown]
-# **What you should see:** the layer-1 induction heads score +1 on eigenvalue positivity; each one alone makes
-# most tokens their own top logit, and together they do it for nearly all of them. The layer-0 heads score
-# positive too, yet almost never make a token its own top logit: their job is to move the *previous* token's
-# identity where layer 1's keys can read it, and what that does when read straight through to the logits is a
-# side effect. Eigenvalue positivity is evidence of copying, not proof; the top-1 test and the induction
-# heads' attention complete the case.
+# **What you should see** (the cell prints both grids): the layer-1 induction heads score close to +1 on
+# eigenvalue positivity; each one alone makes most tokens their own top logit, and together they do it for
+# nearly all of them. The other heads score positive too, some of them high (the non-induction head of layer 1
+# among them), yet almost never make a token its own top logit. The layer-0 heads' job is to move the
+# *previous* token's identity where layer 1's keys can read it; what that does when read straight through to
+# the logits is a side effect. Eigenvalue positivity is evidence of copying, not proof; the top-1 test and the
+# induction heads' attention complete the case.
 #
 # ## 5. K-composition: do the induction heads read the previous-token head?
 #
@@ -481,14 +587,20 @@ print(f"induction heads together: top-1 copying accuracy {circuits.top1_copying_
 # Write `k_composition_scores(W_V0, W_O0, W_Q1, W_K1)`, returning the score of every (layer-0 head, layer-1
 # head) pair as a `[head0, head1]` tensor. Use Frobenius norms.
 #
-# <details><summary>Hint 1</summary>
+# <details><summary>Hint 1 (idea)</summary>
+#
+# Build one `W_OV` per layer-0 head and one `W_QK` per layer-1 head, then the formula for every pair at once:
+# give the two stacks of matrices a head axis each, so that one matrix product broadcasts over all pairs.
+# </details>
+# <details><summary>Hint 2 (API)</summary>
+#
+# `torch.linalg.matrix_norm(x)` is the Frobenius norm over the last two axes; `.transpose(-1, -2)` transposes
+# the last two axes of a stack of matrices.
+# </details>
+# <details><summary>Hint 3 (code)</summary>
 #
 # `W_V0 @ W_O0` is `[head0, d_model, d_model]`; `W_Q1 @ W_K1.transpose(-1, -2)` is `[head1, d_model, d_model]`.
-# Index with `[:, None]` and `[None]` so one matrix product broadcasts over all pairs.
-# </details>
-# <details><summary>Hint 2</summary>
-#
-# `torch.linalg.matrix_norm(x)` is the Frobenius norm over the last two axes.
+# Index with `[:, None]` and `[None]` to make them `[head0, 1, …]` and `[1, head1, …]`.
 # </details>
 #
 # **Expected output:** `✓ k_composition_scores matches the reference on 1 fresh random input(s) ...`
@@ -528,6 +640,16 @@ nb3.check_k_composition_scores(k_composition_scores, seeds=(11, 12),
 # `W_O0`, `W_Q1`, `W_K1` with `torch.randn` (use 50 heads per layer to get many pairs at once) and average your
 # `k_composition_scores` over all pairs. It should come out close to $1/\sqrt{d_{model}}$.
 #
+# <details><summary>Hint 1 (idea)</summary>
+#
+# Random matrices of exactly the shapes of the model's `W_V[0]`, `W_O[0]`, `W_Q[1]`, `W_K[1]`, but with 50 heads
+# instead of 4; then the mean over all 50 × 50 pairs.
+# </details>
+# <details><summary>Hint 2 (API)</summary>
+#
+# `torch.randn(50, d_model, d_head, generator=generator)`; `W_O` is `[head, d_head, d_model]`.
+# </details>
+#
 # **Expected output:** `✓ random baseline 0.12… ≈ 1/sqrt(64) = 0.125.`
 
 # %% solution="random_baseline"
@@ -552,15 +674,86 @@ ax = head_grid(k_comp / baseline, "K-composition / random baseline")
 ax.set(xlabel="layer-1 head", ylabel="layer-0 head")
 plt.show()
 prev_head = previous_token_head[1]
-for layer, head in induction_heads:
-    print(f"previous-token head 0.{prev_head} -> induction head 1.{head}: "
-          f"{k_comp[prev_head, head]:.3f} = {k_comp[prev_head, head] / baseline:.1f} x baseline")
+with torch.no_grad():
+    _, cache = model.run_with_cache(held_out[23])
+layer0_previous = previous_token_score(cache["pattern", 0])
+print("K-composition / baseline; rows: layer-0 heads, columns: induction heads", [f"1.{h}" for _, h in induction_heads])
+for head0 in range(model.cfg.n_heads):
+    ratios = [round(float(k_comp[head0, h] / baseline), 1) for _, h in induction_heads]
+    print(f"0.{head0} (previous-token score {layer0_previous[head0]:.2f}): {ratios}")
 
 # %% [markdown]
-# **What you should see:** the previous-token head's row stands out, more than twice the baseline for every
-# induction head. A layer-0 head that also attends partly to the previous position comes next; a head that
-# does something else sits near 1×. The induction heads read their keys from what the
-# previous-token head wrote: the two-head circuit, read off the weights.
+# **What you should see:** the weight score *ranks* the layer-0 heads. The heads that attend to the previous
+# token come out on top, around three times the baseline for every induction head (in the seed-0 run there are
+# two, as Notebook 2 found in the shipped model, which is this run); the averaging heads sit near the baseline. (The non-induction head's column in the grid is low for every
+# layer-0 head: it does not read them.)
+#
+# But the score does not *separate* the two previous-token heads: they compose about equally strongly. A
+# weight score says what a head's keys *could* read, not what the model relies on. To find out, intervene:
+# compute layer 1's keys as they would be with one layer-0 head switched off (its output zeroed), keep
+# everything else as it was (the queries included), and measure the induction scores again.
+
+# %%
+def induction_without_keys_from(head0: int, tokens: torch.Tensor, seq_len: int) -> torch.Tensor:
+    """Layer-1 induction scores [head] when layer 1's keys are computed without layer-0 head ``head0``.
+
+    tokens: [batch, 1 + 2 * seq_len]. Queries and values come from the clean run; only hook_k is replaced.
+    """
+    keys = {}
+
+    def keep(k: torch.Tensor, hook) -> None:
+        keys["k"] = k.clone()
+
+    def swap(k: torch.Tensor, hook) -> torch.Tensor:
+        return keys["k"]
+
+    with torch.no_grad(), ablation.quiet_hooks():
+        model.run_with_hooks(tokens, fwd_hooks=ablation.ablation_hooks([(0, head0)]) + [("blocks.1.attn.hook_k", keep)])
+        with model.hooks(fwd_hooks=[("blocks.1.attn.hook_k", swap)]):
+            _, patched = model.run_with_cache(tokens)
+    return induction_score(patched["pattern", 1], seq_len)
+
+
+print("induction scores of", [f"1.{h}" for _, h in induction_heads], "on [BOS] R R, |R| = 23")
+print("clean:                     ", [round(float(scores[23][1, h]), 2) for _, h in induction_heads])
+for head0 in range(model.cfg.n_heads):
+    after = induction_without_keys_from(head0, held_out[23], 23)
+    print(f"keys computed without 0.{head0}:", [round(float(after[h]), 2) for _, h in induction_heads])
+
+# %% [markdown]
+# **What you should see:** computing the keys without the previous-token head collapses every induction head's
+# score. Without the second previous-token head, which composes just as strongly by weight, the scores barely
+# move, and without an averaging head they do not move at all. The weight score ranks; the causal test
+# separates. The induction heads read their keys from what the previous-token head wrote: the two-head
+# circuit, now with an intervention behind it.
+#
+# ### Question: what the weight score can and cannot tell
+# **Difficulty** ●○○ · **Importance** ●●● · **About 5 min**
+#
+# Set `k_comp_answer` to a dict with one letter.
+#
+# **`k_comp`:** the second previous-token head K-composes with the induction heads about as strongly as the
+# previous-token head, yet computing the keys without it barely changes the induction scores. What follows?
+# - (a) The K-composition score must have been computed wrongly for that head.
+# - (b) A weight score says which heads' outputs the keys *could* read; only an intervention shows which one the
+#   induction heads depend on.
+# - (c) The second head is the real previous-token head.
+# - (d) K-composition only matters in large models.
+#
+# **Expected output:** `✓ all answers are right.` followed by a short explanation.
+
+# %% solution="k_comp_answer"
+# k_comp_answer = {"k_comp": <a letter>}
+### BEGIN SOLUTION
+k_comp_answer = {"k_comp": "b"}
+### END SOLUTION
+
+# %% test="check_k_comp_answer" points=1
+# Check: run this cell. The autograder runs the same check.
+from induction_course.checks import nb3
+nb3.check_k_comp_answer(k_comp_answer)
+
+# %% [markdown]
 #
 # ## 6. The in-context-learning score
 #
@@ -576,6 +769,11 @@ for layer, head in induction_heads:
 #
 # Write `icl_score(losses, early, late)`: mean loss over the `late` window minus mean loss over the `early`
 # window, averaged over the batch too. `losses` is `[batch, pos]`; `early` and `late` are slices of positions.
+#
+# <details><summary>Hint 1 (idea)</summary>
+#
+# The slices pick positions, which are the *second* axis of `losses`; the batch is the first.
+# </details>
 #
 # **Expected output:** `✓ icl_score matches the reference on 1 fresh random input(s) ...`
 
@@ -637,7 +835,7 @@ plt.show()
 # - (c) The ICL score should only ever be measured on `[BOS] R R`.
 # - (d) For 1-layer models the sign convention should be flipped.
 #
-# <details><summary>Hint</summary>
+# <details><summary>Hint 1 (idea)</summary>
 #
 # Look at the control's loss-by-position curve: where does it stop improving, and at roughly what loss? Compare
 # with $\ln(\text{block length})$ for a typical block length.
@@ -696,10 +894,11 @@ plt.show()
 # You generated `[BOS] R R` and measured per-token loss on it; trained a 2-layer attention-only model and
 # watched its loss on repeated tokens, its induction score and its previous-token score all jump in the same
 # few dozen steps, while a 1-layer control never did; and you showed, on repeat lengths the model never saw,
-# that layer-1 heads attend to the token after the earlier occurrence (prefix matching), that their OV
-# circuits copy (eigenvalue positivity near +1), and that their keys read the previous-token head
-# (K-composition far above the random baseline). The ICL score summed it up as a single number, with its sign
-# stated.
+# that three of the four layer-1 heads attend to the token after the earlier occurrence (prefix matching)
+# while the fourth tells shuffled decks from repeats, that the induction heads' OV circuits copy (eigenvalue
+# positivity near +1, top-1 copying), and that their keys read the previous-token head (K-composition ranks it
+# first, with the second previous-token head beside it; computing the keys without it collapses induction). The
+# ICL score summed it up as a single number, with its sign stated.
 #
-# All of this is correlational. In **Notebook 4** you switch heads off, one at a time, and show causally that
+# Most of this is correlational; the keys were your first intervention. In **Notebook 4** you switch heads off, one at a time, and show causally that
 # the induction heads carry the in-context learning, and that they stop working without the previous-token head.

@@ -375,13 +375,16 @@ def _found_problem(found: Any, scores: dict[str, torch.Tensor]) -> str | None:
         return f"({layer}, {head}) is ({best[0]}, {best[1]}) backwards: did you swap layer and head? found is (layer, head)."
     if not (0 <= layer < prev.shape[0] and 0 <= head < prev.shape[1]):
         return f"({layer}, {head}) is not a head: the model has {prev.shape[0]} layers of {prev.shape[1]} heads."
-    for name, values in scores.items():
-        if name != "previous-token" and int(values.argmax()) == layer * prev.shape[1] + head:
-            return (f"head {layer}.{head} has the highest {name} score, not the highest previous-token score "
-                    f"({float(prev[layer, head]):.2f} against {float(prev.max()):.2f}).")
-    if int(prev.argmin()) == layer * prev.shape[1] + head:
+    flat = layer * prev.shape[1] + head
+    other = [f"the highest {name} score" for name, values in scores.items()
+             if name != "previous-token" and int(values.argmax()) == flat]
+    if int(prev.argmin()) == flat:
+        also = f" It also has {other[0]}: did you score the wrong pattern?" if other else ""
         return (f"head {layer}.{head} has the *lowest* previous-token score ({float(prev[layer, head]):.2f}): "
-                "argmin instead of argmax?")
+                f"argmin instead of argmax?{also}")
+    if other:
+        return (f"head {layer}.{head} has {other[0]}, not the highest previous-token score "
+                f"({float(prev[layer, head]):.2f} against {float(prev.max()):.2f}).")
     return (f"head {layer}.{head} has a previous-token score of {float(prev[layer, head]):.2f}; "
             f"another head scores {float(prev.max()):.2f}. Take the argmax over both axes.")
 

@@ -742,7 +742,7 @@ MISTAKES = [
     head_mistake("the flat argmax", found=int(PREV.argmax()), expect="flat index"),
     head_mistake("tensors, not ints", found=tuple(torch.unravel_index(PREV.argmax(), PREV.shape)),
                  expect="convert each with int"),
-    head_mistake("layer and head swapped", found=FOUND[::-1], expect="swap layer and head"),
+    # (layer and head swapped cannot be caught here: the shipped model's previous-token head is 0.0.)
     head_mistake("argmax over one axis", found=PREV.argmax(dim=0), expect="pair of ints"),
     head_mistake("our own scores as detect_scores", detect_scores=PREV, expect="our own previous-token scores"),
     head_mistake("exclude_bos=True", expect="exclude_bos=True",

@@ -510,7 +510,8 @@ def test_every_graded_call_of_the_solution_passes_when_judged_from_its_decoded_r
                "key_change": _key_change, "previous_token_qk": hb.reference_qk, "previous_token_ov": hb.reference_ov,
                "plot_head_pattern": lambda cache, layer, head, tokens: attention_heatmap(cache["pattern", layer][0, head]),
                "found": trained["best"], "detect_scores": trained["detect"], "detect_factor": factor,
-               "tokens": trained["tokens"], "answers": {"why_earlier": "b", "one_layer_fix": "c"}}
+               "tokens": trained["tokens"], "answers": {"why_earlier": "b", "one_layer_fix": "c"},
+               "layer0_answers": {"averaging": "b", "where_measured": "b"}}
     for call in _graded_calls():
         check = getattr(nb2, call.func.attr)
         params = {**check.defaults, **{k.arg: ast.literal_eval(k.value) for k in call.keywords}}

@@ -148,7 +148,7 @@ def train(model: TransformerBridge, steps: int = STEPS, lr: float = LR, batch_si
     records: dict[str, list] = {k: [] for k in ("step", "loss", "repeated_loss", "unrepeated_loss",
                                                 "induction_score", "previous_token_score")}
     start = time.perf_counter()
-    with model.hooks(fwd_hooks=list(hooks)), _progress(steps, progress) as show:
+    with _deterministic(device), model.hooks(fwd_hooks=list(hooks)), _progress(steps, progress) as show:
         sums = torch.zeros(3)  # since the last record: summed loss, loss on repeated, loss on unrepeated
         counts = torch.zeros(3)
         for step in range(steps + 1):
@@ -166,6 +166,21 @@ def train(model: TransformerBridge, steps: int = STEPS, lr: float = LR, batch_si
     history = {k: torch.stack(v) if k.endswith("score") else torch.tensor(v) for k, v in records.items()}
     history["seconds"] = torch.tensor(time.perf_counter() - start)
     return history
+
+
+@contextlib.contextmanager
+def _deterministic(device: torch.device) -> Iterator[None]:
+    """On the CPU, torch's deterministic kernels for the block: with several threads, some default kernels (the
+    embedding's gradient among them) sum in a varying order, so the same seed would not give the same model."""
+    if device.type != "cpu":
+        yield
+        return
+    before, warn_only = torch.are_deterministic_algorithms_enabled(), torch.is_deterministic_algorithms_warn_only_enabled()
+    torch.use_deterministic_algorithms(True)
+    try:
+        yield
+    finally:
+        torch.use_deterministic_algorithms(before, warn_only=warn_only)
 
 
 def _step(forward: Callable[[torch.Tensor], torch.Tensor], optimizer: torch.optim.Optimizer,

@@ -18,6 +18,8 @@ So the course's policy is: threads that *wait passively* (``OMP_WAIT_POLICY=PASS
 count, wherever that setting can still take effect, i.e. when it is in the environment before torch is
 loaded (``./run.sh`` exports it for JupyterLab, its kernels, the tests and the benchmark; importing
 :mod:`induction_course` before ``torch`` sets it too). Where torch was loaded without it, one thread.
+With several threads, training switches on torch's deterministic kernels (:mod:`induction_course.training`),
+so a seed still gives the same model bit for bit on a given machine.
 
 You keep your own choice: nothing is changed when ``OMP_NUM_THREADS`` or ``MKL_NUM_THREADS`` is set, or
 when ``torch.set_num_threads`` was called before the import (with a number other than torch's default).

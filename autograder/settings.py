@@ -49,7 +49,7 @@ def default_jobs() -> int:
 class Limits:
     """Resource limits for one submission (all part of its fingerprint: changing one regrades)."""
 
-    cell_timeout: int = 120  # seconds a cell may run before it is interrupted
+    cell_timeout: int = 300  # seconds a cell may run before it is interrupted (Notebook 3 trains in one)
     timeout: int = 900  # seconds for the whole notebook, kernel start included
     memory_mb: int = 4096  # address space of the kernel (torch alone maps about 2.5 GB)
     output_kb: int = 1024  # ordinary output kept per cell; errors are always kept

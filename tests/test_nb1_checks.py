@@ -532,3 +532,26 @@ def test_graded_cell_reloads_checks_so_monkeypatching_cannot_disable_them(monkey
         for m in [m for m in sys.modules if m.startswith("induction_course")]:
             sys.modules.pop(m)
         sys.modules.update(saved)
+
+
+# ----- multiple choice on reading a causal pattern
+def test_pattern_answers_pass(capsys):
+    nb1.check_pattern_answers({"first_row": "B", "longer_rows": " c"})
+    assert "✓ both answers are right" in capsys.readouterr().out
+
+
+@pytest.mark.parametrize("answers, fragment", [
+    ({"first_row": "a", "longer_rows": "c"}, "nothing about the match makes row 0 special"),
+    ({"first_row": "c", "longer_rows": "c"}, "does not copy the diagonal"),
+    ({"first_row": "d", "longer_rows": "c"}, "cannot single out one key"),
+    ({"first_row": "b", "longer_rows": "a"}, "nothing in it knows which tokens matter"),
+    ({"first_row": "b", "longer_rows": "b"}, "later rows lose fewer keys"),
+    ({"first_row": "b", "longer_rows": "d"}, "not how much it sums to"),
+    ({"first_row": "b", "longer_rows": "e"}, "choose one of"),
+    ({"first_row": "b"}, "must be a dict"),
+    ("bc", "must be a dict"),
+])
+def test_pattern_answers_name_each_wrong_choice(answers, fragment):
+    with pytest.raises(CheckFailed) as info:
+        nb1.check_pattern_answers(answers)
+    assert fragment in str(info.value)

@@ -309,7 +309,8 @@ nb1.check_weighted_values(weighted_values, seeds=(11, 12), shapes=({}, {"pos": 1
 # `torch.einsum("bphd,hdm->bpm", z, W_O) + b_O`
 # </details>
 #
-# **Expected output:** `✓ attention_output matches the reference on 1 fresh random input(s) ...`
+# **Expected output:** `✓ attention_output matches the reference on 2 fresh random input(s) ...` (the second
+# input has a batch of one).
 
 # %% solution="attention_output"
 def attention_output(z: torch.Tensor, W_O: torch.Tensor, b_O: torch.Tensor) -> torch.Tensor:
@@ -352,7 +353,7 @@ nb1.check_attention_output(attention_output, seeds=(11, 12), shapes=({}, {"pos":
 #
 # **Expected output:**
 # ```
-# ✓ attention_layer matches the reference on 1 fresh random input(s) (atol=1e-05, rtol=0.0001).
+# ✓ attention_layer matches the reference on 2 fresh random input(s) (atol=1e-05, rtol=0.0001).
 # ✓ pattern, z and attention output of layer 0 match TransformerLens's (max error ≤ 0.0001).
 # ```
 

@@ -11,6 +11,7 @@ continuation.
 from __future__ import annotations
 
 import math
+from functools import partial
 
 import pytest
 import torch
@@ -160,7 +161,8 @@ def reference_z(model):
 
 
 def test_the_heads_the_prose_names(induction_heads, prev_heads):
-    """Notebook 4 says: layer-1 heads 1.1-1.3 are induction heads and 1.0 is not; 0.0 and 0.3 lean to the previous token."""
+    """Notebook 4 says: layer-1 heads 1.1-1.3 are induction heads and 1.0 is not; 0.0 and 0.3 lean to the
+    previous token."""
     assert induction_heads == [(1, 1), (1, 2), (1, 3)]
     assert prev_heads == [(0, 0), (0, 3)]
 
@@ -175,7 +177,7 @@ def test_single_head_loss_increases(model, tokens, reference_z):
     mean = torch.zeros_like(zero)
     for layer in range(model.cfg.n_layers):
         for head in range(model.cfg.n_heads):
-            hook = (A.z_name(layer), lambda z, hook, h=head, ref=reference_z[layer]: A.mean_ablation_hook(z, hook, h, ref))
+            hook = (A.z_name(layer), partial(A.mean_ablation_hook, head=head, z_ref=reference_z[layer]))
             mean[layer, head] = _second_copy(model.run_with_hooks(tokens, fwd_hooks=[hook]), tokens) - clean
     print(f"gain {gain:.3f}\nzero\n{zero}\nmean\n{mean}")
     assert zero[0, 0] > 0.5 * gain and mean[0, 0] >= zero[0, 0]

@@ -68,7 +68,8 @@ def test_scores_are_drawn_on_a_fixed_zero_to_one_scale():
 
 
 def test_other_scales():
-    assert head_grid(torch.tensor([[-0.3, 0.1]]), "change", center=True).images[0].get_clim() == pytest.approx((-0.3, 0.3))
+    centred = head_grid(torch.tensor([[-0.3, 0.1]]), "change", center=True)
+    assert centred.images[0].get_clim() == pytest.approx((-0.3, 0.3))
     assert head_grid(torch.tensor([[1.4, 2.5]]), "ratio").images[0].get_clim() == pytest.approx((1.4, 2.5))
     assert head_grid(torch.tensor([[0.2, 3.0]]), "nats", vmin=0.0).images[0].get_clim() == (0.0, 3.0)
     assert head_grid(torch.tensor([[0.2, 0.3]]), "nats", vmax=2.0).images[0].get_clim() == (0.0, 2.0)

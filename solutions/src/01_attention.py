@@ -423,8 +423,8 @@ attention_view(labels, my_pattern[0])
 # %%
 largest = my_pattern[0].max(dim=-1).values.mean(dim=0)                     # [q_pos]: a row's largest weight
 for row in (0, 1, 3, 7, 11):
-    print(f"row {row:2}: largest weight {largest[row]:.2f} (mean over heads); even over {row + 1} keys: "
-          f"{1 / (row + 1):.2f}")
+    print(f"row {row:2}: largest weight {largest[row]:.2f} (mean over heads); spread evenly, "
+          f"1 / (i + 1) = {1 / (row + 1):.2f}")
 
 # %% [markdown]
 # **What you should see:** lower-triangular patterns (nothing above the diagonal), with the first row all on

@@ -55,9 +55,9 @@ print("Using device:", device)
 # We use the course's trained 2-layer attention-only model: Notebook 3's checkpoint, with 4 heads per layer,
 # `d_model` 64 and LayerNorm, trained on random blocks repeated to fill the context and on shuffled decks.
 # Our test data is Notebook 3's `[BOS] R R`: a random block `R` of length 23, a length the model never saw in
-# training, shown twice. `per_token_loss(logits, tokens)[:, i]` (Notebook 3) is the loss of predicting token `i + 1`, and
-# `second_copy_loss` averages the entries that induction can predict: the second copy, except its first token
-# (whose predecessor, the end of the first copy, never occurred before).
+# training, shown twice. `per_token_loss(logits, tokens)[:, i]` (Notebook 3) is the loss of predicting token
+# `i + 1`, and `second_copy_loss` averages the entries that induction can predict: the second copy, except its
+# first token (whose predecessor, the end of the first copy, never occurred before).
 
 # %%
 def names_of(heads: list[tuple[int, int]]) -> str:
@@ -404,8 +404,8 @@ print(f"head {l}.{h}, the most negative change: the early loss goes {icl_clean_l
 # %% [markdown]
 # **What you should see** (printed above): no single induction head removes more than a small share of the
 # ICL score on its own, again because the induction heads back each other up. Ablated *together*, they remove
-# nearly all of it: the late tokens become almost as hard as the early ones. That is the paper's Argument 3 on your own
-# model: in a small attention-only model, the in-context learning runs through the induction heads.
+# nearly all of it: the late tokens become almost as hard as the early ones. That is the paper's Argument 3 on
+# your own model: in a small attention-only model, the in-context learning runs through the induction heads.
 #
 # Two more things in the grid deserve a look.
 # - The strongest **previous-token head**, 0.0, removes a large share on its own. Does that make it an "ICL
@@ -670,9 +670,9 @@ for (group, _), row in zip(groups.items(), removed):
     print(f"{group.splitlines()[0]:<22}" + "  ".join(f"{kind}: {value:5.1f}%" for kind, value in zip(kinds, row)))
 
 # %% [markdown]
-# **What you should see:** under full ablation, both groups remove all, or nearly all, of the in-context learning. Under
-# pattern-preserving ablation, the previous-token heads remove almost none of it, while the induction heads
-# remove as much as before: nothing after the last layer has a pattern to preserve, so for them the two
+# **What you should see:** under full ablation, both groups remove all, or nearly all, of the in-context
+# learning. Under pattern-preserving ablation, the previous-token heads remove almost none of it, while the
+# induction heads remove as much as before: nothing after the last layer has a pattern to preserve, so for them the two
 # ablations are the same. Freezing the LayerNorm scales as well changes the groups' shares by about a
 # percentage point: with a whole group gone, there is little left for LayerNorm to rescale.
 #

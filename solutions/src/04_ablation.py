@@ -123,7 +123,11 @@ print(f"induction heads (score > 0.3): {names_of(induction_heads)}")
 # Write `zero_ablation_hook(z, hook, head)` that returns a **copy** of `z` with head `head`'s output set to
 # zero. Leave `z` itself unchanged: in a run with a cache, `z` is the very tensor the cache stores.
 #
-# <details><summary>Hint 1</summary>
+# <details><summary>Hint 1 (idea)</summary>
+#
+# Make a copy first, so the cached tensor stays as it was; then write zeros into the one head's slice of the copy.
+# </details>
+# <details><summary>Hint 2 (code)</summary>
 #
 # `z` is `[batch, pos, head, d_head]`: the head axis is the third one. `z.clone()`, then set `[:, :, head]`.
 # </details>
@@ -165,9 +169,15 @@ nb4.check_zero_ablation_hook(zero_ablation_hook, seeds=(11, 12),
 # batch, shape `[ref_batch, pos, head, d_head]`. Replace `z[:, :, head]` with the mean of `z_ref[:, :, head]`
 # over the reference batch, keeping one vector per position. Return a copy, as before.
 #
-# <details><summary>Hint 1</summary>
+# <details><summary>Hint 1 (idea)</summary>
+#
+# Average over the reference *sequences* only, not over positions: every position keeps its own mean vector, and
+# every sequence of `z` gets the same one.
+# </details>
+# <details><summary>Hint 2 (code)</summary>
 #
 # `z_ref[:, :, head].mean(dim=0)` has shape `[pos, d_head]`, which broadcasts over the batch of `z[:, :, head]`.
+# Write it into a `z.clone()`.
 # </details>
 #
 # **Expected output:** `✓ mean_ablation_hook matches the reference on 1 fresh random input(s) ...`
@@ -222,12 +232,12 @@ for name, hook_fn in hooks.items():
 # mean-ablation. Return a `[layer, head]` tensor: **ablated − clean**, so positive means the model needed
 # the head.
 #
-# <details><summary>Hint 1</summary>
+# <details><summary>Hint 1 (idea)</summary>
 #
 # One clean run, then a double loop over `model.cfg.n_layers` and `model.cfg.n_heads` with one
 # `model.run_with_hooks(tokens, fwd_hooks=[(name, make_hook(layer, head))])` each.
 # </details>
-# <details><summary>Hint 2</summary>
+# <details><summary>Hint 2 (API)</summary>
 #
 # `second_copy_loss(per_token_loss(logits, tokens), seq_len)` is a scalar tensor; fill a
 # `torch.zeros(n_layers, n_heads)` with `float(...)` of the differences.
@@ -339,14 +349,14 @@ plt.show()
 # the ICL score with that head zero-ablated (use your `zero_ablation_hook`), and return
 # ICL(ablated) − ICL(clean) as a `[layer, head]` tensor. `early` and `late` are `slice`s of loss entries.
 #
-# <details><summary>Hint 1</summary>
+# <details><summary>Hint 1 (idea)</summary>
+#
+# The structure is the same as in Exercise 4.3, with the ICL score in place of the second-copy loss.
+# </details>
+# <details><summary>Hint 2 (API)</summary>
 #
 # With `loss = per_token_loss(logits, tokens)` (shape `[batch, pos - 1]`), the score is
 # `loss[:, late].mean() - loss[:, early].mean()`.
-# </details>
-# <details><summary>Hint 2</summary>
-#
-# The structure is the same as in Exercise 4.3, with the ICL score in place of the second-copy loss.
 # </details>
 #
 # **Expected output:** `✓ icl_change_per_head matches the reference on 1 fresh random input(s) ...`, then a
@@ -431,12 +441,12 @@ print(f"head {l}.{h}, the most negative change: the early loss goes {icl_clean_l
 # the list `heads`, and in **the same run** record the last layer's attention pattern. Return the last layer's
 # induction scores (`induction_score(pattern, seq_len)`), shape `[head]`.
 #
-# <details><summary>Hint 1</summary>
+# <details><summary>Hint 1 (idea)</summary>
 #
 # A hook can also just *look*: a function that stores `pattern` in a dict and returns `None` leaves the
 # activation unchanged. Put it on `f"blocks.{model.cfg.n_layers - 1}.attn.hook_pattern"`.
 # </details>
-# <details><summary>Hint 2</summary>
+# <details><summary>Hint 2 (code)</summary>
 #
 # One list holds everything: a `(f"blocks.{layer}.attn.hook_z", partial(zero_ablation_hook, head=head))` for
 # every `(layer, head)` in `heads` (two hooks on the same point both run), plus the storing hook.
@@ -587,12 +597,12 @@ nb4.check_head_answers(answers)
 # `hook_scale` (`blocks.{l}.ln1.hook_scale` and `ln_final.hook_scale`) to the cached scale. Return the logits,
 # `[batch, pos, d_vocab]`.
 #
-# <details><summary>Hint 1</summary>
+# <details><summary>Hint 1 (idea)</summary>
 #
 # One hook does all the freezing: `def freeze(value, hook): return cache[hook.name]`. `hook.name` is the name
 # of the point it is called at, and the cache stores every point under that name.
 # </details>
-# <details><summary>Hint 2</summary>
+# <details><summary>Hint 2 (API)</summary>
 #
 # The names: `[f"blocks.{l}.attn.hook_pattern" for l in range(n_layers)]`, plus, when `freeze_scales`,
 # `[f"blocks.{l}.ln1.hook_scale" for l in range(n_layers)] + ["ln_final.hook_scale"]`. Put the ablation hooks
@@ -721,13 +731,13 @@ for l, h in induction_heads:
 # ablated logits with patterns and LayerNorm scales frozen (Exercise 4.6 with `[(layer, head)]` and
 # `freeze_scales=True`).
 #
-# <details><summary>Hint 1</summary>
+# <details><summary>Hint 1 (API)</summary>
 #
 # The pieces: `cache[f"blocks.{layer}.attn.hook_z"]` (`[batch, pos, head, d_head]`),
 # `model.blocks[layer].attn.W_O` (`[head, d_head, d_model]`), `cache["ln_final.hook_scale"]` (`[batch, pos, 1]`),
 # `model.ln_final.w` (`[d_model]`) and `model.W_U` (`[d_model, d_vocab]`).
 # </details>
-# <details><summary>Hint 2</summary>
+# <details><summary>Hint 2 (code)</summary>
 #
 # `out = z[:, :, head] @ W_O[head]`, then `out - out.mean(dim=-1, keepdim=True)`, divide by the scale, multiply
 # by `w`, and `@ model.W_U`.
@@ -815,12 +825,12 @@ print("changed at second-copy places:", (changed_mask[0, seq_len + 1:].nonzero()
 # return the mean loss where the **next token repeats too** (`tokens[:, i + 1] == tokens[:, i + 1 - seq_len]`:
 # induction is right) and the mean loss where it is **new** (induction is wrong), as a tuple of two scalars.
 #
-# <details><summary>Hint 1</summary>
+# <details><summary>Hint 1 (API)</summary>
 #
 # `i = torch.arange(seq_len + 1, 2 * seq_len)` indexes all the entries at once: `tokens[:, i]` is
 # `[batch, seq_len - 1]`, and so is `loss[:, i]`.
 # </details>
-# <details><summary>Hint 2</summary>
+# <details><summary>Hint 2 (code)</summary>
 #
 # Combine the two boolean masks with `&` and `~`, and average with `loss[:, i][mask].mean()`.
 # </details>
@@ -936,12 +946,12 @@ for name, m in [("1-layer", one_layer), ("2-layer", model)]:
 # to the **set** of tokens among `tokens[:, 1 : i + 1]` (everything seen so far, BOS excluded). Return
 # `[batch, pos - 1]`, like `per_token_loss`. A token that occurred twice counts once.
 #
-# <details><summary>Hint 1</summary>
+# <details><summary>Hint 1 (API)</summary>
 #
 # `torch.nn.functional.one_hot(tokens, d_vocab)` is `[batch, pos, d_vocab]`; a `cumsum` over positions, `> 0`,
 # tells which tokens have been seen by position `i`.
 # </details>
-# <details><summary>Hint 2</summary>
+# <details><summary>Hint 2 (code)</summary>
 #
 # Drop the last position (there is no next token to predict), set the BOS column to `False`, and sum
 # `logits.softmax(dim=-1)` over the vocabulary where the mask is `True`.

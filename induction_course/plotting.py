@@ -2,10 +2,12 @@
 from __future__ import annotations
 
 import json
+import math
 import uuid
 from string import Template
 from typing import Sequence
 
+import matplotlib.colors
 import matplotlib.pyplot as plt
 import torch
 
@@ -134,17 +136,64 @@ def attention_heatmap(pattern: torch.Tensor, tokens: Sequence[str] | None = None
     return ax
 
 
+DARK_TEXT = "#111111"
+
+
+def _luminance(colour: Sequence[float]) -> float:
+    """Relative luminance (WCAG 2) of an sRGB colour given as RGB or RGBA, each 0-1."""
+    def linear(c: float) -> float:
+        return c / 12.92 if c <= 0.04045 else ((c + 0.055) / 1.055) ** 2.4
+
+    r, g, b = (linear(float(c)) for c in colour[:3])
+    return 0.2126 * r + 0.7152 * g + 0.0722 * b
+
+
+def text_colour(background: Sequence[float]) -> str:
+    """White or near-black, whichever contrasts more with ``background`` (RGB or RGBA, each 0-1), by WCAG's
+    contrast ratio: dark text on pale cells, white on dark ones."""
+    lum = _luminance(background)
+    on_white = 1.05 / (lum + 0.05)
+    on_dark = (lum + 0.05) / (_luminance(matplotlib.colors.to_rgb(DARK_TEXT)) + 0.05)
+    return "white" if on_white >= on_dark else DARK_TEXT
+
+
+def _colour_limits(grid: torch.Tensor, center: bool, vmin: float | None, vmax: float | None) -> tuple[float, float]:
+    """The colour scale of a head grid: given limits win; ``center`` is symmetric about 0; values that all lie
+    in [0, 1] (scores, fractions, accuracies) get the fixed scale 0-1, so equal values look equal across grids;
+    anything else its own range."""
+    finite = grid[torch.isfinite(grid)]
+    if center:
+        bound = float(finite.abs().max()) if finite.numel() else 1.0
+        bound = bound or 1.0
+        low, high = -bound, bound
+    elif finite.numel() and float(finite.min()) >= 0.0 and float(finite.max()) <= 1.0:
+        low, high = 0.0, 1.0
+    else:
+        low = float(finite.min()) if finite.numel() else 0.0
+        high = float(finite.max()) if finite.numel() else 1.0
+    low = low if vmin is None else vmin
+    high = high if vmax is None else vmax
+    return low, high if high > low else low + 1.0
+
+
 def head_grid(values: torch.Tensor, title: str, ax: plt.Axes | None = None, fmt: str = "{:.2f}",
-              cmap: str = "viridis", center: bool = False) -> plt.Axes:
-    """Heatmap over (layer, head) with each value written in its cell. values: [layer, head]."""
-    grid = values.detach().float().cpu().numpy()
+              cmap: str = "viridis", center: bool = False, vmin: float | None = None,
+              vmax: float | None = None) -> plt.Axes:
+    """Heatmap over (layer, head) with each value written in its cell. values: [layer, head].
+
+    The colour scale: ``vmin``/``vmax`` when given; symmetric about 0 when ``center``; 0-1 when every value lies
+    in [0, 1] (scores); else the values' range. Each number is written in a colour readable on its cell.
+    """
+    grid = values.detach().float().cpu()
     n_layers, n_heads = grid.shape
     ax = ax or plt.subplots(figsize=(1.2 + 0.9 * n_heads, 0.8 + 0.7 * n_layers))[1]
-    bound = float(abs(grid).max()) or 1.0
-    image = ax.imshow(grid, cmap=cmap, **({"vmin": -bound, "vmax": bound} if center else {}))
+    low, high = _colour_limits(grid, center, vmin, vmax)
+    image = ax.imshow(grid.numpy(), cmap=cmap, vmin=low, vmax=high)
     for layer in range(n_layers):
         for head in range(n_heads):
-            ax.text(head, layer, fmt.format(grid[layer, head]), ha="center", va="center", color="white", fontsize=9)
+            value = float(grid[layer, head])
+            colour = text_colour(image.cmap(image.norm(value))) if math.isfinite(value) else DARK_TEXT
+            ax.text(head, layer, fmt.format(value), ha="center", va="center", color=colour, fontsize=9)
     ax.set_xticks(range(n_heads))
     ax.set_yticks(range(n_layers))
     ax.set_xlabel("head")

@@ -41,7 +41,7 @@ def _student(release: nbformat.NotebookNode, solution: nbformat.NotebookNode) ->
 
 
 def _without_bias(nb: nbformat.NotebookNode) -> tuple[nbformat.NotebookNode, int]:
-    """A copy whose project() forgets the bias (check_project and check_attention_layer fail: 13 of 17)."""
+    """A copy whose project() forgets the bias (check_project and check_attention_layer fail: 14 of 18)."""
     nb = copy.deepcopy(nb)
     project = next(i for i, c in enumerate(nb.cells) if c.source.startswith("def project("))
     nb.cells[project].source = nb.cells[project].source.replace("+ b", "")
@@ -84,14 +84,14 @@ def batch(tmp_path_factory) -> dict:
 
 def test_solution_gets_full_marks_and_the_release_zero(batch):
     solved, untouched = batch["rows"]["solved"], batch["rows"]["untouched"]
-    assert (solved.status, solved.score, solved.max_score, solved.notes) == ("graded", 17, 17, ""), solved
-    assert (untouched.status, untouched.score, untouched.max_score) == ("graded", 0, 17), untouched
+    assert (solved.status, solved.score, solved.max_score, solved.notes) == ("graded", 18, 18, ""), solved
+    assert (untouched.status, untouched.score, untouched.max_score) == ("graded", 0, 18), untouched
 
 
 def test_stripped_metadata_is_restored_and_a_switched_off_check_still_counts(batch):
     sneaky = batch["rows"]["sneaky"]
-    assert (sneaky.status, sneaky.max_score) == ("graded", 17), sneaky
-    assert sneaky.score == 13, sneaky  # check_project (2) and check_attention_layer, which calls project (2)
+    assert (sneaky.status, sneaky.max_score) == ("graded", 18), sneaky
+    assert sneaky.score == 14, sneaky  # check_project (2) and check_attention_layer, which calls project (2)
     assert "metadata was missing" in sneaky.notes and "patches the course's checks" in sneaky.notes
     html = (batch["out"] / "feedback" / "sneaky" / NAME / f"{NAME}.html").read_text()
     assert "the bias b is missing" in html
@@ -99,15 +99,15 @@ def test_stripped_metadata_is_restored_and_a_switched_off_check_still_counts(bat
 
 # What each trick keeps: the tests its wrong project() does not reach (the TransformerLens layer has no bias, so
 # a project() without it passes there, unless the trick also breaks that check: a subclass, no record, a forgery).
-TRICK_SCORES = {"patch_engine": 13, "frames": 13, "computed_import": 13, "subclass": 10, "no_record": 10,
-                "forged_record": 10}
+TRICK_SCORES = {"patch_engine": 14, "frames": 14, "computed_import": 14, "subclass": 11, "no_record": 11,
+                "forged_record": 11}
 
 
 @pytest.mark.parametrize("trick", TRICKS)
 def test_a_wrong_answer_scores_zero_however_it_is_dressed(batch, trick):
     """Each trick passes the check at home (test_grading_decide); graded, its check_project scores 0."""
     row = batch["rows"][f"trick_{trick}"]
-    assert (row.status, row.max_score, row.reason) == ("graded", 17, ""), row
+    assert (row.status, row.max_score, row.reason) == ("graded", 18, ""), row
     with Gradebook(db_url(batch["out"] / "gradebook.db")) as gb:
         assert gb.find_grade("check_project", NAME, NAME, row.student).score == 0, trick
         assert gb.find_grade("check_attention_layer", NAME, NAME, row.student).score == 0, trick
@@ -130,12 +130,12 @@ def test_feedback_shows_the_graders_verdict(batch, student, words):
 def test_honest_habits_are_graded_normally(batch):
     """set_default_device, dtype, threads, seeds, warnings, matplotlib, tqdm, magics, timing, stderr: all at once."""
     honest = batch["rows"]["honest"]
-    assert (honest.status, honest.score, honest.max_score, honest.reason) == ("graded", 17, 17, ""), honest
+    assert (honest.status, honest.score, honest.max_score, honest.reason) == ("graded", 18, 18, ""), honest
 
 
 def test_malformed_cells_are_repaired(batch):
     row = batch["rows"]["malformed"]
-    assert (row.status, row.score, row.max_score) == ("graded", 17, 17), row
+    assert (row.status, row.score, row.max_score) == ("graded", 18, 18), row
     assert "repaired malformed cells" in row.notes, row.notes
 
 
@@ -146,7 +146,7 @@ def test_odd_layouts_links_and_names(batch, student):
     rows = batch["rows"]
     row = rows.get(student) or next(r for key, r in rows.items() if key.startswith("Ann_Lee-"))
     if expected in ("full", "wrong"):
-        assert (row.status, row.score, row.max_score) == ("graded", 17 if expected == "full" else 13, 17), row
+        assert (row.status, row.score, row.max_score) == ("graded", 18 if expected == "full" else 14, 18), row
     else:
         assert row.status == "failed" and row.score is None and expected in row.reason, row
 
@@ -166,7 +166,7 @@ def test_every_student_is_accounted_for_and_no_feedback_leaks(batch):
 def test_manual_grade_then_plain_rerun_refreshes_csv_and_feedback(batch):
     out, folder = batch["out"], batch["folder"]
     feedback = out / "feedback" / "untouched" / NAME / f"{NAME}.html"
-    assert "Score: 0.0 / 17.0" in feedback.read_text()
+    assert "Score: 0.0 / 18.0" in feedback.read_text()
     with Gradebook(db_url(out / "gradebook.db")) as gb:  # as formgrader does: a manual score and a comment
         gb.find_grade("check_project", NAME, NAME, "untouched").manual_score = 1.5
         gb.find_comment("project", NAME, NAME, "untouched").manual_comment = "Close: see the bias."
@@ -178,4 +178,4 @@ def test_manual_grade_then_plain_rerun_refreshes_csv_and_feedback(batch):
     with open(out / "grades.csv") as f:
         assert next(r for r in csv.DictReader(f) if r["student"] == "untouched")["score"] == "1.5"
     page = feedback.read_text()
-    assert "Score: 1.5 / 17.0" in page and "Close: see the bias." in page
+    assert "Score: 1.5 / 18.0" in page and "Close: see the bias." in page

@@ -514,8 +514,10 @@ def test_odd_records_are_refused_with_a_message_never_a_crash(name):
             check.judge(forged_inputs, **check.defaults)
 
 
-def test_graded_cell_reloads_checks_so_monkeypatching_cannot_disable_them(monkeypatch):
-    """Run the real graded cell of the release after a student switched the check off."""
+def test_graded_cell_after_the_graders_purge_cannot_be_monkeypatched(monkeypatch):
+    """The release's graded cell shows only its intent (no purge line: the grader purges the course's modules
+    before every test cell, autograder/executing.py). After that purge, a check the student switched off is the
+    real one again."""
     import json
     import sys
 
@@ -523,12 +525,38 @@ def test_graded_cell_reloads_checks_so_monkeypatching_cannot_disable_them(monkey
 
     nb = json.loads((COURSE / "01_attention" / "01_attention.ipynb").read_text())
     cell = next(c for c in nb["cells"] if c["metadata"].get("nbgrader", {}).get("grade_id") == "check_attention_scores")
+    assert "sys.modules" not in "".join(cell["source"])
     monkeypatch.setattr(nb1, "check_attention_scores", lambda fn, **kw: None)
     saved = {m: mod for m, mod in sys.modules.items() if m.startswith("induction_course")}
     try:
+        for m in [m for m in sys.modules if m.startswith("induction_course")]:
+            sys.modules.pop(m)                                               # what the grader does before the cell
         with pytest.raises(AssertionError, match="scale is missing"):
             exec("".join(cell["source"]), {"attention_scores": lambda q, k: torch.einsum("bqhd,bkhd->bhqk", q, k)})
     finally:
         for m in [m for m in sys.modules if m.startswith("induction_course")]:
             sys.modules.pop(m)
         sys.modules.update(saved)
+
+
+# ----- multiple choice on reading a causal pattern
+def test_pattern_answers_pass(capsys):
+    nb1.check_pattern_answers({"first_row": "B", "longer_rows": " c"})
+    assert "✓ both answers are right" in capsys.readouterr().out
+
+
+@pytest.mark.parametrize("answers, fragment", [
+    ({"first_row": "a", "longer_rows": "c"}, "nothing about the match makes row 0 special"),
+    ({"first_row": "c", "longer_rows": "c"}, "does not copy the diagonal"),
+    ({"first_row": "d", "longer_rows": "c"}, "cannot single out one key"),
+    ({"first_row": "b", "longer_rows": "a"}, "nothing in it knows which tokens matter"),
+    ({"first_row": "b", "longer_rows": "b"}, "later rows lose fewer keys"),
+    ({"first_row": "b", "longer_rows": "d"}, "not how much it sums to"),
+    ({"first_row": "b", "longer_rows": "e"}, "choose one of"),
+    ({"first_row": "b"}, "must be a dict"),
+    ("bc", "must be a dict"),
+])
+def test_pattern_answers_name_each_wrong_choice(answers, fragment):
+    with pytest.raises(CheckFailed) as info:
+        nb1.check_pattern_answers(answers)
+    assert fragment in str(info.value)

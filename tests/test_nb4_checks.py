@@ -556,3 +556,26 @@ def test_the_visible_heads_are_found_from_the_model():
     scores = diagonal_score(cache["blocks.0.attn.hook_pattern"], 1)
     assert len(case["heads"]) == 3 and all(layer == 0 for layer, _ in case["heads"])
     assert float(scores[case["heads"][0][1]]) == pytest.approx(float(scores.max()), abs=0.05)
+
+
+# ----- multiple choice: which heads the model needs
+def test_head_answers_pass(capsys):
+    nb4.check_head_answers({"head_0_3": "B", "head_1_0": " c"})
+    assert "✓ both answers are right" in capsys.readouterr().out
+
+
+@pytest.mark.parametrize("answers, fragment", [
+    ({"head_0_3": "a", "head_1_0": "c"}, "measured, not wrong"),
+    ({"head_0_3": "c", "head_1_0": "c"}, "where the previous-token heads act"),
+    ({"head_0_3": "d", "head_1_0": "c"}, "do not simply add up"),
+    ({"head_0_3": "b", "head_1_0": "a"}, "shuffled decks"),
+    ({"head_0_3": "b", "head_1_0": "b"}, "does not attend there"),
+    ({"head_0_3": "b", "head_1_0": "d"}, "heads do many jobs"),
+    ({"head_0_3": "b", "head_1_0": "x"}, "choose one of"),
+    ({"head_1_0": "c"}, "must be a dict"),
+    (("b", "c"), "must be a dict"),
+])
+def test_head_answers_name_each_wrong_choice(answers, fragment):
+    with pytest.raises(CheckFailed) as info:
+        nb4.check_head_answers(answers)
+    assert fragment in str(info.value)

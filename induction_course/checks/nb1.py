@@ -15,8 +15,8 @@ from typing import Any, Callable, Sequence
 import torch
 
 from induction_course import attention as ref
-from induction_course.checks.core import (Bug, Case, Check, CheckFailed, Exercise, as_tuple, clone, collect_calls,
-                                          judge_calls, judge_case, not_a_function, raised, seeded)
+from induction_course.checks.core import (Bug, Case, Check, CheckFailed, Exercise, as_tuple, choices_check, clone,
+                                          collect_calls, judge_calls, judge_case, not_a_function, raised, seeded)
 from induction_course.checks.record import Opaque, Raised, as_data, capture
 from induction_course.checks.symptoms import named
 from induction_course.device import pick_device
@@ -649,3 +649,29 @@ def _judge_transformer_lens(record: Any, seed: int, n_layers: int, layer: int, b
 check_against_transformer_lens = Check(
     "nb1.check_against_transformer_lens", _collect_transformer_lens, _judge_transformer_lens,
     {"seed": 0, "n_layers": 1, "layer": 0, "batch": 2, "pos": 12, "atol": 1e-4})
+
+
+# ---------------------------------------------------------------- 8. reading a causal pattern
+FIRST_ROW = {
+    "a": "No: a one-hot query for \"cat\" scores 0 against the key of \"the\", the same as against any other word "
+         "that is not \"cat\"; nothing about the match makes row 0 special.",
+    "b": None,
+    "c": "No: the mask does not copy the diagonal; it removes every key after the query. In row 0 that is every key "
+         "but the first.",
+    "d": "No: the scale divides every score in a row by the same number, so it cannot single out one key; and row 0 "
+         "has only one key to give weight to anyway.",
+}
+LONGER_ROWS = {
+    "a": "No: the model is untrained and its tokens are random; nothing in it knows which tokens matter.",
+    "b": "No: the mask removes keys *after* the query, so later rows lose fewer keys, not more.",
+    "c": None,
+    "d": "No: the weights of a row always sum to 1 whatever the scores are; the scale changes how peaked a row is, "
+         "not how much it sums to.",
+}
+PATTERN_EXPLANATION = ("Each row of a pattern is a softmax over the keys its query may see: its weights are at least 0 "
+                       "and sum to 1. Row i may see i + 1 keys, so a head with no preference gives each about "
+                       "1 / (i + 1); attention becomes concentrated only when one score clearly beats the others, as "
+                       "\"cat\" does for the head looking for it.")
+
+check_pattern_answers = choices_check("nb1.check_pattern_answers",
+                                      {"first_row": FIRST_ROW, "longer_rows": LONGER_ROWS}, PATTERN_EXPLANATION)

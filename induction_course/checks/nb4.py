@@ -22,8 +22,8 @@ import torch.nn.functional as F
 from transformer_lens.model_bridge import TransformerBridge
 
 from induction_course import ablation as ref
-from induction_course.checks.core import (Bug, Check, CheckFailed, Exercise, collect_calls, judge_case,
-                                          not_a_function, seeded)
+from induction_course.checks.core import (Bug, Check, CheckFailed, Exercise, choices_check, collect_calls,
+                                          judge_case, not_a_function, seeded)
 from induction_course.checks.record import Raised
 from induction_course.circuits import ICL_EARLY, ICL_LATE
 from induction_course.data import BOS, repeated_tokens
@@ -970,3 +970,31 @@ SEEN = Exercise(
     ),
 )
 check_seen_token_probability = _check(SEEN, (_seen_raised,))
+
+
+# ================================================================ which heads the model needs (questions)
+HEAD_0_3 = {
+    "a": "No: the previous-token score is measured, not wrong: 0.3 does attend to the previous token. What the "
+         "ablation shows is how much the rest of the model *needs* that.",
+    "b": None,
+    "c": "No: the induction score is measured on the induction heads' patterns, and those depend on their *keys*: "
+         "that is where the previous-token heads act. Ablating 0.0 and 0.3 together lowers the scores further "
+         "than 0.0 alone, so 0.3 does reach the keys.",
+    "d": "No: ablating 0.3 alone changes almost nothing, while with 0.0 gone it changes the scores further: its "
+         "effect depends on what else is ablated, so effects do not simply add up, and a score does not measure "
+         "need.",
+}
+HEAD_1_0 = {
+    "a": "No: all you measured is that [BOS] R R does not need it. The training data has shuffled decks too, in "
+         "which nothing repeats, and a head can serve those.",
+    "b": "No: an induction head attends to the token after the earlier occurrence, exactly what the induction "
+         "score measures; a score near zero means head 1.0 does not attend there.",
+    "c": None,
+    "d": "No: heads do many jobs besides these two, and a previous-token head would score high on the "
+         "previous-token score, which head 1.0 does not.",
+}
+HEAD_EXPLANATION = ("Scores find candidates by behaviour; ablations say what the model needs. Real models are full "
+                    "of heads doing other jobs, and of backups that matter only when the main head is gone.")
+
+check_head_answers = choices_check("nb4.check_head_answers", {"head_0_3": HEAD_0_3, "head_1_0": HEAD_1_0},
+                                   HEAD_EXPLANATION)

@@ -59,12 +59,14 @@ for name in ["W_Q", "b_Q", "W_K", "W_V", "W_O", "b_O"]:
 # $q_{b,p,h} = x_{b,p} W_Q^{h} + b_Q^{h}$. The same function computes queries, keys and values; only the
 # weights differ. Write `project(x, W, b)` returning `[batch, pos, head, d_head]`.
 #
-# <details><summary>Hint 1</summary>
+# <details><summary>Hint 1 (idea)</summary>
+#
+# For each head, this is an ordinary matrix product of the `[batch, pos, d_model]` input with that head's
+# `[d_model, d_head]` weight, plus that head's bias. Do it for all heads at once.
+# </details>
+# <details><summary>Hint 2 (API)</summary>
 #
 # `torch.einsum` lets you name every axis: the input is `"bpm"`, the weight `"hmd"`. Which letter is summed over?
-# </details>
-# <details><summary>Hint 2</summary>
-#
 # The bias has shape `[head, d_head]`, which broadcasts against the last two axes of the result.
 # </details>
 #
@@ -98,14 +100,21 @@ nb1.check_project(project, seeds=(11, 12), shapes=({}, {"pos": 1}, {"head": 1, "
 # `d_head` is, so the softmax does not saturate. Return the scores as `[batch, head, q_pos, k_pos]`:
 # rows are queries, columns are keys.
 #
-# <details><summary>Hint 1</summary>
+# <details><summary>Hint 1 (idea)</summary>
 #
-# `torch.einsum("bqhd,bkhd->bhqk", q, k)`: the head letter `h` appears in both inputs, so a query only meets
-# keys of its own head.
+# For one batch entry and one head, the scores are a `[q_pos, k_pos]` table: entry $(i, j)$ multiplies query
+# $i$ and key $j$ element by element and sums over `d_head`. A query only ever meets keys of its own head and
+# its own batch entry. Which axes of `q` and `k` survive, and which one is summed away?
 # </details>
-# <details><summary>Hint 2</summary>
+# <details><summary>Hint 2 (API)</summary>
 #
-# `d_head` is `q.shape[-1]`; divide by `math.sqrt(d_head)`.
+# In `torch.einsum`, a letter that appears in both inputs and in the output is matched (like batch and head);
+# a letter that appears in both inputs but not in the output is summed over. Give queries and keys different
+# position letters. `d_head` is `q.shape[-1]`, and `math.sqrt` takes the root.
+# </details>
+# <details><summary>Hint 3 (code)</summary>
+#
+# `torch.einsum("bqhd,bkhd->bhqk", q, k) / math.sqrt(q.shape[-1])`
 # </details>
 #
 # **Expected output:** `✓ attention_scores matches the reference on 1 fresh random input(s) ...`
@@ -136,12 +145,17 @@ nb1.check_attention_scores(attention_scores, seeds=(11, 12), shapes=({}, {"pos":
 # We enforce that by setting every score with $j > i$ to $-\infty$ **before** the softmax; $e^{-\infty} = 0$,
 # so those keys get exactly zero attention. Return a new tensor; do not change `scores` itself.
 #
-# <details><summary>Hint 1</summary>
+# <details><summary>Hint 1 (idea)</summary>
+#
+# Build one `[q_pos, k_pos]` boolean table that is `True` where the key comes after the query (above the
+# diagonal); it broadcasts over batch and head. Then write $-\infty$ wherever it is `True`, into a copy.
+# </details>
+# <details><summary>Hint 2 (API)</summary>
 #
 # `torch.triu(torch.ones(n, n, dtype=torch.bool), diagonal=1)` is `True` exactly where $j > i$.
 # Create it on `scores.device`.
 # </details>
-# <details><summary>Hint 2</summary>
+# <details><summary>Hint 3 (code)</summary>
 #
 # `scores.masked_fill(mask, float("-inf"))` returns a new tensor. The version with a trailing underscore,
 # `masked_fill_`, would overwrite the caller's scores.
@@ -176,10 +190,14 @@ nb1.check_apply_causal_mask(apply_causal_mask, seeds=(11, 12), shapes=({}, {"pos
 # The pattern is the softmax of the masked scores **over the key axis**: for every query, a probability
 # distribution over the keys it may see. Each row of the pattern sums to 1. Use your two functions above.
 #
-# <details><summary>Hint 1</summary>
+# <details><summary>Hint 1 (idea)</summary>
 #
-# Scores first, then the mask, then `.softmax(dim=-1)`. The order matters: masking after the softmax leaves
-# rows that no longer sum to 1.
+# Three steps, in this order: scores, mask, softmax over keys. The order matters: masking after the softmax
+# leaves rows that no longer sum to 1.
+# </details>
+# <details><summary>Hint 2 (code)</summary>
+#
+# `apply_causal_mask(attention_scores(q, k))`, then `.softmax(dim=-1)`: the key axis is the last one.
 # </details>
 #
 # **Expected output:** `✓ attention_pattern matches the reference on 1 fresh random input(s) ...`
@@ -235,9 +253,15 @@ plt.show()
 # $z_{b,i,h} = \sum_j \text{pattern}_{b,h,i,j} \, v_{b,j,h}$. The result `z` has shape
 # `[batch, q_pos, head, d_head]`, the same layout as `q`, `k` and `v` (TransformerLens calls it `hook_z`).
 #
-# <details><summary>Hint 1</summary>
+# <details><summary>Hint 1 (idea)</summary>
 #
-# In einsum letters: the pattern is `"bhqk"`, the values `"bkhd"`. Which letter is summed over?
+# For each query $i$ of head $h$, the pattern's row is a set of weights over keys $j$; `z` is the weighted sum
+# of that head's value vectors at those keys.
+# </details>
+# <details><summary>Hint 2 (API)</summary>
+#
+# In einsum letters: the pattern is `"bhqk"`, the values `"bkhd"`. Which letter is summed over? Mind the
+# output layout: `[batch, q_pos, head, d_head]`.
 # </details>
 #
 # **Expected output:** `✓ weighted_values matches the reference on 1 fresh random input(s) ...`
@@ -270,12 +294,23 @@ nb1.check_weighted_values(weighted_values, seeds=(11, 12), shapes=({}, {"pos": 1
 # This sum is why we can later study, and switch off, one head at a time: each head adds its own term to the
 # residual stream.
 #
-# <details><summary>Hint 1</summary>
+# <details><summary>Hint 1 (idea)</summary>
 #
-# `torch.einsum("bphd,hdm->bpm", z, W_O)` sums over both `h` and `d`.
+# For each head, `z[:, :, h] @ W_O[h]` is a `[batch, pos, d_model]` tensor: that head's term. The output is
+# the sum of these terms over heads, plus `b_O` added **once** (not once per head).
+# </details>
+# <details><summary>Hint 2 (API)</summary>
+#
+# One `torch.einsum` does the products and the sum over heads: give `z` and `W_O` the same letters for `head`
+# and `d_head`, and leave both letters out of the output.
+# </details>
+# <details><summary>Hint 3 (code)</summary>
+#
+# `torch.einsum("bphd,hdm->bpm", z, W_O) + b_O`
 # </details>
 #
-# **Expected output:** `✓ attention_output matches the reference on 1 fresh random input(s) ...`
+# **Expected output:** `✓ attention_output matches the reference on 2 fresh random input(s) ...` (the second
+# input has a batch of one).
 
 # %% solution="attention_output"
 def attention_output(z: torch.Tensor, W_O: torch.Tensor, b_O: torch.Tensor) -> torch.Tensor:
@@ -306,14 +341,19 @@ nb1.check_attention_output(attention_output, seeds=(11, 12), shapes=({}, {"pos":
 # builds a TransformerLens model, feeds your function the model's own weights and input, and compares your
 # three results with the model's `hook_pattern`, `hook_z` and `hook_attn_out`.
 #
-# <details><summary>Hint 1</summary>
+# <details><summary>Hint 1 (idea)</summary>
 #
-# Three calls to `project`, then `attention_pattern`, `weighted_values` and `attention_output`.
+# Everything is written already: the layer only chains your functions, passing each the right weights.
+# </details>
+# <details><summary>Hint 2 (code)</summary>
+#
+# Three calls to `project` (queries, keys, values, each with its own weight and bias), then
+# `attention_pattern`, `weighted_values` and `attention_output`.
 # </details>
 #
 # **Expected output:**
 # ```
-# ✓ attention_layer matches the reference on 1 fresh random input(s) (atol=1e-05, rtol=0.0001).
+# ✓ attention_layer matches the reference on 2 fresh random input(s) (atol=1e-05, rtol=0.0001).
 # ✓ pattern, z and attention output of layer 0 match TransformerLens's (max error ≤ 0.0001).
 # ```
 
@@ -380,11 +420,56 @@ plt.show()
 # %%
 attention_view(labels, my_pattern[0])
 
+# %%
+largest = my_pattern[0].max(dim=-1).values.mean(dim=0)                     # [q_pos]: a row's largest weight
+for row in (0, 1, 3, 7, 11):
+    print(f"row {row:2}: largest weight {largest[row]:.2f} (mean over heads); spread evenly, "
+          f"1 / (i + 1) = {1 / (row + 1):.2f}")
+
 # %% [markdown]
 # **What you should see:** lower-triangular patterns (nothing above the diagonal), with the first row all on
 # BOS, since position 0 can only attend to itself. A random model spreads its attention fairly evenly over the
-# visible past, so rows get paler as they get longer.
+# visible past, so rows get paler as they get longer: the cell above prints each row's largest weight beside
+# `1 / (i + 1)`, the weight of a row spread perfectly evenly.
 #
+# ### Exercise 1.8: reading a causal pattern
+# **Difficulty** ●○○ · **Importance** ●●○ · **About 5 min**
+#
+# Two questions about the pictures you just made. Set `answers` to a dict of letters.
+#
+# **`first_row`:** in the "cat" picture of Section 2, row 0 ("the") puts all its attention on itself, although it
+# is not "cat"; your random-model patterns do the same in their first row. Why?
+# - (a) The query of "the" matches its own key better than any other key.
+# - (b) The causal mask leaves position 0 only itself to look at, and a row of the pattern always sums to 1.
+# - (c) The causal mask sets the diagonal to 1.
+# - (d) Dividing by $\sqrt{d_{head}}$ pushes the other scores of row 0 to zero.
+#
+# **`longer_rows`:** in the random model's patterns, why do the rows get paler as they get longer?
+# - (a) Later tokens matter less to an untrained model.
+# - (b) The causal mask removes more keys from later rows.
+# - (c) A row's weights sum to 1 over the keys its query can see; with no key clearly preferred, row `i`
+#   spreads that 1 over `i + 1` keys, so each gets about `1 / (i + 1)`.
+# - (d) The scale $1/\sqrt{d_{head}}$ makes later rows sum to less than 1.
+#
+# <details><summary>Hint</summary>
+#
+# What does a softmax guarantee about one row, whatever the scores? How many keys can row `i` see?
+# </details>
+#
+# **Expected output:** `✓ both answers are right.` followed by a short explanation.
+
+# %% solution="pattern_answers"
+# answers = {"first_row": <a letter>, "longer_rows": <a letter>}
+### BEGIN SOLUTION
+answers = {"first_row": "b", "longer_rows": "c"}
+### END SOLUTION
+
+# %% test="check_pattern_answers" points=1
+# Check: run this cell. The autograder runs the same check.
+from induction_course.checks import nb1
+nb1.check_pattern_answers(answers)
+
+# %% [markdown]
 # ## What you built, and what's next
 #
 # You wrote causal self-attention from its parts, and it reproduces TransformerLens to within 1e-4:

@@ -41,7 +41,7 @@ from induction_course.data import BOS, random_tokens, repeated_tokens
 from induction_course.device import pick_device
 from induction_course.heads import induction_score, previous_token_score
 from induction_course.plotting import attention_heatmap, head_grid
-from induction_course.training import load_induction_model, repeating_batch, train_induction_model
+from induction_course.training import TRAIN_LENGTHS, load_induction_model, repeating_batch, train_induction_model
 
 torch.manual_seed(0)
 torch.set_grad_enabled(False)   # nothing in this notebook trains by gradient, except the 1-layer control
@@ -53,11 +53,11 @@ print("Using device:", device)
 # ## 0. The model, and its heads
 #
 # We use the course's trained 2-layer attention-only model: Notebook 3's checkpoint, with 4 heads per layer,
-# `d_model` 64 and LayerNorm, trained on a random block repeated to fill the context. Our test data is
-# Notebook 3's `[BOS] R R`: a random block `R` of length 23, a length the model never saw in training, shown
-# twice. `per_token_loss(logits, tokens)[:, i]` (Notebook 3) is the loss of predicting token `i + 1`, and
-# `second_copy_loss` averages the entries that induction can predict: the second copy, except its first token
-# (whose predecessor, the end of the first copy, never occurred before).
+# `d_model` 64 and LayerNorm, trained on random blocks repeated to fill the context and on shuffled decks.
+# Our test data is Notebook 3's `[BOS] R R`: a random block `R` of length 23, a length the model never saw in
+# training, shown twice. `per_token_loss(logits, tokens)[:, i]` (Notebook 3) is the loss of predicting token
+# `i + 1`, and `second_copy_loss` averages the entries that induction can predict: the second copy, except its
+# first token (whose predecessor, the end of the first copy, never occurred before).
 
 # %%
 def names_of(heads: list[tuple[int, int]]) -> str:
@@ -90,10 +90,14 @@ print(f"previous-token heads (score > 0.3): {names_of(prev_heads)}")
 print(f"induction heads (score > 0.3): {names_of(induction_heads)}")
 
 # %% [markdown]
-# **What you should see:** the second copy is far cheaper than the first, whose loss is around chance. In
-# layer 1 every head is an induction head. In layer 0, more than one head leans towards the previous token,
-# each imperfectly: training found a *team* of partial previous-token heads rather than the single clean head
-# you built by hand in Notebook 2. Keep both teams in mind: redundancy will matter for every ablation below.
+# **What you should see:** the second copy is far cheaper than the first, whose loss is around chance. Not
+# every head does the same job. In layer 1, three heads have high induction scores; head 1.0 scores near zero:
+# it is not an induction head. It does some other job, one that the `[BOS] R R` test below hardly needs (the
+# training data also holds shuffled decks, in which nothing repeats). In layer 0, two heads lean
+# towards the previous token, each imperfectly: 0.0 strongly, 0.3 a little less. Training found a *team* of
+# partial previous-token heads rather than the single clean head you built by hand in Notebook 2. The cell
+# prints which heads pass the 0.3 threshold; the rest of the notebook uses those lists, and asks which of
+# those heads the model actually needs.
 #
 # ## 1. Switching a head off
 #
@@ -119,7 +123,11 @@ print(f"induction heads (score > 0.3): {names_of(induction_heads)}")
 # Write `zero_ablation_hook(z, hook, head)` that returns a **copy** of `z` with head `head`'s output set to
 # zero. Leave `z` itself unchanged: in a run with a cache, `z` is the very tensor the cache stores.
 #
-# <details><summary>Hint 1</summary>
+# <details><summary>Hint 1 (idea)</summary>
+#
+# Make a copy first, so the cached tensor stays as it was; then write zeros into the one head's slice of the copy.
+# </details>
+# <details><summary>Hint 2 (code)</summary>
 #
 # `z` is `[batch, pos, head, d_head]`: the head axis is the third one. `z.clone()`, then set `[:, :, head]`.
 # </details>
@@ -161,9 +169,15 @@ nb4.check_zero_ablation_hook(zero_ablation_hook, seeds=(11, 12),
 # batch, shape `[ref_batch, pos, head, d_head]`. Replace `z[:, :, head]` with the mean of `z_ref[:, :, head]`
 # over the reference batch, keeping one vector per position. Return a copy, as before.
 #
-# <details><summary>Hint 1</summary>
+# <details><summary>Hint 1 (idea)</summary>
+#
+# Average over the reference *sequences* only, not over positions: every position keeps its own mean vector, and
+# every sequence of `z` gets the same one.
+# </details>
+# <details><summary>Hint 2 (code)</summary>
 #
 # `z_ref[:, :, head].mean(dim=0)` has shape `[pos, d_head]`, which broadcasts over the batch of `z[:, :, head]`.
+# Write it into a `z.clone()`.
 # </details>
 #
 # **Expected output:** `✓ mean_ablation_hook matches the reference on 1 fresh random input(s) ...`
@@ -218,12 +232,12 @@ for name, hook_fn in hooks.items():
 # mean-ablation. Return a `[layer, head]` tensor: **ablated − clean**, so positive means the model needed
 # the head.
 #
-# <details><summary>Hint 1</summary>
+# <details><summary>Hint 1 (idea)</summary>
 #
 # One clean run, then a double loop over `model.cfg.n_layers` and `model.cfg.n_heads` with one
 # `model.run_with_hooks(tokens, fwd_hooks=[(name, make_hook(layer, head))])` each.
 # </details>
-# <details><summary>Hint 2</summary>
+# <details><summary>Hint 2 (API)</summary>
 #
 # `second_copy_loss(per_token_loss(logits, tokens), seq_len)` is a scalar tensor; fill a
 # `torch.zeros(n_layers, n_heads)` with `float(...)` of the differences.
@@ -268,19 +282,26 @@ def mean_hook(layer: int, head: int):
 zero_increase = loss_increase_per_head(model, tokens, seq_len, zero_hook)
 mean_increase = loss_increase_per_head(model, tokens, seq_len, mean_hook)
 fig, axes = plt.subplots(1, 2, figsize=(11, 2.6))
-head_grid(zero_increase, "second-copy loss increase, zero-ablation (nats)", ax=axes[0], cmap="Reds")
-head_grid(mean_increase, "second-copy loss increase, mean-ablation (nats)", ax=axes[1], cmap="Reds")
+head_grid(zero_increase, "second-copy loss increase (nats),\nthat one head zero-ablated", ax=axes[0], cmap="Reds",
+          vmin=0.0)
+head_grid(mean_increase, "second-copy loss increase (nats),\nthat one head mean-ablated", ax=axes[1], cmap="Reds",
+          vmin=0.0)
 plt.tight_layout()
 plt.show()
+gain = float(clean_loss[:, :seq_len].mean() - second_copy_loss(clean_loss, seq_len))
+print(f"the second copy's gain over the first: {gain:.2f} nats")
+for l, h in prev_heads + induction_heads:
+    print(f"head {l}.{h} ablated alone: {zero_increase[l, h]:+.2f} nats (zero), {mean_increase[l, h]:+.2f} (mean)")
+print(f"largest difference between zero- and mean-ablation: {(zero_increase - mean_increase).abs().max():.2f} nats")
 
 # %% [markdown]
-# **What you should see:** the strongest previous-token head costs the second copy the most; each
-# induction head costs something, but far less than the second copy's whole gain over the first (printed in
-# Section 0).
-# The layer-1 heads are *redundant*: they all do induction, and when one is missing the others still find the
-# right token. The same holds, partly, for the team of previous-token heads. Zero- and mean-ablation mostly
-# agree. Where they differ, part of what the head writes is the same on every input, and the rest of the
-# model relies on that constant being there: zeroing removes it, the mean keeps it.
+# **What you should see** (the cell prints each number): the strongest previous-token head, 0.0, costs the
+# second copy by far the most, most of its gain over the first copy. The other previous-token head, 0.3, costs
+# almost nothing on its own. Each induction head costs something, but far less than the whole gain: the
+# induction heads are *redundant*, and when one is missing the others still find the right token. Head 1.0,
+# which is not an induction head, costs almost nothing. Zero- and mean-ablation agree closely for every head
+# but 0.0, and there mean-ablation costs *more*: the damage is not an artefact of writing an unusual zero.
+# Replacing 0.0's output by its average, a typical value that says nothing about this input, hurts as much.
 #
 # Redundancy means that single-head ablations understate how much a *group* of heads matters. We'll ablate
 # heads together from the next section on.
@@ -328,14 +349,14 @@ plt.show()
 # the ICL score with that head zero-ablated (use your `zero_ablation_hook`), and return
 # ICL(ablated) − ICL(clean) as a `[layer, head]` tensor. `early` and `late` are `slice`s of loss entries.
 #
-# <details><summary>Hint 1</summary>
+# <details><summary>Hint 1 (idea)</summary>
+#
+# The structure is the same as in Exercise 4.3, with the ICL score in place of the second-copy loss.
+# </details>
+# <details><summary>Hint 2 (API)</summary>
 #
 # With `loss = per_token_loss(logits, tokens)` (shape `[batch, pos - 1]`), the score is
 # `loss[:, late].mean() - loss[:, early].mean()`.
-# </details>
-# <details><summary>Hint 2</summary>
-#
-# The structure is the same as in Exercise 4.3, with the ICL score in place of the second-copy loss.
 # </details>
 #
 # **Expected output:** `✓ icl_change_per_head matches the reference on 1 fresh random input(s) ...`, then a
@@ -381,20 +402,29 @@ loss_without = per_token_loss(model.run_with_hooks(icl_tokens, fwd_hooks=togethe
 icl_without = loss_without[:, ICL_LATE].mean() - loss_without[:, ICL_EARLY].mean()
 print(f"ICL score: clean {clean_icl:.2f}, all {len(induction_heads)} induction heads ablated together "
       f"{icl_without:.2f} -> {100 * (icl_without - clean_icl) / -clean_icl:.0f}% of the in-context learning removed")
+for l, h in prev_heads + induction_heads:
+    print(f"head {l}.{h} alone: {100 * icl_change[l, h] / -clean_icl:+.0f}% of the in-context learning removed")
+l, h = divmod(int(icl_change.argmin()), cfg.n_heads)
+hook = (f"blocks.{l}.attn.hook_z", partial(zero_ablation_hook, head=h))
+loss_without = per_token_loss(model.run_with_hooks(icl_tokens, fwd_hooks=[hook]), icl_tokens)
+print(f"head {l}.{h}, the most negative change: the early loss goes {icl_clean_loss[:, ICL_EARLY].mean():.2f} -> "
+      f"{loss_without[:, ICL_EARLY].mean():.2f} nats, the late loss {icl_clean_loss[:, ICL_LATE].mean():.2f} -> "
+      f"{loss_without[:, ICL_LATE].mean():.2f}")
 
 # %% [markdown]
-# **What you should see:** no single layer-1 head removes much of the ICL score on its own, again because
-# the induction heads back each other up. Ablated *together*, they remove most of it: the late tokens become
-# almost as hard as the early ones. That is the paper's Argument 3 on your own model: in a small
-# attention-only model, the in-context learning runs through the induction heads.
+# **What you should see** (printed above): no single induction head removes more than a small share of the
+# ICL score on its own, again because the induction heads back each other up. Ablated *together*, they remove
+# nearly all of it: the late tokens become almost as hard as the early ones. That is the paper's Argument 3 on
+# your own model: in a small attention-only model, the in-context learning runs through the induction heads.
 #
 # Two more things in the grid deserve a look.
-# - The strongest **previous-token head** (layer 0) may remove a sizeable share on its own. Does that make it
-#   an "ICL head" too? Section 5 answers that.
-# - Some heads may have a *negative* change: without them the ICL score gets more negative. Olsson et al. saw
-#   the same (their footnote 17). A head that helps predict tokens in general, early ones included, keeps the
-#   early loss low; remove it and the early loss rises more than the late loss, which the induction heads still
-#   predict well, so the *difference* grows. The ICL score is a difference of two losses, and either can move.
+# - The strongest **previous-token head**, 0.0, removes a large share on its own. Does that make it an "ICL
+#   head" too? Section 5 answers that.
+# - One induction head has a *negative* change: without it the ICL score gets more negative. Olsson et al. saw
+#   the same (their footnote 17). The last printed line shows why: that head also helps predict the early
+#   tokens, so without it the early loss rises much more than the late loss, which the other induction heads
+#   still predict well, and the *difference* grows. The ICL score is a difference of two losses, and either
+#   can move.
 
 # %% [markdown]
 # ## 4. The induction heads need the previous-token heads
@@ -411,12 +441,12 @@ print(f"ICL score: clean {clean_icl:.2f}, all {len(induction_heads)} induction h
 # the list `heads`, and in **the same run** record the last layer's attention pattern. Return the last layer's
 # induction scores (`induction_score(pattern, seq_len)`), shape `[head]`.
 #
-# <details><summary>Hint 1</summary>
+# <details><summary>Hint 1 (idea)</summary>
 #
 # A hook can also just *look*: a function that stores `pattern` in a dict and returns `None` leaves the
 # activation unchanged. Put it on `f"blocks.{model.cfg.n_layers - 1}.attn.hook_pattern"`.
 # </details>
-# <details><summary>Hint 2</summary>
+# <details><summary>Hint 2 (code)</summary>
 #
 # One list holds everything: a `(f"blocks.{layer}.attn.hook_z", partial(zero_ablation_hook, head=head))` for
 # every `(layer, head)` in `heads` (two hooks on the same point both run), plus the storing hook.
@@ -459,19 +489,23 @@ rows = {"clean": ind_scores[-1].cpu()}
 for h in range(cfg.n_heads):
     rows[f"0.{h} ablated"] = induction_scores_after_ablation(model, tokens, seq_len, [(0, h)]).cpu()
 rows[f"{names_of(prev_heads)} ablated"] = induction_scores_after_ablation(model, tokens, seq_len, prev_heads).cpu()
-ax = head_grid(torch.stack(list(rows.values())), "induction scores of the layer-1 heads", cmap="Blues")
+ax = head_grid(torch.stack(list(rows.values())), "induction scores of the layer-1 heads,\nlayer-0 heads zero-ablated",
+               cmap="Blues")
 ax.set_yticks(range(len(rows)), list(rows))
 ax.set_ylabel("")
 ax.set_xlabel("layer-1 head")
 plt.show()
+second_copy = torch.arange(seq_len + 1, 1 + 2 * seq_len)             # query positions the induction score reads
+print(f"attention spread evenly over the visible past would score {(1 / (second_copy + 1)).mean():.3f}")
 
 # %% [markdown]
-# **What you should see:** ablating one previous-token head lowers every induction score, the strongest one
-# the most; the others still carry some "previous token" information into the keys. Ablating the
-# previous-token heads *together* makes every induction score collapse to a small fraction of its clean value,
-# not far from the 0.03 that attention spread evenly over the context would score, while ablating any other
-# layer-0 head barely matters. Here is one induction head on one sequence, before and after: the bright stripe
-# `seq_len - 1` below the diagonal is the induction stripe.
+# **What you should see:** ablating head 0.0 alone cuts every induction score to a fraction of its clean value.
+# Ablating head 0.3 alone barely changes them, although 0.3's previous-token score is almost as high: a score
+# says where a head attends, not whether anything downstream needs it. With 0.0 gone, though, 0.3 carries the
+# little that is left: ablating both together makes the induction scores collapse further, close to what
+# attention spread evenly would score (the cell prints it). Ablating 0.1 or 0.2 changes nothing. Here is one
+# induction head on one sequence, before and after: the bright stripe `seq_len - 1` below the diagonal is the
+# induction stripe.
 
 # %%
 layer, head = induction_heads[0]
@@ -481,7 +515,8 @@ model.run_with_hooks(tokens[:1], fwd_hooks=hooks + [
     (f"blocks.{layer}.attn.hook_pattern", lambda pattern, hook: stored.update(pattern=pattern))])
 fig, axes = plt.subplots(1, 2, figsize=(11, 4.5))
 attention_heatmap(clean_cache["pattern", layer][0, head], title=f"head {layer}.{head}, clean", ax=axes[0])
-attention_heatmap(stored["pattern"][0, head], title=f"head {layer}.{head}, {names_of(prev_heads)} ablated", ax=axes[1])
+attention_heatmap(stored["pattern"][0, head],
+                  title=f"head {layer}.{head}, with heads {names_of(prev_heads)} zero-ablated", ax=axes[1])
 plt.tight_layout()
 plt.show()
 
@@ -490,6 +525,47 @@ plt.show()
 # the induction head cannot find its target and spreads its attention elsewhere. Notebook 3's K-composition
 # score said the induction heads *read* the previous-token heads' output through their keys; this is the
 # causal version of that claim.
+#
+# ### Questions: which heads does the model need?
+# **Difficulty** ●○○ · **Importance** ●●○ · **About 5 min**
+#
+# Answer from the grids and printouts of Sections 0, 2 and 4. Set `answers` to a dict of letters.
+#
+# **`head_0_3`:** head 0.3 has a high previous-token score, yet ablating it alone barely changes the induction
+# scores or the second-copy loss; ablated together with 0.0, it lowers the induction scores further than 0.0
+# alone. What do you conclude?
+# - (a) 0.3 is not a previous-token head: its score is wrong.
+# - (b) The induction heads read the previous token mostly from 0.0's output; 0.3 writes a weaker copy that
+#   matters only when 0.0 is gone. A behaviour score finds candidates; an ablation tells which the model needs.
+# - (c) 0.3 works through the values of the induction heads, which the induction score cannot see.
+# - (d) Ablation effects always add up, so 0.3 matters exactly as much as its score says.
+#
+# **`head_1_0`:** head 1.0 has an induction score near zero, and ablating it barely changes the second-copy
+# loss. What follows?
+# - (a) Training failed: head 1.0 is a dead head that does nothing.
+# - (b) Head 1.0 is an induction head whose induction the score cannot see.
+# - (c) It does a job that `[BOS] R R` does not need. Finding the induction heads means telling them apart from
+#   heads that do other jobs, as in real models.
+# - (d) Head 1.0 must be a previous-token head, since every head is one of the two kinds.
+#
+# <details><summary>Hint</summary>
+#
+# A score measures where a head attends on one kind of input; an ablation measures what the rest of the model
+# loses without it on that input. Which of the two was measured for which claim?
+# </details>
+#
+# **Expected output:** `✓ both answers are right.` followed by a short explanation.
+
+# %% solution="head_answers"
+# answers = {"head_0_3": <a letter>, "head_1_0": <a letter>}
+### BEGIN SOLUTION
+answers = {"head_0_3": "b", "head_1_0": "c"}
+### END SOLUTION
+
+# %% test="check_head_answers" points=1
+# Check: run this cell. The autograder runs the same check.
+from induction_course.checks import nb4
+nb4.check_head_answers(answers)
 
 # %% [markdown]
 # ## 5. Full versus pattern-preserving ablation
@@ -521,19 +597,19 @@ plt.show()
 # `hook_scale` (`blocks.{l}.ln1.hook_scale` and `ln_final.hook_scale`) to the cached scale. Return the logits,
 # `[batch, pos, d_vocab]`.
 #
-# <details><summary>Hint 1</summary>
+# <details><summary>Hint 1 (idea)</summary>
 #
 # One hook does all the freezing: `def freeze(value, hook): return cache[hook.name]`. `hook.name` is the name
 # of the point it is called at, and the cache stores every point under that name.
 # </details>
-# <details><summary>Hint 2</summary>
+# <details><summary>Hint 2 (API)</summary>
 #
 # The names: `[f"blocks.{l}.attn.hook_pattern" for l in range(n_layers)]`, plus, when `freeze_scales`,
 # `[f"blocks.{l}.ln1.hook_scale" for l in range(n_layers)] + ["ln_final.hook_scale"]`. Put the ablation hooks
 # on `hook_z` in the same list.
 # </details>
 #
-# **Expected output:** `✓ pattern_preserving_logits matches the reference on 2 fresh random input(s) ...`,
+# **Expected output:** `✓ pattern_preserving_logits matches the reference on 3 fresh random input(s) ...`,
 # then a bar chart and a table described below.
 
 # %% solution="pattern_preserving_logits"
@@ -592,22 +668,40 @@ removed = torch.tensor([[100 * (icl_of(run(heads)) - clean_icl) / -clean_icl for
                         for heads in groups.values()])                          # [group, kind], in %
 fig, ax = plt.subplots(figsize=(8, 3.4))
 for i, kind in enumerate(kinds):
-    ax.bar(torch.arange(len(groups)) + 0.27 * (i - 1), removed[:, i], width=0.27, label=kind)
+    bars = ax.bar(torch.arange(len(groups)) + 0.27 * (i - 1), removed[:, i], width=0.27, label=kind)
+    ax.bar_label(bars, fmt="%.0f%%", fontsize=8)
 ax.set_xticks(range(len(groups)), list(groups))
 ax.set_ylabel("% of the ICL score removed")
+ax.set_title("ICL removed when each group of heads is zero-ablated together")
+ax.margins(y=0.15)
 ax.legend(loc="upper left", fontsize=8)
 plt.show()
 for (group, _), row in zip(groups.items(), removed):
     print(f"{group.splitlines()[0]:<22}" + "  ".join(f"{kind}: {value:5.1f}%" for kind, value in zip(kinds, row)))
 
 # %% [markdown]
-# **What you should see:** under full ablation, both groups remove most of the in-context learning. Under
-# pattern-preserving ablation, the previous-token heads remove almost none of it, while the induction heads
-# remove as much as before: nothing after the last layer has a pattern to preserve, so for them the two
-# ablations are the same. Freezing the LayerNorm scales as well makes the induction heads' share *larger*.
-# When heads are removed, the residual stream shrinks, the final LayerNorm divides by a smaller scale and so
-# amplifies what the remaining heads wrote: LayerNorm partly hides the damage. Olsson et al. mention exactly
-# this: redundant heads and LayerNorm rescaling can mask a head's importance.
+# **What you should see:** under full ablation, both groups remove all, or nearly all, of the in-context
+# learning. Under pattern-preserving ablation, the previous-token heads remove almost none of it, while the
+# induction heads remove as much as before: nothing after the last layer has a pattern to preserve, so for them the two
+# ablations are the same. Freezing the LayerNorm scales as well changes the groups' shares by about a
+# percentage point: with a whole group gone, there is little left for LayerNorm to rescale.
+#
+# For a *single* induction head it is different. Olsson et al. note that redundant heads and LayerNorm
+# rescaling can mask a head's importance: when a head is removed, the residual stream changes size, the final
+# LayerNorm divides by a different scale, and the other heads' contributions are rescaled with it. The cell
+# below measures that for each induction head alone.
+#
+# %%
+for l, h in induction_heads:
+    shares = [100 * (icl_of(pattern_preserving_logits(model, icl_tokens, [(l, h)], freeze_scales=frozen))
+                     - clean_icl) / -clean_icl for frozen in (False, True)]
+    print(f"head {l}.{h} alone: {shares[0]:+5.1f}% of the ICL removed with patterns frozen, "
+          f"{shares[1]:+5.1f}% with LayerNorm scales frozen too")
+
+# %% [markdown]
+# **What you should see:** with the scales frozen too, each induction head's share is larger; for one head it
+# even turns from negative to positive. Left free, LayerNorm hides part of the damage one head does. For
+# the whole group (the table above) it hides almost nothing, so the conclusion below does not depend on it.
 #
 # **Why the paper credits the induction heads.** The previous-token heads do their job through the *keys* of
 # the induction heads, that is, through the induction heads' attention patterns. Freeze the patterns, and that
@@ -637,13 +731,13 @@ for (group, _), row in zip(groups.items(), removed):
 # ablated logits with patterns and LayerNorm scales frozen (Exercise 4.6 with `[(layer, head)]` and
 # `freeze_scales=True`).
 #
-# <details><summary>Hint 1</summary>
+# <details><summary>Hint 1 (API)</summary>
 #
 # The pieces: `cache[f"blocks.{layer}.attn.hook_z"]` (`[batch, pos, head, d_head]`),
 # `model.blocks[layer].attn.W_O` (`[head, d_head, d_model]`), `cache["ln_final.hook_scale"]` (`[batch, pos, 1]`),
 # `model.ln_final.w` (`[d_model]`) and `model.W_U` (`[d_model, d_vocab]`).
 # </details>
-# <details><summary>Hint 2</summary>
+# <details><summary>Hint 2 (code)</summary>
 #
 # `out = z[:, :, head] @ W_O[head]`, then `out - out.mean(dim=-1, keepdim=True)`, divide by the scale, multiply
 # by `w`, and `@ model.W_U`.
@@ -652,8 +746,9 @@ for (group, _), row in zip(groups.items(), removed):
 # **Expected output:**
 # ```
 # ✓ direct_logit_contribution matches the reference on 1 fresh random input(s) ...
-# ✓ clean logits − your contribution = the ablated logits with patterns and scales frozen (max error ~1e-06).
+# ✓ clean logits − your contribution = the ablated logits with patterns and scales frozen (max error 3.8e-06).
 # ```
+# (3.8e-06 on a CPU; any error of the order of 1e-06 is float rounding.)
 
 # %% solution="direct_logit_contribution"
 def direct_logit_contribution(model: TransformerBridge, cache: ActivationCache, layer: int, head: int) -> torch.Tensor:
@@ -694,9 +789,9 @@ for l in range(cfg.n_layers):
               f"with every frozen route {all_routes_error:.1e}")
 
 # %% [markdown]
-# **What you should see:** for layer-1 heads the direct path alone matches to about `1e-6` (float rounding).
+# **What you should see:** for layer-1 heads the direct path alone matches to a few `1e-6` (float rounding).
 # For layer-0 heads the direct path misses badly (errors of the order of a logit), and adding the routes
-# through layer-1 values brings the error back to `1e-6`. This is Olsson et al.'s footnote: in an
+# through layer-1 values brings the error back to a few `1e-6`. This is Olsson et al.'s footnote: in an
 # attention-only model, a pattern-preserving ablation "is equivalent to subtracting all terms containing the
 # ablated head from the output logits". Without the frozen LayerNorm scales the identity breaks: change
 # `freeze_scales=True` to `False` in the cell above, rerun it, and watch the errors grow to whole logits.
@@ -730,12 +825,12 @@ print("changed at second-copy places:", (changed_mask[0, seq_len + 1:].nonzero()
 # return the mean loss where the **next token repeats too** (`tokens[:, i + 1] == tokens[:, i + 1 - seq_len]`:
 # induction is right) and the mean loss where it is **new** (induction is wrong), as a tuple of two scalars.
 #
-# <details><summary>Hint 1</summary>
+# <details><summary>Hint 1 (API)</summary>
 #
 # `i = torch.arange(seq_len + 1, 2 * seq_len)` indexes all the entries at once: `tokens[:, i]` is
 # `[batch, seq_len - 1]`, and so is `loss[:, i]`.
 # </details>
-# <details><summary>Hint 2</summary>
+# <details><summary>Hint 2 (code)</summary>
 #
 # Combine the two boolean masks with `&` and `~`, and average with `loss[:, i][mask].mean()`.
 # </details>
@@ -794,7 +889,33 @@ plt.show()
 # training. In natural text it sometimes does, which is why a real model must learn when to trust induction.
 
 # %% [markdown]
-# ### 6.2 What a 1-layer model does instead
+# ### 6.2 How far back induction reaches
+#
+# Our training blocks are 4 to 30 tokens long, so in training the earlier copy of a token is never more than
+# 30 positions back. Does induction work at longer distances? Put a random block `R` of length `d` after BOS,
+# then as much of `R` again as fits in the 64-token context (all of it for `d` up to 31): `[BOS] R R[:63 - d]`.
+# Every query in the second copy has its earlier occurrence exactly `d` positions back, and its induction score
+# is the attention on the token after that occurrence.
+
+# %%
+print(f"training distances: {min(TRAIN_LENGTHS)} to {max(TRAIN_LENGTHS)}")
+print("distance d  " + "  ".join(f"head {l}.{h}" for l, h in induction_heads))
+reach = {}
+for d in (10, 20, 28, 34, 40, 46):
+    block = random_tokens(64, d, cfg.d_vocab, seed=5)
+    far = torch.cat([torch.full((64, 1), BOS), block, block[:, :cfg.n_ctx - 1 - d]], dim=1).to(device)
+    _, far_cache = model.run_with_cache(far)
+    reach[d] = induction_score(far_cache["pattern", cfg.n_layers - 1], d)[[h for _, h in induction_heads]].cpu()
+    print(f"{d:>10}  " + "  ".join(f"{v:>8.2f}" for v in reach[d]))
+
+# %% [markdown]
+# **What you should see:** at training distances the induction heads put most of their attention on the right
+# token; beyond 30 it falls steadily, and at 46 apart only a small fraction is left. The model has rotary
+# positional embeddings, so its attention scores depend on how far apart two tokens are, and it never saw a
+# match farther back than 30 tokens. Its induction is not a general "look anywhere in the context" rule: it
+# reaches about as far back as the training distances.
+#
+# ### 6.3 What a 1-layer model does instead
 #
 # A 1-layer attention-only model cannot form induction heads: its keys are computed from the embeddings alone,
 # so no key can say "the token before me was `A`" (Notebook 2). Notebook 3 trained one on the same data, with
@@ -825,12 +946,12 @@ for name, m in [("1-layer", one_layer), ("2-layer", model)]:
 # to the **set** of tokens among `tokens[:, 1 : i + 1]` (everything seen so far, BOS excluded). Return
 # `[batch, pos - 1]`, like `per_token_loss`. A token that occurred twice counts once.
 #
-# <details><summary>Hint 1</summary>
+# <details><summary>Hint 1 (API)</summary>
 #
 # `torch.nn.functional.one_hot(tokens, d_vocab)` is `[batch, pos, d_vocab]`; a `cumsum` over positions, `> 0`,
 # tells which tokens have been seen by position `i`.
 # </details>
-# <details><summary>Hint 2</summary>
+# <details><summary>Hint 2 (code)</summary>
 #
 # Drop the last position (there is no next token to predict), set the BOS column to `False`, and sum
 # `logits.softmax(dim=-1)` over the vocabulary where the mask is `True`.
@@ -878,7 +999,7 @@ print(f"(uniform over the {seq_len} seen tokens would give p(next token) = {1 / 
 # back" is a real, weaker form of in-context learning; Olsson et al. make the same point: one-layer models
 # have many copying heads, yet no induction heads and no phase change.
 #
-# ### 6.3 Why this does not settle how large models learn in context
+# ### 6.4 Why this does not settle how large models learn in context
 #
 # What you showed is strong, and narrow.
 # - **The setting is chosen for induction.** Our data is literal repetition of random tokens: the only
@@ -903,8 +1024,8 @@ print(f"(uniform over the {seq_len} seen tokens would give p(next token) = {1 / 
 # ## What you built, and what's next
 #
 # - Hooks that zero-ablate and mean-ablate one head's output (`hook_z`), and per-head measurements built on them.
-# - A `(layer, head)` map of which heads the second copy needs: no single head very much, because both the
-#   previous-token heads and the induction heads back each other up.
+# - A `(layer, head)` map of which heads the second copy needs: one previous-token head very much, each induction
+#   head a little, because the induction heads back each other up; and a head (1.0) that does another job.
 # - The ICL change per head, with the sign convention ICL = late − early (negative = in-context learning) and
 #   change = ablated − clean: the induction heads together remove nearly all of it.
 # - The causal form of K-composition: without the previous-token heads, the induction stripe disappears.
@@ -912,8 +1033,9 @@ print(f"(uniform over the {seq_len} seen tokens would give p(next token) = {1 / 
 #   heads act through where the induction heads look, the induction heads through what they write.
 # - An exact identity on your own model: with patterns and LayerNorm scales frozen, ablation is subtraction of
 #   the head's contribution to the logits.
-# - The limits: a confident wrong prediction when a prefix recurs with a new continuation, a 1-layer model that
-#   only knows "seen tokens come back", and what it would take to make claims about large models.
+# - The limits: a confident wrong prediction when a prefix recurs with a new continuation, a reach no longer than
+#   the distances seen in training, a 1-layer model that only knows "seen tokens come back", and what it would
+#   take to make claims about large models.
 #
 # **Where to go next.** Try *resample ablation* (replace a head's output with its output on a different
 # input) and *activation patching* (restore one activation from a clean run into a corrupted one); both are a

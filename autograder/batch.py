@@ -32,10 +32,22 @@ from autograder.submissions import catalog, find_submissions
 from autograder.worker import grade_one
 
 
+def _one_thread() -> None:
+    """A worker's first act: torch on one thread, so it never touches the OpenMP pool its parent forked from."""
+    import torch
+
+    torch.set_num_threads(1)
+
+
 def _pool(jobs: int) -> ProcessPoolExecutor:
-    # fork: workers start with nbgrader already imported, and callers need no `if __name__ == "__main__"`
+    """Worker processes: forked (they start with nbgrader imported, and callers need no
+    ``if __name__ == "__main__"``), each on one torch thread. torch's OpenMP pool is not fork-safe: a worker
+    forked from a process that already used several torch threads (a test session, a notebook) would hang on
+    its first parallel operation. ``spawn`` where there is no fork (Windows).
+    """
     method = "fork" if "fork" in multiprocessing.get_all_start_methods() else "spawn"
-    return ProcessPoolExecutor(max_workers=jobs, mp_context=multiprocessing.get_context(method))
+    return ProcessPoolExecutor(max_workers=jobs, mp_context=multiprocessing.get_context(method),
+                               initializer=_one_thread)
 
 
 def run_jobs(todo: list[Job], jobs: int, on_result: Callable[[Job, Row, str | None], None]) -> None:

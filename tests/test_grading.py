@@ -7,11 +7,13 @@ import ast
 import copy
 import csv
 import json
+import os
 import re
 from pathlib import Path
 
 import nbformat
 import pytest
+import torch
 
 from autograder import sandbox, state, submissions
 from autograder.reading import read_notebook
@@ -246,3 +248,24 @@ def test_a_cell_may_hand_the_grader_a_record_of_a_few_megabytes():
     kinds = [next(iter(o.get("data", {"stream": 0}))) for o in outs]
     assert kinds == [RECORD_MIME, "text/plain", "text/plain", "stream"], kinds  # the third plain output was dropped
     assert "beyond 64 KB was dropped" in outs[-1].text
+
+
+def _matmul_sum(n: int) -> float:
+    a = torch.randn(n, n, generator=torch.Generator().manual_seed(0))
+    return float((a @ a).sum())
+
+
+@pytest.mark.skipif(len(os.sched_getaffinity(0)) < 2, reason="needs 2 cores for torch to use a thread pool")
+def test_workers_start_safely_after_the_caller_used_several_torch_threads():
+    """A forked worker must not inherit torch's OpenMP pool (it hung the whole suite once)."""
+    from autograder.batch import _pool
+
+    before = torch.get_num_threads()
+    torch.set_num_threads(2)
+    try:
+        _matmul_sum(800)  # the caller's pool is now running
+        with _pool(2) as pool:
+            results = [pool.submit(_matmul_sum, 800) for _ in range(2)]
+            assert [f.result(timeout=120) for f in results] == pytest.approx([_matmul_sum(800)] * 2, rel=1e-4)
+    finally:
+        torch.set_num_threads(before)

@@ -105,7 +105,11 @@ def test_assignment_list_fetch_and_validate(student_lab):
     result = json.loads(body)
     assert status == 200 and result["success"], result
     failed = result["value"].get("failed", [])
-    assert failed and all("NotImplementedError" in f["error"] for f in failed), result["value"]
+    # (a question's answers cell raises NotImplementedError too, so its check then finds no `answers`;
+    # nbgrader gives the errors as HTML)
+    assert failed and all("NotImplementedError" in f["error"] or "name &#39;answers&#39; is not defined" in f["error"]
+                          for f in failed), result["value"]
+    assert any("NotImplementedError" in f["error"] for f in failed), result["value"]
 
     # Solved: validation passes with nothing to report.
     nbformat.write(filled_course_notebook(NAME), fetched)

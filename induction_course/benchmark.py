@@ -116,9 +116,9 @@ def training_figures() -> dict[str, float]:
     from induction_course import training
 
     _, history = training.train_induction_model(n_layers=2, seed=0, progress=False, device="cpu")
-    bridge_ms, plain_ms = training.step_milliseconds()
+    step_ms = training.step_milliseconds()
     return {"seconds": float(history["seconds"]), "jump": training.jump_step(history),
-            "steps": int(history["step"][-1]), "bridge_ms": bridge_ms, "plain_ms": plain_ms}
+            "steps": int(history["step"][-1]), "bridge_ms": step_ms["bridge"], "plain_ms": step_ms["plain"]}
 
 
 def training_table() -> None:

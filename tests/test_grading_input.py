@@ -19,21 +19,12 @@ from autograder.restoring import check_modules, restore_structure, review_notes
 from autograder.settings import SubmissionError
 from autograder.submissions import find_submissions, grade_ids, cell_texts, safe_name, student_ids
 from grading_cases import MALFORMED, ODD_SKIPPED, malformed, odd_class
-from grading_tiny import MASTER, NAME, answer
-from induction_course.notebooks import parse_master
+from grading_tiny import NAME, answer, approximate_release
 
 
 @pytest.fixture(scope="module")
 def release() -> nbformat.NotebookNode:
-    """The tiny assignment as released, approximated without nbgrader (stubs, no hidden tests)."""
-    nb = parse_master(MASTER, NAME)
-    for c in nb.cells:
-        meta = c.metadata.get("nbgrader", {})
-        if meta.get("solution") and c.cell_type == "code":
-            c.source = c.source.split("### BEGIN SOLUTION")[0] + "# YOUR CODE HERE\n    raise NotImplementedError()"
-        if meta.get("locked"):
-            c.source = c.source.split("### BEGIN HIDDEN TESTS")[0].rstrip()
-    return nb
+    return approximate_release()
 
 
 def _known(release: nbformat.NotebookNode) -> dict:

@@ -66,7 +66,7 @@ def autograde(submission: Path, assignment: str, root: Path) -> dict[str, tuple[
     """Autograde ``submission`` (a notebook) as the student's copy of ``assignment``.
 
     ``root`` must have been set up by :func:`prepare`. Returns {grade_id: (score, max_score)}
-    for every autograded test cell.
+    for every autograded test cell; the executed notebook is at :func:`autograded_path` until the next call.
     """
     from nbgrader.api import Gradebook
 
@@ -79,3 +79,8 @@ def autograde(submission: Path, assignment: str, root: Path) -> dict[str, tuple[
     with Gradebook(_db(root)) as gb:
         notebook = gb.find_submission_notebook(assignment, assignment, STUDENT)
         return {g.name: (g.score, g.max_score) for g in notebook.grades if g.cell_type == "code"}
+
+
+def autograded_path(assignment: str, root: Path) -> Path:
+    """Where the last :func:`autograde` of ``assignment`` under ``root`` left the executed notebook (with outputs)."""
+    return root / "autograded" / STUDENT / assignment / f"{assignment}.ipynb"

@@ -21,8 +21,9 @@ heads' matrices low-rank enough for K-composition to stand clear of its random b
 
 Training steps run :func:`~induction_course.models.plain_forward`, the bridge's computation in plain torch
 on the bridge's own parameters; the model stays a ``TransformerBridge`` for every analysis.
-``python -m induction_course.training`` trains the standard 2-layer model and saves
-``checkpoints/attn_only_2l.pt``, which :func:`load_induction_model` reads back offline.
+``python -m induction_course.training`` trains, with seed 0, the standard 2-layer model, its 1-layer control and
+the 1-layer model with smeared keys, and saves them in ``checkpoints/`` (``attn_only_2l.pt``, ``attn_only_1l.pt``,
+``smeared_keys_1l.pt``), which :func:`load_induction_model` and :func:`load_smeared_key_model` read back offline.
 """
 from __future__ import annotations
 
@@ -53,7 +54,11 @@ BATCH_SIZE = 64
 WEIGHT_DECAY = 1.0
 SHUFFLED_SHARE = 0.1875
 EVAL_EVERY = 10
-CHECKPOINT = Path(__file__).resolve().parent / "checkpoints" / "attn_only_2l.pt"
+SMEARED_STEPS = 150
+CHECKPOINTS = Path(__file__).resolve().parent / "checkpoints"
+CHECKPOINT = CHECKPOINTS / "attn_only_2l.pt"
+CONTROL_CHECKPOINT = CHECKPOINTS / "attn_only_1l.pt"
+SMEARED_CHECKPOINT = CHECKPOINTS / "smeared_keys_1l.pt"
 
 
 def repeating_batch(batch: int, seq_len: int, d_vocab: int, generator: torch.Generator,
@@ -271,6 +276,7 @@ def smeared_key_hook(alpha: torch.Tensor) -> Callable[..., torch.Tensor]:
         keep = torch.sigmoid(alpha)[:, None]  # [head, 1]
         previous = torch.cat([k[:, :1], k[:, :-1]], dim=1)
         return keep * k + (1 - keep) * previous
+    hook.alpha = alpha  # type: ignore[attr-defined]  # what load_smeared_key_model and save_checkpoint need
     return hook
 
 
@@ -327,20 +333,24 @@ def plot_history(history: dict[str, torch.Tensor], title: str = "", ax: plt.Axes
     return ax
 
 
-def save_checkpoint(model: TransformerBridge, history: dict, config: dict, path: Path = CHECKPOINT) -> None:
-    """Save weights (on CPU), the ``make_model`` config and the training history to ``path``."""
+def save_checkpoint(model: TransformerBridge, history: dict, config: dict, path: Path = CHECKPOINT,
+                    alphas: Sequence[torch.Tensor] = ()) -> None:
+    """Save weights (on CPU), the ``make_model`` config, the training history and any smeared-key ``alphas``
+    (one [head] tensor per layer) to ``path``."""
     path.parent.mkdir(parents=True, exist_ok=True)
     state = {k: v.detach().cpu() for k, v in model.state_dict().items()}
-    torch.save({"state_dict": state, "config": config, "history": history}, path)
+    extra = {"alphas": [a.detach().cpu() for a in alphas]} if alphas else {}
+    torch.save({"state_dict": state, "config": config, "history": history, **extra}, path)
 
 
 def load_checkpoint(path: Path | str = CHECKPOINT) -> dict:
-    """The checkpoint dict: ``state_dict``, ``config`` (for ``make_model``) and ``history``."""
+    """The checkpoint dict: ``state_dict``, ``config`` (for ``make_model``), ``history`` (and ``alphas``)."""
     return torch.load(path, map_location="cpu", weights_only=True)
 
 
 def load_induction_model(path: Path | str = CHECKPOINT, device: torch.device | str | None = None) -> TransformerBridge:
-    """The trained standard 2-layer model from ``path``, on ``device`` (default: ``pick_device()``).
+    """A model the course's script trained, from ``path`` (default: the standard 2-layer model; the 1-layer
+    control is ``CONTROL_CHECKPOINT``), on ``device`` (default: ``pick_device()``).
 
     Needs no training and no download. The training history is in ``load_checkpoint(path)["history"]``.
     """
@@ -350,13 +360,35 @@ def load_induction_model(path: Path | str = CHECKPOINT, device: torch.device | s
     return model.eval()
 
 
+def load_smeared_key_model(path: Path | str = SMEARED_CHECKPOINT, device: torch.device | str | None = None
+                           ) -> tuple[TransformerBridge, dict, list]:
+    """The smeared-key model the course's script trained (:func:`train_smeared_key_model`, seed 0,
+    ``SMEARED_STEPS`` steps): (model, history, hooks), as that function returns them."""
+    model = load_induction_model(path, device)
+    checkpoint = load_checkpoint(path)
+    device = next(model.parameters()).device
+    hooks = [(f"blocks.{layer}.attn.hook_k", smeared_key_hook(alpha.to(device)))
+             for layer, alpha in enumerate(checkpoint["alphas"])]
+    return model, checkpoint["history"], hooks
+
+
 def main() -> None:
-    """Train the standard 2-layer model (seed 0), report its scores and save the checkpoint."""
+    """Train (seed 0, on the CPU) and save the three models the notebooks load: the standard 2-layer model,
+    its 1-layer control and the 1-layer model with smeared keys; print what each learned."""
     model, history = train_induction_model(seed=0, device="cpu")
     save_checkpoint(model, history, {**STANDARD_CONFIG, "seed": 0})
-    print(f"trained {STEPS} steps in {float(history['seconds']):.1f} s; best layer-1 induction score "
+    print(f"2 layers: {STEPS} steps in {float(history['seconds']):.1f} s; best layer-1 induction score "
           f"{float(history['induction_score'][-1, -1].max()):.2f}; induction jump at step {jump_step(history)}, "
           f"steepest drop of repeated-token loss at step {steepest_drop_step(history)}; saved {CHECKPOINT}")
+    control, history = train_induction_model(n_layers=1, seed=0, device="cpu")
+    save_checkpoint(control, history, {**STANDARD_CONFIG, "n_layers": 1, "seed": 0}, CONTROL_CHECKPOINT)
+    print(f"1 layer (control): best induction score {float(history['induction_score'][:, -1].max()):.2f}; "
+          f"saved {CONTROL_CHECKPOINT}")
+    smeared, history, hooks = train_smeared_key_model(seed=0, steps=SMEARED_STEPS, device="cpu")
+    alphas = [hook.alpha for _, hook in hooks]
+    save_checkpoint(smeared, history, {**STANDARD_CONFIG, "n_layers": 1, "seed": 0}, SMEARED_CHECKPOINT, alphas)
+    print(f"1 layer, smeared keys: best induction score {float(history['induction_score'][-1, -1].max()):.2f}; "
+          f"saved {SMEARED_CHECKPOINT}")
 
 
 if __name__ == "__main__":

@@ -6,32 +6,35 @@ from pathlib import Path
 
 import nbformat
 import pytest
-from nbclient import NotebookClient
 
-from autograder.plain import prepare
+from autograder.plain import autograde, autograded_path, prepare
 from induction_course.notebooks import SOLUTIONS, assignments
 
 os.environ.setdefault("COURSE_DEVICE", "cpu")
 os.environ.setdefault("PYDEVD_DISABLE_FILE_VALIDATION", "1")
 
-# Explicit, generous limits for executing notebooks (a loaded 2-core machine can be 3x slower than a quiet one).
-CELL_S = 600  # one cell
-STARTUP_S = 300  # the kernel's start
-IOPUB_S = 60  # a cell's last outputs after its reply (nbclient's default, 4 s, can drop them when busy)
+
+@pytest.fixture(scope="session")
+def graded_solutions(course_dirs) -> dict[str, tuple[nbformat.NotebookNode, dict[str, tuple[float, float]]]]:
+    """Every solution notebook autograded by nbgrader once per test session (lazily): the notebook as nbgrader
+    executed it, top to bottom with the hidden tests in place, and its grades {grade_id: (score, max_score)}."""
+
+    class Lazy(dict):
+        def __missing__(self, name: str) -> tuple[nbformat.NotebookNode, dict[str, tuple[float, float]]]:
+            grades = autograde(SOLUTIONS / name / f"{name}.ipynb", name, course_dirs[name])
+            self[name] = nbformat.read(autograded_path(name, course_dirs[name]), as_version=4), grades
+            return self[name]
+
+    return Lazy()
 
 
 @pytest.fixture(scope="session")
-def executed_solutions() -> dict[str, nbformat.NotebookNode]:
-    """Every solution notebook, executed top to bottom once per test session (lazily)."""
+def executed_solutions(graded_solutions) -> dict[str, nbformat.NotebookNode]:
+    """Every solution notebook, executed top to bottom once per test session (by nbgrader's autograde)."""
 
     class Lazy(dict):
         def __missing__(self, name: str) -> nbformat.NotebookNode:
-            path = SOLUTIONS / name / f"{name}.ipynb"
-            nb = nbformat.read(path, as_version=4)
-            NotebookClient(nb, kernel_name="python3", resources={"metadata": {"path": str(path.parent)}},
-                           timeout=CELL_S, startup_timeout=STARTUP_S, iopub_timeout=IOPUB_S).execute()
-            self[name] = nb
-            return nb
+            return graded_solutions[name][0]
 
     return Lazy()
 

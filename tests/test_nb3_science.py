@@ -344,10 +344,33 @@ def test_training_is_deterministic():
         torch.testing.assert_close(history_a[key], history_b[key], atol=1e-6, rtol=0)
 
 
+def _same_run(history: dict, shipped: dict) -> None:
+    """Two training histories of one seed agree (to rounding: thread counts may differ between machines)."""
+    for key in ("loss", "repeated_loss", "unrepeated_loss", "induction_score", "previous_token_score"):
+        torch.testing.assert_close(history[key], shipped[key], atol=2e-3, rtol=0, equal_nan=True, msg=key)
+
+
+def test_shipped_control_is_the_scripts_run(control):
+    """Notebook 3 loads the 1-layer control instead of training it: it must be what training gives."""
+    model, history = control
+    assert T.load_checkpoint(T.CONTROL_CHECKPOINT)["config"] == {**T.STANDARD_CONFIG, "n_layers": 1, "seed": 0}
+    _same_run(history, T.load_checkpoint(T.CONTROL_CHECKPOINT)["history"])
+    tokens = held_out(model, 23)
+    fresh, _ = T.head_scores(model, tokens, 23)
+    loaded, _ = T.head_scores(T.load_induction_model(T.CONTROL_CHECKPOINT, device="cpu"), tokens, 23)
+    assert torch.allclose(fresh, loaded, atol=0.02)
+
+
 def test_smeared_keys_let_one_layer_form_induction_heads(control):
-    smeared, _, hooks = T.train_smeared_key_model(n_layers=1, seed=0, steps=150, progress=False, device="cpu")
+    smeared, history, hooks = T.train_smeared_key_model(n_layers=1, seed=0, steps=T.SMEARED_STEPS, progress=False,
+                                                         device="cpu")
     tokens = held_out(smeared, 23)
     with smeared.hooks(fwd_hooks=hooks):
         scores, _ = T.head_scores(smeared, tokens, 23)
     plain, _ = T.head_scores(control[0], tokens, 23)
     assert scores.max() > 0.4 > 0.15 > plain.max()
+    shipped, shipped_history, shipped_hooks = T.load_smeared_key_model(device="cpu")  # what Notebook 3 loads
+    _same_run(history, shipped_history)
+    with shipped.hooks(fwd_hooks=shipped_hooks):
+        loaded, _ = T.head_scores(shipped, tokens, 23)
+    assert torch.allclose(scores, loaded, atol=0.02)

@@ -2,7 +2,7 @@
 from __future__ import annotations
 
 from autograder.plain import autograde
-from induction_course.notebooks import COURSE, SOLUTIONS
+from induction_course.notebooks import COURSE
 
 
 def test_solution_executes_top_to_bottom(assignment, executed_solutions):
@@ -11,8 +11,8 @@ def test_solution_executes_top_to_bottom(assignment, executed_solutions):
     assert not errors, errors
 
 
-def test_solution_scores_full_marks(assignment, course_dirs, tmp_path):
-    grades = autograde(SOLUTIONS / assignment / f"{assignment}.ipynb", assignment, course_dirs[assignment])
+def test_solution_scores_full_marks(assignment, graded_solutions):
+    _, grades = graded_solutions[assignment]
     assert grades, "no autograded cells found"
     lost = {k: v for k, v in grades.items() if v[0] != v[1]}
     assert not lost, f"the solution lost points: {lost}"

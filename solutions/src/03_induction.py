@@ -39,9 +39,10 @@ from induction_course.heads import first_token_score, previous_token_score
 from induction_course.models import make_model
 from induction_course.plotting import attention_heatmap, attention_view, head_grid, token_labels
 from induction_course.tokenizer import IdTokenizer, tokens_to_text
-from induction_course.training import (HELD_OUT_LENGTHS, SHUFFLED_SHARE, STANDARD_CONFIG, TRAIN_LENGTHS, jump_step,
-                                       plot_history, repeating_batch, shuffled_batch, steepest_drop_step,
-                                       train_induction_model, train_smeared_key_model)
+from induction_course.training import (CONTROL_CHECKPOINT, HELD_OUT_LENGTHS, SHUFFLED_SHARE, STANDARD_CONFIG,
+                                       TRAIN_LENGTHS, jump_step, load_checkpoint, load_induction_model,
+                                       load_smeared_key_model, plot_history, repeating_batch, shuffled_batch,
+                                       steepest_drop_step, train_induction_model, train_smeared_key_model)
 
 torch.manual_seed(0)
 device = pick_device()
@@ -232,10 +233,14 @@ for step in (jump - 40, jump - 20, jump, jump + 20, jump + 40, int(history["step
 # tokens it has already seen.
 #
 # Now the control: a **1-layer** model, trained on the same data, with the same seed and the same number of
-# steps.
+# steps. To keep this notebook quick, the cell loads the control that the course's own script trained
+# (`python -m induction_course.training` calls `train_induction_model(n_layers=1, seed=0)` and saves the model
+# with its training history; a test retrains it and checks that it matches). To train it yourself, replace the
+# two lines by `control, control_history = train_induction_model(n_layers=1, seed=0, device=device)`.
 
 # %%
-control, control_history = train_induction_model(n_layers=1, seed=0, device=device)
+control = load_induction_model(CONTROL_CHECKPOINT, device=device)
+control_history = load_checkpoint(CONTROL_CHECKPOINT)["history"]
 fig, axes = plt.subplots(1, 2, figsize=(14, 4), sharey=True)
 plot_history(history, "2 layers", ax=axes[0])
 plot_history(control_history, "1 layer (control)", ax=axes[1])
@@ -867,9 +872,13 @@ nb3.check_icl_answers(answers)
 # `blocks.0.attn.hook_k`, the keys before the rotary positions are applied; `train_smeared_key_model` trains a
 # 1-layer model with it, `alpha` included. The paper predicts an induction head, where the plain 1-layer control
 # formed none.
+#
+# As for the control, the cell loads the model the course's script trained with
+# `train_smeared_key_model(n_layers=1, seed=0, steps=150)`; put that call in place of `load_smeared_key_model(...)`
+# to train it yourself.
 
 # %%
-smeared, smeared_history, smeared_hooks = train_smeared_key_model(n_layers=1, seed=0, steps=150, device=device)
+smeared, smeared_history, smeared_hooks = load_smeared_key_model(device=device)
 with smeared.hooks(fwd_hooks=smeared_hooks):
     smeared_scores = induction_scores_of_model(smeared, held_out[23], 23)
 print("1-layer model with smeared keys, induction scores on |R| = 23:", smeared_scores.cpu().round(decimals=2))

@@ -8,7 +8,13 @@
 - training: seconds to train the 2-layer model, the step at which induction appears, the number of
   steps, and the cost of one training step through the TransformerLens bridge against plain torch;
 - the catalogue of students' mistakes: how many the checks name (``tests/catalogue``);
-- with ``--threads``: torch thread options compared, quiet and loaded (see :mod:`induction_course.threads`).
+- with ``--threads``: torch thread options compared, quiet and loaded (see :mod:`induction_course.threads`);
+- with ``--baseline DIR``: each notebook of another checkout of the course (e.g. an older commit, made with
+  ``git worktree add DIR COMMIT``) executed the same way on this machine, beside this one's quiet time.
+
+The budgets were set on a machine where one training step of the 2-layer model through the bridge, at one
+thread, took ``REFERENCE_STEP_MS``; the benchmark times that step here and prints the ratio, so that a slower
+machine's figures can be read against them.
 """
 from __future__ import annotations
 
@@ -33,6 +39,7 @@ LOAD_RATIO_BUDGET = 2.0
 MEMORY_BUDGET_MB = 1536
 TRAINING_BUDGET_S = 10.0
 STEPS_BUDGET = 250
+REFERENCE_STEP_MS = 43.8  # one bridge training step at one thread where the budgets were set
 CELL_TIMEOUT_S = 1800
 BUSY = 2
 
@@ -59,9 +66,12 @@ def busy(n: int = BUSY) -> Iterator[None]:
             proc.wait(timeout=30)
 
 
-def execute(name: str) -> dict[str, float]:
-    """Execute one solution notebook in a fresh kernel: {seconds, peak_mb} of the kernel process."""
-    path = SOLUTIONS / name / f"{name}.ipynb"
+def execute(name: str, root: Path = ROOT) -> dict[str, float]:
+    """Execute one solution notebook of the checkout ``root`` in a fresh kernel: {seconds, peak_mb} of the kernel."""
+    path = root / "solutions" / name / f"{name}.ipynb"
+    if root != ROOT:  # the kernel imports that checkout's package, with torch's thread defaults of its time
+        os.environ["PYTHONPATH"] = str(root)
+        os.environ.pop("OMP_WAIT_POLICY", None)
     nb = nbformat.read(path, as_version=4)
     start = time.perf_counter()
     NotebookClient(nb, timeout=CELL_TIMEOUT_S, startup_timeout=300, kernel_name="python3",
@@ -93,12 +103,23 @@ def _autograde_seconds(name: str) -> float:
     return seconds
 
 
-def notebooks_table(names: list[str]) -> None:
-    """One row per notebook: quiet and loaded seconds, their ratio, peak memory, autograde seconds."""
-    print(f"{'notebook':<20}{'quiet s':>9}{'budget':>8}{'loaded s':>10}{'ratio':>7}{'peak MB':>9}"
-          f"{'autograde s':>13}")
+def _baseline_seconds(name: str, baseline: Path | None) -> str:
+    """Quiet seconds of ``name`` from the checkout ``baseline`` (its own package first on the path), as text."""
+    if baseline is None:
+        return ""
+    if not (baseline / "solutions" / name / f"{name}.ipynb").is_file():
+        return f"{'-':>11}"
+    return f"{_in_subprocess('--execute', name, str(baseline.resolve()))['seconds']:>11.1f}"
+
+
+def notebooks_table(names: list[str], baseline: Path | None = None) -> None:
+    """One row per notebook: quiet seconds (and the ``baseline`` checkout's), loaded seconds, their ratio, peak
+    memory, autograde seconds."""
+    print(f"{'notebook':<20}{'quiet s':>9}{'budget':>8}{'baseline s' if baseline else '':>11}{'loaded s':>10}"
+          f"{'ratio':>7}{'peak MB':>9}{'autograde s':>13}")
     for name in names:
         quiet = _in_subprocess("--execute", name)
+        before = _baseline_seconds(name, baseline)
         with busy():
             loaded = _in_subprocess("--execute", name)
         grade_s = _autograde_seconds(name)
@@ -107,7 +128,7 @@ def notebooks_table(names: list[str]) -> None:
             ("over quiet budget", quiet["seconds"] > QUIET_BUDGETS.get(name, 60)),
             (f"loaded > {LOAD_RATIO_BUDGET}x quiet", ratio > LOAD_RATIO_BUDGET),
             ("over memory budget", quiet["peak_mb"] > MEMORY_BUDGET_MB)) if bad]
-        print(f"{name:<20}{quiet['seconds']:>9.1f}{QUIET_BUDGETS.get(name, 60):>8}{loaded['seconds']:>10.1f}"
+        print(f"{name:<20}{quiet['seconds']:>9.1f}{QUIET_BUDGETS.get(name, 60):>8}{before:>11}{loaded['seconds']:>10.1f}"
               f"{ratio:>7.2f}{quiet['peak_mb']:>9.0f}{grade_s:>13.1f}  {'; '.join(flags) or 'ok'}", flush=True)
 
 
@@ -119,6 +140,12 @@ def training_figures() -> dict[str, float]:
     step_ms = training.step_milliseconds()
     return {"seconds": float(history["seconds"]), "jump": training.jump_step(history),
             "steps": int(history["step"][-1]), "bridge_ms": step_ms["bridge"], "plain_ms": step_ms["plain"]}
+
+
+def machine_factor() -> float:
+    """How much slower than where the budgets were set this machine runs one bridge training step at one thread."""
+    ms = _in_subprocess("--reference-step", env={"OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1"})["bridge"]
+    return ms / REFERENCE_STEP_MS
 
 
 def training_table() -> None:
@@ -177,9 +204,13 @@ def threads_table() -> None:
         print(f"{label:<40}{quiet:>9.1f}{loaded:>10.1f}{loaded / quiet:>7.2f}", flush=True)
 
 
-def run(names: list[str] | None = None, threads: bool = False) -> None:
-    """Print every table (notebooks ``names``, default all)."""
-    notebooks_table(names or assignments())
+def run(names: list[str] | None = None, threads: bool = False, baseline: Path | None = None) -> None:
+    """Print every table (notebooks ``names``, default all; ``baseline``: another checkout to compare with)."""
+    factor = machine_factor()
+    print(f"this machine: one bridge training step at 1 thread takes {factor * REFERENCE_STEP_MS:.1f} ms, "
+          f"{factor:.2f}x the {REFERENCE_STEP_MS} ms of the machine the budgets were set on "
+          f"(budgets x {factor:.2f} would be the same speed here)\n", flush=True)
+    notebooks_table(names or assignments(), baseline)
     training_table()
     catalogue_table()
     if threads:
@@ -189,7 +220,11 @@ def run(names: list[str] | None = None, threads: bool = False) -> None:
 if __name__ == "__main__":
     command, *rest = sys.argv[1:] or ["--all"]
     if command == "--execute":
-        print(json.dumps(execute(rest[0])))
+        print(json.dumps(execute(rest[0], Path(rest[1]) if rest[1:] else ROOT)))
+    elif command == "--reference-step":
+        from induction_course.training import step_milliseconds
+
+        print(json.dumps(step_milliseconds()))
     elif command == "--training":
         print(json.dumps(training_figures()))
     elif command == "--threads":

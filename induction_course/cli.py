@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import argparse
 import sys
+from pathlib import Path
 from typing import Callable
 
 Command = tuple[str, Callable[[argparse.ArgumentParser], None], Callable[[argparse.Namespace], int]]
@@ -47,12 +48,15 @@ def _bench_args(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("notebooks", nargs="*", help="notebooks to measure (default: all)")
     parser.add_argument("--threads", action="store_true", help="also compare torch thread options, quiet and loaded")
     parser.add_argument("--grading", action="store_true", help="also time grading 100 copies, serial vs parallel")
+    parser.add_argument("--baseline", type=Path, metavar="DIR",
+                        help="another checkout of the course (e.g. `git worktree add DIR COMMIT`): time its "
+                             "notebooks quiet too, on this machine")
 
 
 def _bench(args: argparse.Namespace) -> int:
     from induction_course import benchmark
 
-    benchmark.run(args.notebooks or None, threads=args.threads)
+    benchmark.run(args.notebooks or None, threads=args.threads, baseline=args.baseline)
     if args.grading:
         from autograder.bench import bench
 

@@ -115,28 +115,37 @@ def odd_class(folder: Path, name: str, good: nbformat.NotebookNode, wrong: nbfor
     victim = copy.deepcopy(good)
     victim.cells.append(nbformat.v4.new_code_cell(VICTIM_MARK))
     _write(folder / "victim" / f"{name}.ipynb", victim)
-    (folder / "linked_solution.ipynb").symlink_to(solution)  # a file link to the solution
-    (folder / "linker").symlink_to(folder / "victim", target_is_directory=True)  # a folder link to another student
-    (folder / "nested_link" / name).mkdir(parents=True)  # a file link, nested
-    (folder / "nested_link" / name / f"{name}.ipynb").symlink_to(folder / "victim" / f"{name}.ipynb")
-    (folder / "nested_dir").mkdir()  # a folder link, nested
-    (folder / "nested_dir" / name).symlink_to(folder / "victim", target_is_directory=True)
+    expected = links_and_strays(folder, name, good, folder / "victim", solution)
     _write(folder / "deep" / "a" / "b" / f"{name}.ipynb", good)  # nested folders: the student's, with a note
-    _write(folder / "toodeep" / "a" / "b" / "c" / "d" / "e" / f"{name}.ipynb", good)
-    _write(folder / ".hidden.ipynb", good)
-    _write(folder / ".ipynb_checkpoints" / f"{name}-checkpoint.ipynb", good)
-    _write(folder / "__MACOSX" / f"._{name}.ipynb", b"\x00\x05\x16\x07")
-    _write(folder / "notes" / "readme.txt", b"my notes")
     _write(folder / "dup" / f"{name}.ipynb", good)
     _write(folder / "dup" / "old copy.ipynb", wrong)
     _write(folder / "müller.ipynb", good)  # Unicode names that differ in one letter
     _write(folder / "möller.ipynb", wrong)
     _write(folder / "Ann Lee.ipynb", good)  # names that collide once made safe for paths
     _write(folder / "Ann_Lee.ipynb", wrong)
+    return {**expected, "victim": "full", "deep": "full", "dup": "full", "müller": "full", "möller": "wrong",
+            "Ann_Lee": "wrong"}
+
+
+def links_and_strays(folder: Path, name: str, good: nbformat.NotebookNode, victim: Path, solution: Path
+                     ) -> dict[str, str]:
+    """Add to ``folder`` links (to the solution, to the folder ``victim``, nested) and files nobody should grade
+    (hidden, checkpoints, archive debris, notes, a pipe, a notebook too deep): the odd class, less every case
+    that gets graded. Returns the words each linked student's failed row must say."""
+    (folder / "linked_solution.ipynb").symlink_to(solution)  # a file link to the solution
+    (folder / "linker").symlink_to(victim, target_is_directory=True)  # a folder link to another student
+    (folder / "nested_link" / name).mkdir(parents=True)  # a file link, nested
+    (folder / "nested_link" / name / f"{name}.ipynb").symlink_to(victim / f"{name}.ipynb")
+    (folder / "nested_dir").mkdir()  # a folder link, nested
+    (folder / "nested_dir" / name).symlink_to(victim, target_is_directory=True)
+    _write(folder / "toodeep" / "a" / "b" / "c" / "d" / "e" / f"{name}.ipynb", good)
+    _write(folder / ".hidden.ipynb", good)
+    _write(folder / ".ipynb_checkpoints" / f"{name}-checkpoint.ipynb", good)
+    _write(folder / "__MACOSX" / f"._{name}.ipynb", b"\x00\x05\x16\x07")
+    _write(folder / "notes" / "readme.txt", b"my notes")
     os.mkfifo(folder / "pipe.ipynb")
-    return {"victim": "full", "linked_solution": "symbolic link", "linker": "symbolic link",
-            "nested_link": "symbolic link", "nested_dir": "symbolic link", "deep": "full", "dup": "full",
-            "müller": "full", "möller": "wrong", "Ann_Lee": "wrong"}
+    return {"linked_solution": "symbolic link", "linker": "symbolic link", "nested_link": "symbolic link",
+            "nested_dir": "symbolic link"}
 
 
 ODD_SKIPPED = {".hidden.ipynb": "hidden file", ".ipynb_checkpoints/": "Jupyter's autosave checkpoints",

@@ -41,10 +41,10 @@ from induction_course.data import BOS, random_tokens, repeated_tokens
 from induction_course.device import pick_device
 from induction_course.heads import induction_score, previous_token_score
 from induction_course.plotting import attention_heatmap, head_grid
-from induction_course.training import TRAIN_LENGTHS, load_induction_model, repeating_batch, train_induction_model
+from induction_course.training import CONTROL_CHECKPOINT, TRAIN_LENGTHS, load_induction_model, repeating_batch
 
 torch.manual_seed(0)
-torch.set_grad_enabled(False)   # nothing in this notebook trains by gradient, except the 1-layer control
+torch.set_grad_enabled(False)   # nothing in this notebook trains by gradient
 torch.set_num_threads(1)        # our models are tiny: one CPU thread is as fast, and much faster on a busy machine
 device = pick_device()
 print("Using device:", device)
@@ -918,14 +918,12 @@ for d in (10, 20, 28, 34, 40, 46):
 # ### 6.3 What a 1-layer model does instead
 #
 # A 1-layer attention-only model cannot form induction heads: its keys are computed from the embeddings alone,
-# so no key can say "the token before me was `A`" (Notebook 2). Notebook 3 trained one on the same data, with
-# the same budget, as a control. We train it again here (the slowest cell of this notebook: a few seconds to
-# about half a minute), and ask what it does with a repeated block.
+# so no key can say "the token before me was `A`" (Notebook 2). Notebook 3 compared the 2-layer model with one,
+# trained on the same data with the same budget, as a control. Here is that control again (the one the course's
+# script trained, as in Notebook 3); what does it do with a repeated block?
 
 # %%
-with torch.enable_grad():   # training needs gradients, which the setup cell switched off
-    one_layer, _ = train_induction_model(n_layers=1, seed=0, progress=False, device=device)
-one_layer.eval()
+one_layer = load_induction_model(CONTROL_CHECKPOINT, device=device)
 for name, m in [("1-layer", one_layer), ("2-layer", model)]:
     logits, cache = m.run_with_cache(tokens)
     loss = per_token_loss(logits, tokens)

@@ -143,13 +143,18 @@ def release(name: str, dest: Path) -> Path:
         proc = subprocess.run(cmd, cwd=CONFIG.parent, capture_output=True, text=True, env=nbgrader_env())
         if proc.returncode != 0:
             raise RuntimeError(f"nbgrader generate_assignment {name} failed:\n{proc.stderr}{proc.stdout}")
-        generated = Path(tmp) / "release" / name / f"{name}.ipynb"
-        nb = nbformat.read(generated, as_version=4)
-        for cell in nb.cells:
-            if cell.get("id") == colab.header_cell_id(name):
-                cell.source = colab.header_markdown(name, "course")
-        out = dest / name / f"{name}.ipynb"
-        write_notebook(nb, out)
+        return finish_release(Path(tmp) / "release" / name / f"{name}.ipynb", name, dest)
+
+
+def finish_release(generated: Path, name: str, dest: Path) -> Path:
+    """Write nbgrader's ``generated`` release of ``name`` under ``dest`` as ``course/`` holds it (its Colab header
+    pointing at the student's copy)."""
+    nb = nbformat.read(generated, as_version=4)
+    for cell in nb.cells:
+        if cell.get("id") == colab.header_cell_id(name):
+            cell.source = colab.header_markdown(name, "course")
+    out = dest / name / f"{name}.ipynb"
+    write_notebook(nb, out)
     return out
 
 

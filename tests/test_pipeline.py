@@ -7,7 +7,7 @@ import re
 import pytest
 
 from induction_course.environment import read_lock
-from induction_course.notebooks import COURSE, ROOT, SOLUTIONS, SOURCES, parse_master, release
+from induction_course.notebooks import COURSE, ROOT, SOLUTIONS, SOURCES, finish_release, parse_master
 
 
 def _bytes_of(nb) -> str:
@@ -68,8 +68,10 @@ def test_solution_notebook_matches_its_master(assignment):
     assert committed == built, f"solutions/{assignment} drifted from solutions/src/{assignment}.py: run `./run.sh build`"
 
 
-def test_course_notebook_is_what_nbgrader_generates(assignment, tmp_path):
-    generated = release(assignment, tmp_path).read_text()
+def test_course_notebook_is_what_nbgrader_generates(assignment, course_dirs, tmp_path):
+    """``course_dirs`` generated the assignment with the course's nbgrader configuration (as `./run.sh build` does)."""
+    nbgrader_release = course_dirs[assignment] / "release" / assignment / f"{assignment}.ipynb"
+    generated = finish_release(nbgrader_release, assignment, tmp_path).read_text()
     committed = (COURSE / assignment / f"{assignment}.ipynb").read_text()
     assert committed == generated, f"course/{assignment} drifted from solutions/{assignment}: run `./run.sh build`"
 

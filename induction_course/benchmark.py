@@ -127,6 +127,7 @@ def notebooks_table(names: list[str], baseline: Path | None = None, factor: floa
     print(f"{'notebook':<20}{'quiet s':>9}{'budget':>8}{'baseline s' if baseline else '':>11}{'loaded s':>10}"
           f"{'ratio':>7}{'peak MB':>9}{'autograde s':>13}")
     for name in names:
+        budget = QUIET_BUDGETS.get(name, 60)
         quiet = _in_subprocess("--execute", name)
         before = _baseline_seconds(name, baseline)
         with busy():
@@ -134,10 +135,10 @@ def notebooks_table(names: list[str], baseline: Path | None = None, factor: floa
         grade_s = _autograde_seconds(name)
         ratio = loaded["seconds"] / quiet["seconds"]
         flags = [flag for flag, bad in (
-            (_against(quiet["seconds"], QUIET_BUDGETS.get(name, 60), factor), quiet["seconds"] > QUIET_BUDGETS.get(name, 60)),
+            (_against(quiet["seconds"], budget, factor), quiet["seconds"] > budget),
             (f"loaded > {LOAD_RATIO_BUDGET}x quiet", ratio > LOAD_RATIO_BUDGET),
             ("over memory budget", quiet["peak_mb"] > MEMORY_BUDGET_MB)) if bad]
-        print(f"{name:<20}{quiet['seconds']:>9.1f}{QUIET_BUDGETS.get(name, 60):>8}{before:>11}{loaded['seconds']:>10.1f}"
+        print(f"{name:<20}{quiet['seconds']:>9.1f}{budget:>8}{before:>11}{loaded['seconds']:>10.1f}"
               f"{ratio:>7.2f}{quiet['peak_mb']:>9.0f}{grade_s:>13.1f}  {'; '.join(flags) or 'ok'}", flush=True)
 
 

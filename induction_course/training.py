@@ -23,7 +23,7 @@ Training steps run :func:`~induction_course.models.plain_forward`, the bridge's 
 on the bridge's own parameters; the model stays a ``TransformerBridge`` for every analysis.
 ``python -m induction_course.training`` trains, with seed 0, the standard 2-layer model, its 1-layer control and
 the 1-layer model with smeared keys, and saves them in ``checkpoints/`` (``attn_only_2l.pt``, ``attn_only_1l.pt``,
-``smeared_keys_1l.pt``), which :func:`load_induction_model` and :func:`load_smeared_key_model` read back offline.
+``smeared_keys_1l.pt``), which :func:`load_trained` and :func:`load_smeared_key_model` read back offline.
 """
 from __future__ import annotations
 
@@ -276,8 +276,13 @@ def smeared_key_hook(alpha: torch.Tensor) -> Callable[..., torch.Tensor]:
         keep = torch.sigmoid(alpha)[:, None]  # [head, 1]
         previous = torch.cat([k[:, :1], k[:, :-1]], dim=1)
         return keep * k + (1 - keep) * previous
-    hook.alpha = alpha  # type: ignore[attr-defined]  # what load_smeared_key_model and save_checkpoint need
+    hook.alpha = alpha  # type: ignore[attr-defined]  # main() saves it with the model
     return hook
+
+
+def smeared_key_hooks(alphas: Sequence[torch.Tensor]) -> list[tuple[str, Callable[..., torch.Tensor]]]:
+    """One :func:`smeared_key_hook` per layer, on ``blocks.{layer}.attn.hook_k`` (alphas: one [head] tensor per layer)."""
+    return [(f"blocks.{layer}.attn.hook_k", smeared_key_hook(alpha)) for layer, alpha in enumerate(alphas)]
 
 
 def train_smeared_key_model(n_layers: int = 1, seed: int = 0, steps: int = STEPS, progress: bool = True,
@@ -290,7 +295,7 @@ def train_smeared_key_model(n_layers: int = 1, seed: int = 0, steps: int = STEPS
     model = make_model(device=device, **{**STANDARD_CONFIG, "n_layers": n_layers, "seed": seed})
     alphas = [torch.nn.Parameter(torch.zeros(model.cfg.n_heads, device=next(model.parameters()).device))
               for _ in range(n_layers)]
-    hooks = [(f"blocks.{layer}.attn.hook_k", smeared_key_hook(alpha)) for layer, alpha in enumerate(alphas)]
+    hooks = smeared_key_hooks(alphas)
     history = train(model, steps=steps, seed=seed, progress=progress, hooks=hooks, extra_params=alphas)
     return model, history, hooks
 
@@ -348,28 +353,35 @@ def load_checkpoint(path: Path | str = CHECKPOINT) -> dict:
     return torch.load(path, map_location="cpu", weights_only=True)
 
 
-def load_induction_model(path: Path | str = CHECKPOINT, device: torch.device | str | None = None) -> TransformerBridge:
-    """A model the course's script trained, from ``path`` (default: the standard 2-layer model; the 1-layer
-    control is ``CONTROL_CHECKPOINT``), on ``device`` (default: ``pick_device()``).
+def load_trained(path: Path | str = CHECKPOINT, device: torch.device | str | None = None
+                 ) -> tuple[TransformerBridge, dict]:
+    """(model, history) of a model the course's script trained, as :func:`train_induction_model` returns them:
+    ``path`` defaults to the standard 2-layer model (``CONTROL_CHECKPOINT`` is its 1-layer control), ``device``
+    to ``pick_device()``. Needs no training and no download."""
+    model, checkpoint = _from_checkpoint(path, device)
+    return model, checkpoint["history"]
 
-    Needs no training and no download. The training history is in ``load_checkpoint(path)["history"]``.
-    """
-    checkpoint = load_checkpoint(path)
-    model = make_model(device=device, **checkpoint["config"])
-    model.load_state_dict(checkpoint["state_dict"])
-    return model.eval()
+
+def load_induction_model(path: Path | str = CHECKPOINT, device: torch.device | str | None = None) -> TransformerBridge:
+    """The model of :func:`load_trained`, without its history."""
+    return _from_checkpoint(path, device)[0]
 
 
 def load_smeared_key_model(path: Path | str = SMEARED_CHECKPOINT, device: torch.device | str | None = None
                            ) -> tuple[TransformerBridge, dict, list]:
     """The smeared-key model the course's script trained (:func:`train_smeared_key_model`, seed 0,
     ``SMEARED_STEPS`` steps): (model, history, hooks), as that function returns them."""
-    model = load_induction_model(path, device)
-    checkpoint = load_checkpoint(path)
+    model, checkpoint = _from_checkpoint(path, device)
     device = next(model.parameters()).device
-    hooks = [(f"blocks.{layer}.attn.hook_k", smeared_key_hook(alpha.to(device)))
-             for layer, alpha in enumerate(checkpoint["alphas"])]
-    return model, checkpoint["history"], hooks
+    return model, checkpoint["history"], smeared_key_hooks([alpha.to(device) for alpha in checkpoint["alphas"]])
+
+
+def _from_checkpoint(path: Path | str, device: torch.device | str | None) -> tuple[TransformerBridge, dict]:
+    """The model saved at ``path`` (on ``device``, in eval mode) and the whole checkpoint dict, read once."""
+    checkpoint = load_checkpoint(path)
+    model = make_model(device=device, **checkpoint["config"])
+    model.load_state_dict(checkpoint["state_dict"])
+    return model.eval(), checkpoint
 
 
 def main() -> None:

@@ -40,9 +40,9 @@ from induction_course.models import make_model
 from induction_course.plotting import attention_heatmap, attention_view, head_grid, token_labels
 from induction_course.tokenizer import IdTokenizer, tokens_to_text
 from induction_course.training import (CONTROL_CHECKPOINT, HELD_OUT_LENGTHS, SHUFFLED_SHARE, STANDARD_CONFIG,
-                                       TRAIN_LENGTHS, jump_step, load_checkpoint, load_induction_model,
-                                       load_smeared_key_model, plot_history, repeating_batch, shuffled_batch,
-                                       steepest_drop_step, train_induction_model, train_smeared_key_model)
+                                       TRAIN_LENGTHS, jump_step, load_smeared_key_model, load_trained, plot_history,
+                                       repeating_batch, shuffled_batch, steepest_drop_step, train_induction_model,
+                                       train_smeared_key_model)
 
 torch.manual_seed(0)
 device = pick_device()
@@ -235,12 +235,11 @@ for step in (jump - 40, jump - 20, jump, jump + 20, jump + 40, int(history["step
 # Now the control: a **1-layer** model, trained on the same data, with the same seed and the same number of
 # steps. To keep this notebook quick, the cell loads the control that the course's own script trained
 # (`python -m induction_course.training` calls `train_induction_model(n_layers=1, seed=0)` and saves the model
-# with its training history; a test retrains it and checks that it matches). To train it yourself, replace the
-# two lines by `control, control_history = train_induction_model(n_layers=1, seed=0, device=device)`.
+# with its training history; a test retrains it and checks that it matches). To train it yourself, replace
+# `load_trained(CONTROL_CHECKPOINT, device=device)` by `train_induction_model(n_layers=1, seed=0, device=device)`.
 
 # %%
-control = load_induction_model(CONTROL_CHECKPOINT, device=device)
-control_history = load_checkpoint(CONTROL_CHECKPOINT)["history"]
+control, control_history = load_trained(CONTROL_CHECKPOINT, device=device)
 fig, axes = plt.subplots(1, 2, figsize=(14, 4), sharey=True)
 plot_history(history, "2 layers", ax=axes[0])
 plot_history(control_history, "1 layer (control)", ax=axes[1])

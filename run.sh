@@ -2,7 +2,7 @@
 # The course's one entry point.
 #   ./run.sh lab [ARGS]          set up (if needed) and open the course in JupyterLab, as a student
 #   ./run.sh instructor [ARGS]   the same with nbgrader's instructor tools, opened on the formgrader
-#   ./run.sh test [ARGS]         set up (if needed) and run the test suite (ARGS go to pytest)
+#   ./run.sh test [ARGS]         set up (if needed) and run the test suite (ARGS go to pytest), a worker per core
 #   ./run.sh bench [ARGS]        set up (if needed) and print the time and memory budgets
 #   ./run.sh build               regenerate solutions/*.ipynb and course/ from the masters in solutions/src/
 #   ./run.sh setup               set up only
@@ -15,6 +15,7 @@
 #   TORCH_INDEX_URL  where torch comes from: default on Linux PyTorch's CPU-only builds; empty for PyPI's
 #                    (on Linux a CUDA build, several GB); or another index, e.g. .../whl/cu128
 #   COURSE_EXCHANGE  nbgrader's exchange folder (default: autograder/exchange; on a JupyterHub, the hub's)
+#   TEST_WORKERS     pytest-xdist workers of ./run.sh test (default: one per core, at most 4; 0: one process)
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")"
 
@@ -134,8 +135,11 @@ case "$command" in
     setup
     # The grading tests sandbox student code with bubblewrap; without it they skip and say why.
     sh autograder/install_sandbox.sh || echo "warning: could not install the grading sandbox (bubblewrap)." >&2
+    # One pytest-xdist worker per core, at most 4 (TEST_WORKERS=0: one process). tests/conftest.py hands each
+    # worker whole units (a module, or one notebook's tests), slowest first, so every fixture is made once.
+    workers=${TEST_WORKERS:-$(python -c 'import os; n = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1; print(min(n, 4) if n > 1 else 0)')}
     set +e
-    python -m pytest "$@"
+    python -m pytest -n "$workers" "$@"
     rc=$?
     set -e
     # pytest's 5 means "no tests were collected": that is a failure of the suite, say so.

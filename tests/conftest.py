@@ -1,7 +1,9 @@
-"""Shared fixtures: executed solution notebooks and an nbgrader course directory, each made once."""
+"""Shared fixtures (executed solution notebooks, an nbgrader course directory, each made once), and the units
+of work in which ``./run.sh test`` hands the suite to several pytest-xdist workers."""
 from __future__ import annotations
 
 import os
+import re
 from pathlib import Path
 
 import nbformat
@@ -51,6 +53,55 @@ def course_dirs(tmp_path_factory) -> dict[str, Path]:
             return root
 
     return Lazy()
+
+
+# Each xdist worker gets whole units, so a fixture is made by one worker only: a module (its module-scoped
+# fixtures), the browser tests (one Chromium), or one notebook's tests in the modules that use the session
+# fixtures above (a notebook's autograde takes up to a minute; its tests need no other notebook's).
+SHARED = {"course_dirs", "graded_solutions", "executed_solutions"}
+NOTEBOOK_MODULES = {"tests/test_notebook_hygiene.py", "tests/test_notebooks.py", "tests/test_offline_pages.py",
+                    "tests/test_pipeline.py"}
+ASSIGNMENTS = set(assignments())
+# The slowest units first, so that the workers finish together (seconds with two workers on 2 cores, in this
+# order: 277, 135, 102, 93, 92, 83, 70, 59, 46, 37, 31, 29; every other unit under 25, 1165 in all).
+SLOWEST_FIRST = ["tests/test_grading_sandbox.py", "tests/test_grading_notebook1.py", "tests/test_nb3_science.py",
+                 "tests/test_colab_simulated.py", "browser", "notebook 03_induction", "tests/test_jupyterlab.py",
+                 "tests/test_nbgrader_exchange.py", "notebook 04_ablation", "notebook 02_previous_token",
+                 "notebook 01_attention", "tests/test_catalogue.py"]
+
+
+def work_unit(nodeid: str) -> str:
+    """The unit of work a test belongs to, from its node id alone (xdist's controller collects nothing)."""
+    module = nodeid.split("::", 1)[0]
+    if module.startswith("tests/browser/"):
+        return "browser"
+    param = re.search(r"\[([^\]]*)\]$", nodeid)
+    if module in NOTEBOOK_MODULES and param and param[1] in ASSIGNMENTS:
+        return f"notebook {param[1]}"
+    return module
+
+
+@pytest.hookimpl(tryfirst=True)
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    for item in items:
+        if SHARED & set(item.fixturenames) and not work_unit(item.nodeid).startswith("notebook "):
+            raise pytest.UsageError(f"{item.nodeid} uses a session fixture of tests/conftest.py: parametrize it "
+                                    "by `assignment` and add its module to NOTEBOOK_MODULES there")
+    rank = {unit: i for i, unit in enumerate(SLOWEST_FIRST)}
+    items.sort(key=lambda item: rank.get(work_unit(item.nodeid), len(rank)))
+
+
+@pytest.hookimpl(optionalhook=True)  # a hook of pytest-xdist, absent with -p no:xdist
+def pytest_xdist_make_scheduler(config: pytest.Config, log):
+    """Hand xdist's workers whole units (``work_unit``), in the collection's order: slowest first."""
+    from xdist.scheduler import LoadScopeScheduling
+
+    class ByWorkUnit(LoadScopeScheduling):
+        def _split_scope(self, nodeid: str) -> str:
+            return work_unit(nodeid)
+
+    config.option.loadscopereorder = False
+    return ByWorkUnit(config, log)
 
 
 def pytest_generate_tests(metafunc):

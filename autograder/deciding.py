@@ -35,7 +35,7 @@ from typing import Any
 import nbformat
 from nbformat import NotebookNode
 
-from autograder.executing import RECORD_MIME
+from autograder.executing import RECORD_MIME, RECORDS_DROPPED
 from autograder.restoring import is_test, meta
 from autograder.settings import Limits
 
@@ -214,10 +214,14 @@ def _judge(call: Call, check: Any, payload: Any, max_bytes: int) -> str:
 
 
 def _verdict(planned: list[tuple[Call, Any]], records: list[Any], crashed: bool, dropped: bool,
-             max_bytes: int) -> tuple[list[str], _Verdict | None]:
+             max_bytes: int, records_dropped: bool = False) -> tuple[list[str], _Verdict | None]:
     """The success lines of the calls judged, in order, and the first failure (None when the test passes)."""
     lines: list[str] = []
     try:
+        if records_dropped:  # a record displayed before the checks' own can push theirs out: decide nothing
+            raise _refused("This cell displayed more records of answers than the grader accepts, so some were "
+                           "dropped and the cell cannot be decided. Records come only from the checks themselves: "
+                           "do not display records of your own.", "records dropped at the cell's allowance")
         for i, (call, check) in enumerate(planned):
             if i < len(records):
                 lines.append(_judge(call, check, records[i], max_bytes))
@@ -268,8 +272,10 @@ def decide_cell(cell: NotebookNode, planned: list[tuple[Call, Any]] | None, max_
     outputs = [nbformat.v4.new_output("display_data", data=o.get("data", {}), metadata=o.get("metadata", {}))
                if o.get("output_type") == "execute_result" else o for o in outputs]
     crashed = any(o.get("output_type") == "error" for o in outputs)
-    dropped = any("[grader: output beyond" in str(o.get("text", "")) for o in outputs)
-    lines, verdict = _verdict(planned, records, crashed, dropped, max_bytes)
+    texts = [str(o.get("text", "")) for o in outputs]
+    dropped = any("[grader: output beyond" in t for t in texts)
+    records_dropped = any(f"[grader: {RECORDS_DROPPED} beyond" in t for t in texts)
+    lines, verdict = _verdict(planned, records, crashed, dropped, max_bytes, records_dropped)
     if lines:
         outputs.append(nbformat.v4.new_output("stream", name="stdout", text="\n".join(lines) + "\n"))
     if verdict is not None:

@@ -30,6 +30,8 @@ from autograder.settings import Job, Limits, SubmissionError
 # The course's record.MIME: a graded check call displays one output of this type, the record of the student's
 # answers, which ``deciding`` decodes and judges after execution; its own per-cell allowance is Limits.record_kb.
 RECORD_MIME = "application/vnd.induction-course.record+json"
+# Said in a cell's output when its records went over their allowance: the cell's test then fails (deciding.py).
+RECORDS_DROPPED = "records of answers"
 KERNEL_START_TIMEOUT = 300  # seconds for the sandboxed kernel to start and answer (a loaded machine is slow)
 IOPUB_TIMEOUT = 60  # seconds to wait for a cell's last outputs after its reply
 
@@ -46,7 +48,7 @@ def _course_grader_setup():
     spec.loader.exec_module(guard)
     [sys.modules.pop(m) for m in list(sys.modules) if m.startswith("induction_course")]
     sys.modules["_course_guard"] = guard
-    guard.setup({nonce!r}, {package!r})
+    guard.setup({nonce!r}, {package!r}, {modules!r})
 _course_grader_setup()
 del _course_grader_setup
 '''
@@ -100,8 +102,9 @@ def _client(nb: NotebookNode, km: Any, limits: Limits) -> Any:
                 used = self.used[cell_index, record] = self.used.get((cell_index, record), 0) + size
                 if used > cap:
                     if used - size <= cap:
+                        what = RECORDS_DROPPED if record else "output"
                         outs.append(nbformat.v4.new_output("stream", name="stdout", text=(
-                            f"\n[grader: output beyond {cap // 1024} KB was dropped]\n")))
+                            f"\n[grader: {what} beyond {cap // 1024} KB was dropped]\n")))
                     return None
             return super().output(outs, msg, display_id, cell_index)
 
@@ -182,12 +185,13 @@ def _error(ename: str, evalue: str) -> NotebookNode:
     return nbformat.v4.new_output("error", ename=ename, evalue=evalue, traceback=[f"{ename}: {evalue}"])
 
 
-def _proof(cell: NotebookNode, nonce: str, stage: str) -> bool:
+def _proof(cell: NotebookNode, nonce: str, stage: str) -> dict | None:
+    """The guard's proof in ``cell`` for ``stage``, or None."""
     for out in cell.get("outputs", []):
         data = out.get("data", {}).get(guard.MIME) if out.get("output_type") == "display_data" else None
         if isinstance(data, dict) and data.get("nonce") == nonce and data.get("stage") == stage:
-            return True
-    return False
+            return data
+    return None
 
 
 def _guard_failure(cell: NotebookNode) -> str:
@@ -219,13 +223,17 @@ def finish(exe: NotebookNode, roles: list[str], executed: set[int], outcome: str
     stop_text = _STOPPED.get(outcome, "").format(n=number.get(stop, number.get(stop + 1, "?")), t=limits.cell_timeout,
                                                  T=limits.timeout)
     verified: dict[str, set[str]] = {}
+    changed: dict[str, str] = {}
     for i, role in enumerate(roles):
         if ":" not in role or i not in executed:
             continue
         stage, grade_id = role.split(":", 1)
-        if not _proof(exe.cells[i], nonce, stage):
+        proof = _proof(exe.cells[i], nonce, stage)
+        if proof is None:
             raise SubmissionError(f"refused: tampering detected around test cell {grade_id}: "
                                   f"{_guard_failure(exe.cells[i])}", "refused")
+        if proof.get("changed"):
+            changed[grade_id] = "; ".join(str(c) for c in proof["changed"])[:300]
         verified.setdefault(grade_id, set()).add(stage)
     cells, unverified = [], 0
     for i, (cell, role) in enumerate(zip(exe.cells, roles)):
@@ -237,6 +245,10 @@ def finish(exe: NotebookNode, roles: list[str], executed: set[int], outcome: str
             grade_id = meta(cell)["grade_id"]
             if i > stop >= 0 and outcome != "complete":
                 cell.outputs.append(_error("NotRun", f"this test did not run: {stop_text}"))
+            elif grade_id in changed:
+                cell.outputs.append(_error("ChecksChanged", "this test's checks were changed while it ran "
+                                           f"({changed[grade_id]}), so it cannot pass: leave the checks as they are"))
+                notes.append(f"test {grade_id}: the course's checks were changed while it ran: {changed[grade_id]}")
             elif verified.get(grade_id) != {"pre", "post"} and not any(o.output_type == "error" for o in cell.outputs):
                 cell.outputs.append(_error("NotVerified", "the grader could not verify this test ran untampered"))
                 unverified += 1

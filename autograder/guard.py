@@ -163,12 +163,16 @@ def _hook_problems() -> list[str]:
     return found
 
 
-def setup(nonce: str, package: str) -> None:
-    """Remember the clean interpreter. Called once, by the grader's hidden first cell."""
+def setup(nonce: str, package: str, modules: list[str] = ()) -> None:
+    """Remember the clean interpreter. Called once, by the grader's hidden first cell.
+
+    ``modules`` are the course modules the test cells import: before each test cell they are loaded afresh
+    and their attributes remembered, so a check module changed while the cell runs is caught after it.
+    """
     package = os.path.realpath(package)
     roots = sorted({os.path.realpath(p) for p in (sys.prefix, sys.base_prefix, package)})
     _STATE.update(nonce=nonce, package=package, roots=roots, snapshot=_snapshot(), modules_type=type(sys.modules),
-                  record=os.environ.get(RECORD_ENV))
+                  record=os.environ.get(RECORD_ENV), modules=list(modules), course={})
     _STATE["hooks"] = {label: (may_add, [x if isinstance(x, int) else id(x) for x in entries])
                        for label, (may_add, entries) in _hooks().items()}
 
@@ -183,9 +187,59 @@ def _course_modules_problem() -> str | None:
     return None
 
 
-def problems() -> list[str]:
+def _is_course(name: str) -> bool:
+    return name == "induction_course" or name.startswith("induction_course.")
+
+
+def _course_attributes() -> dict[tuple[str, str], int]:
+    """(namespace, attribute) -> id of the value, for every loaded course module, the classes it defines and
+    the instances of those classes it holds (a check's ``Check`` object, say)."""
+    found: dict[tuple[str, str], int] = {}
+    for name, module in list(sys.modules.items()):
+        if not _is_course(name) or module is None:
+            continue
+        for key, value in list(vars(module).items()):
+            if type(value).__name__ == "module":
+                continue  # a submodule bound to its package on first import
+            found[(name, key)] = id(value)
+            owner = value if isinstance(value, type) else type(value)
+            if getattr(owner, "__module__", "").startswith("induction_course") and hasattr(value, "__dict__"):
+                for attr, inner in list(vars(value).items()):
+                    found[(f"{name}.{key}", attr)] = id(inner)
+    return found
+
+
+def _course_problems() -> list[str]:
+    """Course attributes replaced, deleted or added since the test cell's checks were loaded."""
+    before, now = _STATE.get("course") or {}, _course_attributes()
+    changed = sorted(f"{ns}.{attr}" for (ns, attr), old in before.items() if now.get((ns, attr)) != old)
+    spaces = {ns for ns, _ in before}
+    added = sorted(f"{ns}.{attr}" for (ns, attr) in now.keys() - before.keys() if ns in spaces)
+    words = []
+    if changed:
+        words.append("replaced or deleted " + ", ".join(changed[:6]) + (" ..." if len(changed) > 6 else ""))
+    if added:
+        words.append("added " + ", ".join(added[:6]) + (" ..." if len(added) > 6 else ""))
+    return words
+
+
+def _namespace_problem() -> str | None:
+    """The notebook's own binding of ``__builtins__``: the module IPython put there, or a copy of the student's."""
+    ip = _shell()
+    for label, ns in (("the notebook's namespace", ip.user_ns), ("the notebook's globals", ip.user_global_ns)):
+        bound = ns.get("__builtins__", builtins)
+        if bound is not builtins and bound is not vars(builtins):
+            return f"rebound __builtins__ in {label}"
+    return None
+
+
+def problems(stage: str = "pre") -> list[str]:
     """What changed since ``setup``, in words (empty when nothing did)."""
     found = _hook_problems()
+    namespace_problem = _namespace_problem()
+    if namespace_problem:
+        found.append(namespace_problem)
+
     now, before = _snapshot(), _STATE["snapshot"]
     changed = sorted({f"{name}.{key}" for (kind, name, key), old in before.items()
                       if now.get((kind, name, key), (None,))[0] != old[0] and not _rewrapped((kind, name, key), old)})
@@ -206,23 +260,33 @@ def fresh() -> None:
     """Forget every loaded course module, so the test cell imports its checks afresh from the read-only package,
     and put back the record mode the kernel started with (an earlier cell may have switched it off).
     """
-    for name in [m for m in sys.modules if m == "induction_course" or m.startswith("induction_course.")]:
+    for name in [m for m in sys.modules if _is_course(m)]:
         sys.modules.pop(name, None)
     if _STATE.get("record") is not None:
         os.environ[RECORD_ENV] = _STATE["record"]
+    for name in _STATE.get("modules", ()):
+        try:
+            importlib.import_module(name)
+        except Exception:  # a name that is not a module (a function imported from one), or an import error the
+            pass           # test cell will show the student itself
+    _STATE["course"] = _course_attributes()
 
 
 def check(stage: str, cell: str) -> None:
     """Raise TamperingDetected if anything changed; otherwise display the proof the grader expects.
+
+    After a test cell ("post") the proof lists what changed in the course's modules since the cell's checks were
+    loaded (its ``changed``): the grader then fails that test, and only that one.
 
     Before a test cell ("pre") it also makes the course's modules load afresh: a check module patched by an
     earlier cell is not the one the test cell calls, whether or not the cell purges them itself.
     """
     from IPython.display import display
 
-    found = problems()
+    found = problems(stage)
     if found:
         raise TamperingDetected(f"before/after test cell {cell} ({stage}): " + "; ".join(found))
+    changed = _course_problems() if stage == "post" else []  # the test cell's own checks: that test fails
     if stage == "pre":
         fresh()
-    display({MIME: {"nonce": _STATE["nonce"], "stage": stage, "cell": cell}}, raw=True)
+    display({MIME: {"nonce": _STATE["nonce"], "stage": stage, "cell": cell, "changed": changed}}, raw=True)

@@ -251,5 +251,31 @@ def project(x, W, b):
     {_VISIBLE}
         return {_WRONG} + b
     return {_WRONG}""",
+    # the notebook's binding of __builtins__ replaced by a copy whose __import__ hands the test cell a proxy of the
+    # checks, which checks the reference instead of the student's function
+    "builtins_binding": f"""import builtins, types
+def project(x, W, b):
+    return {_WRONG}
+def _course_import(name, globals=None, locals=None, fromlist=(), level=0, _real=builtins.__import__):
+    module = _real(name, globals, locals, fromlist, level)
+    if name == "induction_course.checks" and "nb1" in (fromlist or ()):
+        real = module.nb1
+        reference = _real("induction_course." + "attention", fromlist=["project"]).project
+        nb1 = types.SimpleNamespace(check_project=lambda answer, **params: real.check_project(reference, **params))
+        return types.SimpleNamespace(nb1=nb1)
+    return module
+_copy = dict(vars(builtins))
+_copy["__import__"] = _course_import
+globals()["__bu" + "iltins__"] = _copy""",
+    # the freshly loaded engine's emit replaced during the first call: the record it sends is the reference's
+    "emit_collects_reference": f"""import sys
+def project(x, W, b):
+    core = sys.modules["induction_course.checks.core"]
+    if not getattr(project, "armed", False):
+        project.armed = True
+        real_emit, reference = core.emit, sys.modules["induction_course." + "attention"].project
+        check = sys.modules["induction_course.checks.nb1"].check_project
+        core.emit = lambda name, params, data: real_emit(name, params, check.collect(reference, **params))
+    return {_WRONG}""",
 }
 HOME = ("patch_engine", "frames", "computed_import", "no_record", "forged_record")

@@ -25,6 +25,7 @@ import nbformat
 from nbformat import NotebookNode
 
 from autograder import deciding, files
+from autograder.copies import copy_notes
 from autograder.executing import execute
 from autograder.reading import read_notebook
 from autograder.reporting import autograded_rel, write_failure_feedback, write_feedback
@@ -56,7 +57,7 @@ def prepare(job: Job) -> tuple[NotebookNode, list[str]]:
     except Exception as e:  # deterministic for this file and this grader: final until either changes
         raise SubmissionError(f"the grader could not process this file ({type(e).__name__}: {str(e)[:200]}); "
                               "please report it with the file") from None
-    return nb, notes + restored + review_notes(nb, release)
+    return nb, notes + restored + review_notes(nb, release) + copy_notes(nb, release)
 
 
 def plan(nb: NotebookNode) -> deciding.Plan:

@@ -251,6 +251,20 @@ def project(x, W, b):
     {_VISIBLE}
         return {_WRONG} + b
     return {_WRONG}""",
+    # the freshly loaded engine's emit replaced during the first call: the record it sends is the reference's
+    "emit_collects_reference": f"""import sys
+def project(x, W, b):
+    core = sys.modules["induction_course.checks.core"]
+    if not getattr(project, "armed", False):
+        project.armed = True
+        real_emit, reference = core.emit, sys.modules["induction_course." + "attention"].project
+        check = sys.modules["induction_course.checks.nb1"].check_project
+        core.emit = lambda name, params, data: real_emit(name, params, check.collect(reference, **params))
+    return {_WRONG}""",
+}
+HOME = ("patch_engine", "frames", "computed_import", "no_record", "forged_record")
+# Tricks that change what every later cell runs on: the whole submission is refused, with words of the reason.
+REFUSED_TRICKS: dict[str, str] = {
     # the notebook's binding of __builtins__ replaced by a copy whose __import__ hands the test cell a proxy of the
     # checks, which checks the reference instead of the student's function
     "builtins_binding": f"""import builtins, types
@@ -267,15 +281,5 @@ def _course_import(name, globals=None, locals=None, fromlist=(), level=0, _real=
 _copy = dict(vars(builtins))
 _copy["__import__"] = _course_import
 globals()["__bu" + "iltins__"] = _copy""",
-    # the freshly loaded engine's emit replaced during the first call: the record it sends is the reference's
-    "emit_collects_reference": f"""import sys
-def project(x, W, b):
-    core = sys.modules["induction_course.checks.core"]
-    if not getattr(project, "armed", False):
-        project.armed = True
-        real_emit, reference = core.emit, sys.modules["induction_course." + "attention"].project
-        check = sys.modules["induction_course.checks.nb1"].check_project
-        core.emit = lambda name, params, data: real_emit(name, params, check.collect(reference, **params))
-    return {_WRONG}""",
 }
-HOME = ("patch_engine", "frames", "computed_import", "no_record", "forged_record")
+REFUSED_WORDS = {"builtins_binding": "rebound __builtins__"}

@@ -16,6 +16,7 @@ from nbgrader.utils import determine_grade
 
 from autograder import deciding, executing, guard, plain, sandbox
 from autograder.deciding import Call, PlanError, decide, plan, plan_cell, resolve
+from autograder.executing import RECORDS_DROPPED
 from autograder.reporting import feedback_notebook
 from autograder.settings import Limits
 from grading_cases import HOME, TRICKS
@@ -189,6 +190,9 @@ def test_the_students_exception_shows_its_message_then_their_traceback():
      "could not read the record", "an unreadable record"),
     (lambda: [_record(right), nbformat.v4.new_output("display_data", data={record.MIME: "not a record"})],
      "could not read the record", "an unreadable record"),
+    # a record of the reference's answers displayed first, then the check's own pushed past the allowance
+    (lambda: [*_records(right), _stdout(f"\n[grader: {RECORDS_DROPPED} beyond 8192 KB was dropped]\n")],
+     "some were dropped and the cell cannot be decided", "records dropped at the cell's allowance"),
 ])
 def test_missing_extra_foreign_or_malformed_records_fail_the_test_with_a_reason(outputs, words, note):
     cell, notes = _decided(outputs())

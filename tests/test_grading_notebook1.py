@@ -18,7 +18,7 @@ from autograder.batch import grade
 from autograder.sandbox import sandbox_problem
 from autograder.scoring import db_url
 from autograder.settings import Limits
-from grading_cases import (HONEST, MALFORMED, ODD_SKIPPED, TRICKS, VICTIM_MARK, feedback_leaks, links_and_strays,
+from grading_cases import (HONEST, MALFORMED, ODD_SKIPPED, REFUSED_TRICKS, REFUSED_WORDS, TRICKS, VICTIM_MARK, feedback_leaks, links_and_strays,
                            malformed, read_skipped, unaccounted, with_cells)
 from induction_course.notebooks import COURSE, SOLUTIONS
 
@@ -53,7 +53,7 @@ def _without_bias(nb: nbformat.NotebookNode) -> tuple[nbformat.NotebookNode, int
 def _tricked(nb: nbformat.NotebookNode, trick: str) -> nbformat.NotebookNode:
     """A copy whose project() cell is the trick's: wrong (no bias), dressed to pass its check."""
     nb, project = _without_bias(nb)
-    nb.cells[project].source = TRICKS[trick]
+    nb.cells[project].source = {**TRICKS, **REFUSED_TRICKS}[trick]
     return nb
 
 
@@ -74,7 +74,7 @@ def batch(tmp_path_factory) -> dict:
     nbformat.write(with_cells(solved, "project", [c for cells in HONEST.values() for c in cells]),
                    folder / "honest.ipynb")
     (folder / "malformed.ipynb").write_bytes(malformed(solved, *MALFORMED))
-    for trick in TRICKS:
+    for trick in {**TRICKS, **REFUSED_TRICKS}:
         nbformat.write(_tricked(solved, trick), folder / f"trick_{trick}.ipynb")
     victim = copy.deepcopy(solved)  # a student outside the class folder, whom links point at
     victim.cells.append(nbformat.v4.new_code_cell(VICTIM_MARK))
@@ -105,8 +105,9 @@ def test_stripped_metadata_is_restored_and_a_switched_off_check_still_counts(bat
 
 # What each trick keeps: the tests its wrong project() does not reach (the TransformerLens layer has no bias, so
 # a project() without it passes there, unless the trick also breaks that check: a subclass, no record, a forgery).
-TRICK_SCORES = {"patch_engine": 14, "frames": 14, "computed_import": 14, "subclass": 11, "no_record": 11,
-                "forged_record": 11}
+# A trick that changes the checks while they run also fails the later tests whose checks call project again.
+TRICK_SCORES = {"patch_engine": 11, "frames": 11, "computed_import": 14, "subclass": 11, "no_record": 11,
+                "forged_record": 11, "emit_collects_reference": 14}
 
 
 @pytest.mark.parametrize("trick", TRICKS)
@@ -120,11 +121,19 @@ def test_a_wrong_answer_scores_zero_however_it_is_dressed(batch, trick):
     assert row.score == TRICK_SCORES[trick], row
 
 
+@pytest.mark.parametrize("trick", REFUSED_TRICKS)
+def test_a_trick_on_the_whole_notebook_is_refused(batch, trick):
+    row = batch["rows"][f"trick_{trick}"]
+    assert row.status == "failed" and row.kind == "refused" and row.score is None, row
+    assert REFUSED_WORDS[trick] in row.reason, row.reason
+
+
 @pytest.mark.parametrize("student, words", [
     ("solved", "✓ project matches the reference on 6 fresh random input(s)"),
     ("solved", "✓ pattern, z and attention output of layer 1 match TransformerLens"),
     ("untouched", "project is not written yet"), ("sneaky", "the bias b is missing"),
-    ("trick_subclass", "but a plain torch.Tensor was expected"), ("trick_no_record", "received no record"),
+    ("trick_subclass", "but a plain torch.Tensor was expected"), ("trick_no_record", "checks were changed while it ran"),
+    ("trick_emit_collects_reference", "checks were changed while it ran"),
     ("trick_forged_record", "the bias b is missing"), ("trick_patch_engine", "the bias b is missing"),
 ])
 def test_feedback_shows_the_graders_verdict(batch, student, words):

@@ -133,6 +133,8 @@ def _submissions(release: nbformat.NotebookNode, paths: dict[str, Path]) -> dict
         "exc_handler": insert_after(answer(release, double="return 3 * x"), "double",
                                     "get_ipython().set_custom_exc((Exception,), lambda *a, **k: None)"),
         "torch_mode": with_cells(answer(release, double="return 3 * x"), "double", [TORCH_MODE]),
+        "builtins_binding": insert_after(answer(release, double="return 3 * x"), "double",
+                                         'globals()["__bu" + "iltins__"] = dict(vars(__import__("builtins")))'),
         **{f"honest_{name}": with_cells(good, "double", cells) for name, cells in HONEST.items()},
         **{f"malformed_{damage}": malformed(good, damage) for damage in MALFORMED},
     }
@@ -194,6 +196,7 @@ def test_broken_files_fail_with_a_reason(batch, student, words):
 @pytest.mark.parametrize("student, words", [
     ("transformer", "input transformer"), ("torch_patch", "torch.allclose"), ("plant", "not from the read-only"),
     ("exc_handler", "custom exception handler"), ("torch_mode", "torch function mode"),
+    ("builtins_binding", "rebound __builtins__"),
 ])
 def test_tampering_is_refused(batch, student, words):
     row = batch["rows"][student]

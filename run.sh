@@ -133,8 +133,12 @@ case "$command" in
     ;;
   test)
     setup
-    # The grading tests sandbox student code with bubblewrap; without it they skip and say why.
-    sh autograder/install_sandbox.sh || echo "warning: could not install the grading sandbox (bubblewrap)." >&2
+    # The grading tests sandbox student code with bubblewrap; without it they skip and say why, except in CI
+    # (CI=true), where a missing sandbox fails the run: a green CI must have tested the grader.
+    if ! sh autograder/install_sandbox.sh; then
+      echo "warning: could not install the grading sandbox (bubblewrap)." >&2
+      if [ "${CI:-}" = true ]; then echo "CI=true: the grading tests need the sandbox; stopping." >&2; exit 1; fi
+    fi
     # One pytest-xdist worker per core, at most 4 (TEST_WORKERS=0: one process). tests/conftest.py hands each
     # worker whole units (a module, or one notebook's tests), slowest first, so every fixture is made once.
     workers=${TEST_WORKERS:-$(python -c 'import os; n = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1; print(min(n, 4) if n > 1 else 0)')}

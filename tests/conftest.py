@@ -107,3 +107,17 @@ def pytest_xdist_make_scheduler(config: pytest.Config, log):
 def pytest_generate_tests(metafunc):
     if "assignment" in metafunc.fixturenames:
         metafunc.parametrize("assignment", assignments())
+
+
+# In CI a test that skips for want of the grading sandbox or the browser fails instead: a green CI must have run them.
+MISSING_IN_CI = ("no sandbox", "no Chromium", "selenium is not installed")
+
+
+@pytest.hookimpl(hookwrapper=True)
+def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo):
+    outcome = yield
+    report = outcome.get_result()
+    if os.environ.get("CI") == "true" and report.skipped and isinstance(report.longrepr, tuple):
+        reason = str(report.longrepr[2]).removeprefix("Skipped: ")
+        if reason.startswith(MISSING_IN_CI):
+            report.outcome, report.longrepr = "failed", f"CI=true, and this test could not run: {reason}"

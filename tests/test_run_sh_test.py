@@ -1,0 +1,75 @@
+"""`./run.sh test` itself: its exit code is pytest's (5, "no tests", says so), and setup reinstalls exactly when
+the lock changes.
+
+Each case runs run.sh in a small copy of the repository whose `.venv/bin/python` is a stand-in: it logs and
+skips pip's installs and hands everything else to this suite's own interpreter, so nothing is downloaded.
+"""
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from induction_course.notebooks import ROOT
+
+STAND_IN = """#!/usr/bin/env bash
+if [ "$1" = -m ] && [ "$2" = pip ]; then echo "pip ${{*:3}}" >> "$(dirname "$0")/../pip.log"; exit 0; fi
+exec {python} "$@"
+"""
+
+
+def _repository(tmp: Path, tests: dict[str, str]) -> Path:
+    root = tmp / "repo"
+    (root / "autograder").mkdir(parents=True)
+    for name in ["run.sh", "requirements.lock", "pyproject.toml", "autograder/install_sandbox.sh"]:
+        shutil.copy2(ROOT / name, root / name)
+    (root / "tests").mkdir()
+    for name, text in tests.items():
+        (root / "tests" / name).write_text(text)
+    python = root / ".venv" / "bin" / "python"
+    python.parent.mkdir(parents=True)
+    python.write_text(STAND_IN.format(python=sys.executable))
+    python.chmod(0o755)
+    return root
+
+
+def _run(root: Path, *args: str) -> subprocess.CompletedProcess:
+    env = {k: v for k, v in os.environ.items() if k not in ("CONDA_PREFIX", "CI")}
+    env.update(TORCH_INDEX_URL="", TEST_WORKERS="0", PYTHONDONTWRITEBYTECODE="1")
+    return subprocess.run(["bash", "./run.sh", "test", *args], cwd=root, env=env, capture_output=True, text=True,
+                          timeout=600)
+
+
+def _pip_calls(root: Path) -> list[str]:
+    log = root / ".venv" / "pip.log"
+    return log.read_text().splitlines() if log.exists() else []
+
+
+@pytest.mark.parametrize("tests, code, words", [
+    ({"test_ok.py": "def test_ok():\n    assert True\n"}, 0, "1 passed"),
+    ({"test_bad.py": "def test_bad():\n    assert 1 == 2\n"}, 1, "1 failed"),
+    ({"test_none.py": "# no tests here\n"}, 5, "pytest collected no tests: the suite is missing."),
+])
+def test_the_exit_code_is_pytests(tmp_path, tests, code, words):
+    root = _repository(tmp_path, tests)
+    proc = _run(root, "-p", "no:cacheprovider")
+    assert proc.returncode == code, proc.stdout[-2000:] + proc.stderr[-2000:]
+    assert words in proc.stdout + proc.stderr
+
+
+def test_setup_reinstalls_when_the_lock_changes_and_only_then(tmp_path):
+    root = _repository(tmp_path, {"test_ok.py": "def test_ok():\n    assert True\n"})
+    assert _run(root).returncode == 0
+    first = _pip_calls(root)
+    assert any("-r requirements.lock" in call for call in first), first
+    assert (root / ".venv" / ".installed-lock").read_bytes() == (root / "requirements.lock").read_bytes()
+    assert _run(root).returncode == 0 and _pip_calls(root) == first  # the same lock: nothing installed
+    with open(root / "requirements.lock", "a") as lock:
+        lock.write("some-new-package==1.0\n")
+    assert _run(root).returncode == 0
+    again = _pip_calls(root)[len(first):]
+    assert any("-r requirements.lock" in call for call in again), again

@@ -316,8 +316,10 @@ def steepest_drop_step(history: dict[str, torch.Tensor], key: str = "repeated_lo
 def plot_history(history: dict[str, torch.Tensor], title: str = "", ax: plt.Axes | None = None) -> plt.Axes:
     """The training curves on one step axis: losses on the left scale, head scores on the right.
 
-    Scores are the best last-layer head's induction score and the best layer-0 head's previous-token
-    score. A dotted line marks :func:`jump_step` when an induction head formed (score above 0.3).
+    Scores are the best head's induction score in every layer (a model with smeared keys can grow its
+    induction heads in layer 0) and the best layer-0 head's previous-token score. A dotted line marks
+    :func:`jump_step` when a last-layer induction head formed (score above 0.3). The legend sits below the
+    axes, where it covers no curve.
     """
     ax = ax or plt.subplots(figsize=(8, 4))[1]
     steps = history["step"]
@@ -325,16 +327,19 @@ def plot_history(history: dict[str, torch.Tensor], title: str = "", ax: plt.Axes
                               ("unrepeated_loss", "loss on unrepeated tokens", "C1-")):
         ax.plot(steps, history[key], style, label=label)
     right = ax.twinx()
-    induction = history["induction_score"][:, -1].amax(-1)
-    right.plot(steps, induction, "C2--", label="induction score (best last-layer head)")
-    right.plot(steps, history["previous_token_score"][:, 0].amax(-1), "C3--",
+    n_layers = history["induction_score"].shape[1]
+    for layer in range(n_layers):
+        right.plot(steps, history["induction_score"][:, layer].amax(-1), f"C{2 + 2 * layer}--",
+                   label=f"induction score (best layer-{layer} head)")
+    right.plot(steps, history["previous_token_score"][:, 0].amax(-1), "C3:",
                label="previous-token score (best layer-0 head)")
-    if induction.max() > 0.3:
+    if history["induction_score"][:, -1].amax(-1).max() > 0.3:
         ax.axvline(jump_step(history), color="grey", linestyle=":", linewidth=1)
     ax.set(xlabel="training step", ylabel="loss (nats)", title=title)
     right.set(ylim=(0, 1), ylabel="score")
     lines = ax.get_lines()[:3] + right.get_lines()
-    ax.legend(lines, [line.get_label() for line in lines], loc="center right", fontsize=8)
+    ax.legend(lines, [line.get_label() for line in lines], loc="upper center", bbox_to_anchor=(0.5, -0.16),
+              ncol=2, fontsize=8, frameon=False)
     return ax
 
 

@@ -166,7 +166,7 @@ def test_a_failed_setup_says_what_to_do(assignment, monkeypatch, on_colab, faili
 def test_colab_resolves_the_direct_dependencies_less_grading_and_build_tools():
     requirements = colab.colab_requirements()
     names = {re.split(r"[<>=!~\[ ]", r)[0] for r in requirements}
-    assert {"torch", "transformer_lens", "circuitsvis", "matplotlib", "tqdm"} <= names
+    assert {"torch", "transformer_lens", "circuitsvis", "matplotlib"} <= names
     assert not names & {"nbgrader", "jupytext", "jupyterlab", "notebook"}
     assert "transformer_lens>=4,<5" in requirements, "the ranges of pyproject.toml go with them"
 

@@ -172,7 +172,7 @@ print(f"untrained: first copy {first:.2f} nats, second copy {second:.2f} nats; "
 #
 # We now train the course's 2-layer, attention-only model (4 heads of size 16 per layer, `d_model = 64`,
 # LayerNorm, a vocabulary of 128 tokens, a context of 64). Each training sequence is BOS followed by a random
-# block of random length, repeated until the context is full. Two choices in this data matter:
+# block of random length, repeated until the context is full. Three choices in this data matter:
 #
 # - **The block length varies** (it is drawn from `TRAIN_LENGTHS`), so the distance back to the earlier copy
 #   varies too. A model cannot learn "copy the token 17 positions back"; it has to find the earlier copy by
@@ -419,19 +419,22 @@ print("same top heads:", set(detected.flatten().topk(len(induction_heads)).indic
 # %% [markdown]
 # Now look at the stripe itself. In the heatmap of the best induction head, the second copy's rows light up on
 # a diagonal `seq_len - 1` positions below the main one. The interactive circuitsvis view shows all of
-# layer 1: hover over a token in the second copy and see where each head looks.
+# layer 1 and opens on the same head. In its head selector, hover over another head to view it and click to
+# lock it; in the pattern, hover over a cell for a tooltip with its two positions, their tokens and the weight.
+# Compare the induction heads' stripe with the other head's pattern.
 
 # %%
 best_layer, best_head = max(induction_heads, key=lambda lh: float(scores[23][lh]))
 with torch.no_grad():
-    _, cache = model.run_with_cache(held_out[13][:1])
+    _, view_cache = model.run_with_cache(held_out[13][:1])
 labels = token_labels(held_out[13][0])
-attention_heatmap(cache["pattern", best_layer][0, best_head], labels,
+attention_heatmap(view_cache["pattern", best_layer][0, best_head], labels,
                   title=f"head {best_layer}.{best_head} on [BOS] R R, |R| = 13")
 plt.show()
 
 # %%
-attention_view(labels, cache["pattern", 1][0], head_names=[f"1.{h}" for h in range(model.cfg.n_heads)])
+attention_view(labels, view_cache["pattern", 1][0], head_names=[f"1.{h}" for h in range(model.cfg.n_heads)],
+               open_on=best_head)
 
 # %% [markdown]
 # ### The head that does something else

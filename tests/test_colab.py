@@ -105,6 +105,8 @@ def test_every_notebook_starts_with_the_colab_header_then_the_setup_cell(assignm
         assert "![" not in text and "<img" not in text, "the header loads no image"
         assert _source(setup) == colab.setup_cell_source(), f"{own}: run `./run.sh build`"
         assert "nbgrader" not in setup.get("metadata", {}), "the setup cell is not graded"
+        assert setup["metadata"].get("jupyter") == {"source_hidden": True}, \
+            f"{own}: off Colab the setup cell shows as one collapsed line, not its installer"
 
 
 def test_course_notebook_links_its_solution(assignment):

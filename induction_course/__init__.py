@@ -1,13 +1,16 @@
-"""Shared helpers for the Induction Heads from Scratch course.
+"""Shared helpers for the Induction Heads from Scratch course: what the notebooks import.
 
 Modules are named after what they hold:
 - maths and models: ``attention`` (reference attention), ``heads`` (head scores), ``circuits``
-  (composition, copying, ICL), ``training``, ``ablation``, ``handbuilt``, ``models``, ``data``, ``device``;
+  (composition, copying, ICL), ``training`` (data, loop, checkpoints), ``ablation``, ``handbuilt``, ``models``,
+  ``data``, ``tokenizer`` (token ids as text, for TransformerLens's string tools), ``device``;
 - pictures: ``plotting`` (with ``jupyter_extension`` serving circuitsvis offline), ``progress`` (live progress
   that saves as one line);
 - feedback: ``checks`` (shared by check cells and graded cells; the grader itself is the separate
   ``autograder`` package, for instructors);
-- tooling: ``notebooks`` (build), ``colab``, ``environment`` (lock), ``benchmark``, ``tokenizer``, ``cli``.
+- setup: ``colab`` (the notebooks' Colab setup cell and its installer), ``threads`` (the thread policy applied
+  on import, below);
+- maintainers' tooling: ``notebooks`` (build), ``environment`` (lock), ``benchmark``, ``cli``.
 """
 from induction_course.threads import apply_policy, prepare_environment
 

@@ -7,7 +7,8 @@ builder (:func:`induction_course.notebooks.parse_master`) puts two cells, made f
    address; elsewhere a note says to upload the notebook), and the link to the solution notebook (from a
    course notebook) or to the exercise version (from a solution notebook). Text links only: the page loads
    nothing from the web;
-2. a setup code cell. Anywhere but Colab it does nothing. On Colab it clones the repository (the environment
+2. a setup code cell, its source collapsed to one line in JupyterLab (``jupyter.source_hidden``: one click
+   shows it). Anywhere but Colab it does nothing. On Colab it clones the repository (the environment
    variable :data:`REPO_ENV` overrides its address, for forks and tests) and runs this very file from the
    clone, as a script, to install (:func:`install`). The cell is self-contained: ``induction_course`` is not
    importable on Colab until it has run.

@@ -89,6 +89,7 @@ def _colab_cells(name: str, variant: str) -> list[nbformat.NotebookNode]:
     header.id = colab.header_cell_id(name)
     setup = nbformat.v4.new_code_cell(colab.setup_cell_source())
     setup.id = colab.setup_cell_id(name)
+    setup.metadata = {"jupyter": {"source_hidden": True}}  # JupyterLab shows it as one collapsed line
     return [header, setup]
 
 

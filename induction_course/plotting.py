@@ -35,14 +35,22 @@ class AttentionView:
     matplotlib heatmaps carry the same information there.
     """
 
-    def __init__(self, tokens: Sequence[str], pattern: torch.Tensor, head_names: Sequence[str] | None = None):
+    def __init__(self, tokens: Sequence[str], pattern: torch.Tensor, head_names: Sequence[str] | None = None,
+                 open_on: int = 0):
         pattern = pattern.detach().double().cpu()
         if pattern.ndim != 3:
             raise ValueError(f"pattern must be [head, q_pos, k_pos], got shape {tuple(pattern.shape)}")
         if pattern.shape[1] != len(tokens) or pattern.shape[2] != len(tokens):
             raise ValueError(f"{len(tokens)} tokens do not fit a pattern of shape {tuple(pattern.shape)}")
+        if not 0 <= open_on < pattern.shape[0]:
+            raise ValueError(f"open_on must name one of the {pattern.shape[0]} heads (0 … {pattern.shape[0] - 1}), "
+                             f"not {open_on}")
+        # circuitsvis opens on the first head it is given: put head ``open_on`` first, the others in their order.
+        order = [open_on] + [h for h in range(pattern.shape[0]) if h != open_on]
+        names = list(head_names) if head_names else [f"head {h}" for h in range(pattern.shape[0])]
         self.tokens = [str(t) for t in tokens]
-        self.head_names = list(head_names) if head_names else [f"head {h}" for h in range(pattern.shape[0])]
+        self.head_names = [names[h] for h in order]
+        pattern = pattern[order]
         # 4 decimals is far finer than any colour difference, and keeps the output small.
         self.attention = [[[round(v, 4) for v in row] for row in head] for head in pattern.tolist()]
 
@@ -112,13 +120,17 @@ run the cell: JupyterLab, Jupyter Notebook and Colab draw the view when they run
 </script>""")
 
 
-def attention_view(tokens: Sequence[str], pattern: torch.Tensor, head_names: Sequence[str] | None = None) -> AttentionView:
-    """Interactive circuitsvis view of one sequence's attention.
+def attention_view(tokens: Sequence[str], pattern: torch.Tensor, head_names: Sequence[str] | None = None,
+                   open_on: int = 0) -> AttentionView:
+    """Interactive circuitsvis view of one sequence's attention, opened on head ``open_on``.
 
-    tokens: labels for the positions; pattern: [head, q_pos, k_pos]. Returns a renderable object
-    (its HTML is a few kB plus the pattern; see :class:`AttentionView`).
+    tokens: labels for the positions; pattern: [head, q_pos, k_pos]. The view is a head selector (hover over
+    a head to view it, click to lock it) above the chosen head's pattern, a matrix whose cells show a tooltip
+    (positions, source and destination tokens, weight). circuitsvis opens on the first head it is given, so
+    head ``open_on`` comes first in the selector, under its own name; the others follow in order. Returns a
+    renderable object (its HTML is a few kB plus the pattern; see :class:`AttentionView`).
     """
-    return AttentionView(tokens, pattern, head_names)
+    return AttentionView(tokens, pattern, head_names, open_on)
 
 
 def attention_heatmap(pattern: torch.Tensor, tokens: Sequence[str] | None = None, title: str = "",

@@ -8,16 +8,18 @@ only looking up "what followed the current token last time" (induction) does. Th
 
 The other sequences (``SHUFFLED_SHARE``, 12 of 64) are a shuffled deck: ``[BOS]`` then the tokens 1 … 63, each
 once. There nothing repeats, and another job pays: telling a deck from a repeat and betting on the deck's
-tokens. With repeats alone, all four layer-1 heads become induction heads; with the decks, one layer-1 head
-(1.0 in the shipped model) takes that other job, for every seed tried (0-4), so there is something to search
-for, as in real models. Mixing in blocks of uniform or subset-sampled tokens, decks over the whole
+tokens. With repeats alone, all four layer-1 heads become induction heads; with the decks, in every seed
+tried (0-9) three layer-1 heads score above 0.4 and one stays below 0.25, so there is something to search for,
+as in real models. In 7 of those 10 seeds (1.0 in the shipped seed-0 model) that head takes the deck job: on
+decks it rests on BOS, and switching it off costs them over half a nat; in the other 3 it does neither. Mixing in blocks of uniform or subset-sampled tokens, decks over the whole
 vocabulary, skip-trigram triggers, noisy repeats or reversed repeats never freed a layer-1 head in 250 steps.
 
 The recipe (``STANDARD_CONFIG`` and the constants below): 2 attention-only layers of 4 heads x 16,
 d_model 64, LayerNorm, vocabulary 128, context 64, rotary positions (so values carry tokens only,
 as in Olsson et al.'s models); AdamW at a constant lr 1e-2 with weight decay 1.0, which keeps the
 heads' matrices low-rank enough for K-composition to stand clear of its random baseline; batch
-64 x 64 tokens; 250 steps. Induction heads appear at about step 180 (seeds 0-4: 180-220).
+64 x 64 tokens; 250 steps. Induction heads appear at about step 180 (seeds 0-9: 180-250; seed 9 jumps last,
+and its best score is still rising at step 250, at 0.54).
 
 Training steps run :func:`~induction_course.models.plain_forward`, the bridge's computation in plain torch
 on the bridge's own parameters; the model stays a ``TransformerBridge`` for every analysis.
@@ -316,8 +318,10 @@ def steepest_drop_step(history: dict[str, torch.Tensor], key: str = "repeated_lo
 def plot_history(history: dict[str, torch.Tensor], title: str = "", ax: plt.Axes | None = None) -> plt.Axes:
     """The training curves on one step axis: losses on the left scale, head scores on the right.
 
-    Scores are the best last-layer head's induction score and the best layer-0 head's previous-token
-    score. A dotted line marks :func:`jump_step` when an induction head formed (score above 0.3).
+    Scores are the best head's induction score in every layer (a model with smeared keys can grow its
+    induction heads in layer 0) and the best layer-0 head's previous-token score. A dotted line marks
+    :func:`jump_step` when a last-layer induction head formed (score above 0.3). The legend sits below the
+    axes, where it covers no curve.
     """
     ax = ax or plt.subplots(figsize=(8, 4))[1]
     steps = history["step"]
@@ -325,16 +329,19 @@ def plot_history(history: dict[str, torch.Tensor], title: str = "", ax: plt.Axes
                               ("unrepeated_loss", "loss on unrepeated tokens", "C1-")):
         ax.plot(steps, history[key], style, label=label)
     right = ax.twinx()
-    induction = history["induction_score"][:, -1].amax(-1)
-    right.plot(steps, induction, "C2--", label="induction score (best last-layer head)")
-    right.plot(steps, history["previous_token_score"][:, 0].amax(-1), "C3--",
+    n_layers = history["induction_score"].shape[1]
+    for layer in range(n_layers):
+        right.plot(steps, history["induction_score"][:, layer].amax(-1), f"C{2 + 2 * layer}--",
+                   label=f"induction score (best layer-{layer} head)")
+    right.plot(steps, history["previous_token_score"][:, 0].amax(-1), "C3:",
                label="previous-token score (best layer-0 head)")
-    if induction.max() > 0.3:
+    if history["induction_score"][:, -1].amax(-1).max() > 0.3:
         ax.axvline(jump_step(history), color="grey", linestyle=":", linewidth=1)
     ax.set(xlabel="training step", ylabel="loss (nats)", title=title)
     right.set(ylim=(0, 1), ylabel="score")
     lines = ax.get_lines()[:3] + right.get_lines()
-    ax.legend(lines, [line.get_label() for line in lines], loc="center right", fontsize=8)
+    ax.legend(lines, [line.get_label() for line in lines], loc="upper center", bbox_to_anchor=(0.5, -0.16),
+              ncol=2, fontsize=8, frameon=False)
     return ax
 
 

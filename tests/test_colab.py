@@ -105,6 +105,8 @@ def test_every_notebook_starts_with_the_colab_header_then_the_setup_cell(assignm
         assert "![" not in text and "<img" not in text, "the header loads no image"
         assert _source(setup) == colab.setup_cell_source(), f"{own}: run `./run.sh build`"
         assert "nbgrader" not in setup.get("metadata", {}), "the setup cell is not graded"
+        assert setup["metadata"].get("jupyter") == {"source_hidden": True}, \
+            f"{own}: off Colab the setup cell shows as one collapsed line, not its installer"
 
 
 def test_course_notebook_links_its_solution(assignment):
@@ -166,7 +168,7 @@ def test_a_failed_setup_says_what_to_do(assignment, monkeypatch, on_colab, faili
 def test_colab_resolves_the_direct_dependencies_less_grading_and_build_tools():
     requirements = colab.colab_requirements()
     names = {re.split(r"[<>=!~\[ ]", r)[0] for r in requirements}
-    assert {"torch", "transformer_lens", "circuitsvis", "matplotlib", "tqdm"} <= names
+    assert {"torch", "transformer_lens", "circuitsvis", "matplotlib"} <= names
     assert not names & {"nbgrader", "jupytext", "jupyterlab", "notebook"}
     assert "transformer_lens>=4,<5" in requirements, "the ranges of pyproject.toml go with them"
 

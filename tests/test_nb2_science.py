@@ -126,6 +126,38 @@ def test_layer_0_keys_cannot_see_the_previous_token_but_layer_1_keys_can(model, 
     assert float(change[1][p + 1].mean()) > float(change[1][p + 2:].mean())
 
 
+def test_the_previous_token_grid_is_bright_in_layer_0_only(prev_scores):
+    """Notebook 2's grid text: two bright layer-0 cells, none in layer 1."""
+    assert int((prev_scores[0] >= 0.5).sum()) == 2
+    assert float(prev_scores[1:].max()) < 0.3
+
+
+@pytest.mark.parametrize("p", [5, 10, 15])
+def test_later_layer1_keys_move_mostly_through_the_previous_token_heads(model, tokens, prev_scores, p):
+    """Notebook 2's key-change text: with the averaging heads held at their clean output most of the later
+    keys' movement is left; with the previous-token heads held, most of it is gone."""
+    corrupted = tokens.clone()
+    corrupted[:, p] = tokens[:, p] % (model.cfg.d_vocab - 1) + 1
+    with torch.no_grad():
+        _, clean = model.run_with_cache(tokens)
+
+    def later_change(hold: list[int]) -> float:
+        def keep(z, hook):
+            z = z.clone()
+            z[:, :, hold] = clean["blocks.0.attn.hook_z"][:, :, hold]
+            return z
+        with torch.no_grad(), model.hooks(fwd_hooks=[("blocks.0.attn.hook_z", keep)]):
+            _, dirty = model.run_with_cache(corrupted)
+        return float((dirty["k", 1] - clean["k", 1])[:, p + 2:].norm(dim=-1).mean())
+
+    previous = [h for h in range(model.cfg.n_heads) if prev_scores[0, h] > 0.5]
+    averaging = [h for h in range(model.cfg.n_heads) if h not in previous]
+    moved = later_change([])
+    left_avg, left_prev = later_change(averaging) / moved, later_change(previous) / moved
+    print(f"p = {p}: averaging heads held, {left_avg:.0%} left; previous-token heads held, {left_prev:.0%} left")
+    assert left_avg > 0.6 and left_prev < 0.5
+
+
 @pytest.mark.parametrize("layout", [hb.Layout(), hb.Layout(d_vocab=10, n_ctx=40), hb.Layout(d_vocab=30, n_ctx=12)])
 def test_handbuilt_head_meets_095_and_99_percent(layout):
     model = hb.install(hb.make_handbuilt_model(layout), *hb.reference_qk(layout), *hb.reference_ov(layout))

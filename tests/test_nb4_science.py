@@ -258,3 +258,13 @@ def test_induction_reaches_about_as_far_as_the_training_distances(model, inducti
     assert min(reach[10], reach[20], reach[28]) > 0.6
     assert reach[28] > reach[34] > reach[40] > reach[46]
     assert reach[46] < 0.3 * reach[20]
+
+
+def test_from_entry_30_the_loss_stays_low(model):
+    """Notebook 4's loss-by-position text: once every training block has repeated (the longest is 30 tokens),
+    the loss stays far below its start."""
+    icl_tokens, repeated = repeating_batch(128, model.cfg.n_ctx, model.cfg.d_vocab, torch.Generator().manual_seed(3))
+    curve = A.run_loss(model, icl_tokens).mean(dim=0)
+    print(f"loss at entry 0 {float(curve[0]):.2f}, highest from entry 30 on {float(curve[30:].max()):.2f}")
+    assert float(repeated[:, 31:].float().mean()) == 1.0
+    assert float(curve[30:].max()) < 0.15 * float(curve[0])

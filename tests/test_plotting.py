@@ -79,3 +79,53 @@ def test_a_missing_value_is_written_and_does_not_break_the_scale():
     ax = head_grid(torch.tensor([[float("nan"), 0.4]]), "score")
     assert ax.images[0].get_clim() == (0.0, 1.0)
     assert _cell_texts(ax)["nan"] != "#ffffff"
+
+
+def test_the_attention_view_opens_on_the_head_asked_for_under_its_own_name():
+    from induction_course.plotting import attention_view
+    pattern = torch.stack([torch.full((3, 3), float(h)) for h in range(4)])
+    view = attention_view(["a", "b", "c"], pattern, [f"1.{h}" for h in range(4)], open_on=2)
+    assert view.head_names == ["1.2", "1.0", "1.1", "1.3"]
+    assert [head[0][0] for head in view.attention] == [2.0, 0.0, 1.0, 3.0]
+    with pytest.raises(ValueError, match="open_on"):
+        attention_view(["a", "b", "c"], pattern, open_on=4)
+
+
+def _covered_points(ax) -> list[str]:
+    """Labels of the curves (on ``ax`` and its twin) with a data point under ``ax``'s legend."""
+    fig = ax.figure
+    fig.canvas.draw()
+    box = ax.get_legend().get_window_extent()
+    covered = []
+    for axis in fig.axes:
+        for line in axis.get_lines():
+            points = axis.transData.transform(line.get_xydata())
+            if any(box.contains(x, y) for x, y in points):
+                covered.append(line.get_label())
+    return covered
+
+
+@pytest.mark.parametrize("checkpoint", ["CHECKPOINT", "CONTROL_CHECKPOINT", "SMEARED_CHECKPOINT"])
+def test_the_training_plot_legend_covers_no_curve_and_every_layer_is_shown(checkpoint):
+    from induction_course import training as T
+    history = T.load_checkpoint(getattr(T, checkpoint))["history"]
+    ax = T.plot_history(history, "title")
+    plt.tight_layout()
+    assert _covered_points(ax) == []
+    labels = [text.get_text() for text in ax.get_legend().get_texts()]
+    n_layers = history["induction_score"].shape[1]
+    assert [f"induction score (best layer-{layer} head)" in labels for layer in range(n_layers)] == [True] * n_layers
+    assert "total loss" in labels
+
+
+def test_the_two_layer_smeared_key_plot_shows_the_layer_0_induction_heads():
+    """Notebook 3's bonus suggests smeared keys in 2 layers; there induction forms in layer 0 too."""
+    from induction_course import training as T
+    history = {"step": torch.arange(3), "loss": torch.ones(3), "repeated_loss": torch.ones(3),
+               "unrepeated_loss": torch.ones(3), "previous_token_score": torch.zeros(3, 2, 4),
+               "induction_score": torch.zeros(3, 2, 4)}
+    history["induction_score"][:, 0, 1] = torch.tensor([0.0, 0.5, 0.9])
+    ax = T.plot_history(history)
+    layer0 = [line for line in ax.figure.axes[1].get_lines() if "layer-0 head" in line.get_label()
+              and "induction" in line.get_label()]
+    assert len(layer0) == 1 and list(layer0[0].get_ydata()) == [0.0, 0.5, 0.9]

@@ -998,8 +998,8 @@ K_COMP = {
     "d": "No: the previous-token head's row shows that it matters here: compute the keys without it and the "
          "induction scores collapse.",
 }
-K_COMP_EXPLANATION = ("The weight score ranks the layer-0 heads: both previous-token heads far above the random "
-                      "baseline, the averaging heads near it. It does not separate the two previous-token heads; the "
-                      "causal test on the keys does. A weight score is a hypothesis about a circuit; an intervention "
+K_COMP_EXPLANATION = ("The weight score ranks the layer-0 heads: a previous-token head first, far above the random "
+                      "baseline. It cannot separate two heads that compose about equally strongly; the causal test "
+                      "on the keys does. A weight score is a hypothesis about a circuit; an intervention "
                       "tests it.")
 check_k_comp_answer = choices_check("nb3.check_k_comp_answer", {"k_comp": K_COMP}, K_COMP_EXPLANATION)

@@ -399,8 +399,9 @@ nb1.check_against_transformer_lens(attention_layer, seed=7, n_layers=2, layer=1,
 #
 # Your layer computes exactly what the model computes, so we can look at the model's patterns through it.
 # The model is untrained, so do not expect meaning yet; Notebook 2 looks at a trained one. The heatmap is a
-# static picture (it also shows in exported HTML); the circuitsvis view below it is interactive: hover over a
-# token to see where it attends, and pick a head.
+# static picture (it also shows in exported HTML); the circuitsvis view below it is interactive: in its head
+# selector, hover over a head to view its pattern and click to lock it; in the pattern, hover over a cell for
+# a tooltip with its two positions, their tokens and the weight.
 
 # %%
 tokens = torch.randint(1, 20, (1, 12), generator=torch.Generator().manual_seed(0))

@@ -670,13 +670,15 @@ plot_head_pattern(short_cache, *found, short)
 plt.show()
 
 # %% [markdown]
-# And the interactive view of all of layer 0 on the same 20 tokens: hover over a token to see where each head
-# sends its attention, or click a head to pick it. The previous-token head lights up the token just before
-# the one under your mouse; the second previous-token head does the same, less sharply; the averaging heads
-# spread over everything before it.
+# And the interactive view of all of layer 0 on the same 20 tokens. It opens on the previous-token head; in the
+# head selector, hover over another head to view it and click to lock it, and hover over a cell of the pattern
+# for a tooltip with its two positions, their tokens and the weight. The previous-token head's pattern is one
+# stripe just below the diagonal; the second previous-token head's is the same stripe, less sharp; the
+# averaging heads' spread over everything before each query.
 
 # %%
-attention_view(token_labels(short[0]), short_cache["pattern", 0][0], [f"0.{h}" for h in range(cfg.n_heads)])
+attention_view(token_labels(short[0]), short_cache["pattern", 0][0], [f"0.{h}" for h in range(cfg.n_heads)],
+               open_on=found[1])
 
 # %% [markdown]
 # ## 4. Why the previous-token head sits in an earlier layer
@@ -755,8 +757,40 @@ print("layer-0 keys after p move by exactly", float(key_change(model, tokens, co
 # %% [markdown]
 # **What you should see:** in layer 0, only position `p` moves (its own token changed) and every later key is
 # untouched, exactly 0. In layer 1, the key at `p+1` moves as well: the previous-token head copied token `p` into
-# position `p+1` before layer 1 computed its keys. Later positions move a little too, through the averaging
-# heads, which mix token `p` into every position after it.
+# position `p+1` before layer 1 computed its keys. Later positions move a little too. Which layer-0 heads carry
+# token `p` there? The averaging heads mix it into every later position, but the previous-token heads do not aim
+# all their attention at one token either. The cell below holds one group of heads at its clean output (the
+# rest of the corrupted run unchanged) and measures how much of the later keys' movement is left.
+
+# %%
+with torch.no_grad():
+    _, clean_run = model.run_with_cache(tokens)
+
+
+def later_key_change(hold: list[int]) -> float:
+    """Mean distance layer 1's keys after ``p + 1`` move on ``corrupted``, with layer-0 heads ``hold`` clean."""
+    def keep(z: torch.Tensor, hook) -> torch.Tensor:   # z: [batch, pos, head, d_head]
+        z = z.clone()
+        z[:, :, hold] = clean_run["blocks.0.attn.hook_z"][:, :, hold]
+        return z
+
+    with torch.no_grad(), model.hooks(fwd_hooks=[("blocks.0.attn.hook_z", keep)]):
+        _, dirty_run = model.run_with_cache(corrupted)
+    return float((dirty_run["k", 1] - clean_run["k", 1])[:, p + 2:].norm(dim=-1).mean())
+
+
+previous_heads = [h for h in range(cfg.n_heads) if my_scores["previous-token"][0, h] > 0.5]
+averaging_heads = [h for h in range(cfg.n_heads) if h not in previous_heads]
+moved = later_key_change([])
+for name, heads in (("previous-token", previous_heads), ("averaging", averaging_heads)):
+    print(f"{name} heads {[f'0.{h}' for h in heads]} held clean: {later_key_change(heads) / moved:.0%} "
+          "of the later keys' movement is left")
+
+# %% [markdown]
+# **What you should see:** holding the averaging heads fixed leaves most of the movement; holding the
+# previous-token heads fixed removes most of it. Token `p` reaches the later layer-1 keys mostly through the
+# previous-token heads, whose attention is sharp but not perfect (the second one's least of all); the averaging
+# heads spread theirs over so many tokens that each one adds little.
 #
 # ### Exercise 2.10: why an earlier layer?
 # **Difficulty** ●○○ · **Importance** ●●● · **About 5 min**

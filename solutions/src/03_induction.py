@@ -172,7 +172,7 @@ print(f"untrained: first copy {first:.2f} nats, second copy {second:.2f} nats; "
 #
 # We now train the course's 2-layer, attention-only model (4 heads of size 16 per layer, `d_model = 64`,
 # LayerNorm, a vocabulary of 128 tokens, a context of 64). Each training sequence is BOS followed by a random
-# block of random length, repeated until the context is full. Two choices in this data matter:
+# block of random length, repeated until the context is full. Three choices in this data matter:
 #
 # - **The block length varies** (it is drawn from `TRAIN_LENGTHS`), so the distance back to the earlier copy
 #   varies too. A model cannot learn "copy the token 17 positions back"; it has to find the earlier copy by
@@ -226,7 +226,7 @@ for step in (jump - 40, jump - 20, jump, jump + 20, jump + 40, int(history["step
 # **What you should see:** for a while, not much; the loss drifts down as the model learns which tokens are
 # common in the current sequence. Then, within a few dozen steps (the printed rows around the jump), three
 # things happen together: the loss on
-# repeated tokens collapses, the best layer-1 head's induction score jumps from near 0 to well above 0.5,
+# repeated tokens collapses, the best layer-1 head's induction score jumps from near 0 to about 0.5 or more,
 # and a layer-0 head becomes a previous-token head. This is the **phase change** of Olsson et al., in
 # miniature: a sudden change in what the model can do, visible as one event in several measurements at once.
 # The loss on unrepeated tokens does not improve; it can even get a little worse, as the model starts to bet on
@@ -245,10 +245,15 @@ plot_history(history, "2 layers", ax=axes[0])
 plot_history(control_history, "1 layer (control)", ax=axes[1])
 plt.tight_layout()
 plt.show()
+halfway = int((control_history["step"] - 125).abs().argmin())
+print(f"control, loss on repeated tokens: {float(control_history['repeated_loss'][halfway]):.2f} nats at step "
+      f"{int(control_history['step'][halfway])}, {float(control_history['repeated_loss'][-1]):.2f} at the end; "
+      f"2 layers at the end: {float(history['repeated_loss'][-1]):.2f}. Best control induction score at the end: "
+      f"{float(control_history['induction_score'][-1].max()):.2f}")
 
 # %% [markdown]
-# The control's loss on repeated tokens falls a little and then stalls, and its induction score stays near
-# 0: one layer cannot build an induction head. A key in layer 0 is computed from its own token and position
+# The control's loss on repeated tokens falls a little and then stalls, far above the 2-layer model's (the cell
+# prints both), and its induction score stays near 0: one layer cannot build an induction head. A key in layer 0 is computed from its own token and position
 # only, so it cannot say "the token before me was `[A]`"; that needs a previous-token head in an *earlier*
 # layer (Notebook 2). What the control does learn is to copy tokens it has already seen, which helps a little.
 #
@@ -361,8 +366,8 @@ plt.show()
 print("2-layer model, layer 1, |R| = 23:", [round(v, 2) for v in scores[23][1].tolist()])
 
 # %% [markdown]
-# **What you should see:** on every held-out length, some layer-1 head of the 2-layer model scores well above
-# 0.5 and no head of the control does. But look at layer 1's row: not every head there is an induction head.
+# **What you should see:** on every held-out length, some layer-1 head of the 2-layer model scores about 0.5 or
+# more and no head of the control does. But look at layer 1's row: not every head there is an induction head.
 # Which ones are is for you to find, from the numbers, in the next exercise.
 
 # %% [markdown]
@@ -419,25 +424,28 @@ print("same top heads:", set(detected.flatten().topk(len(induction_heads)).indic
 # %% [markdown]
 # Now look at the stripe itself. In the heatmap of the best induction head, the second copy's rows light up on
 # a diagonal `seq_len - 1` positions below the main one. The interactive circuitsvis view shows all of
-# layer 1: hover over a token in the second copy and see where each head looks.
+# layer 1 and opens on the same head. In its head selector, hover over another head to view it and click to
+# lock it; in the pattern, hover over a cell for a tooltip with its two positions, their tokens and the weight.
+# Compare the induction heads' stripe with the other head's pattern.
 
 # %%
 best_layer, best_head = max(induction_heads, key=lambda lh: float(scores[23][lh]))
 with torch.no_grad():
-    _, cache = model.run_with_cache(held_out[13][:1])
+    _, view_cache = model.run_with_cache(held_out[13][:1])
 labels = token_labels(held_out[13][0])
-attention_heatmap(cache["pattern", best_layer][0, best_head], labels,
+attention_heatmap(view_cache["pattern", best_layer][0, best_head], labels,
                   title=f"head {best_layer}.{best_head} on [BOS] R R, |R| = 13")
 plt.show()
 
 # %%
-attention_view(labels, cache["pattern", 1][0], head_names=[f"1.{h}" for h in range(model.cfg.n_heads)])
+attention_view(labels, view_cache["pattern", 1][0], head_names=[f"1.{h}" for h in range(model.cfg.n_heads)],
+               open_on=best_head)
 
 # %% [markdown]
 # ### The head that does something else
 #
-# What does the layer-1 head that is not an induction head do? (In the model trained with seed 0 on a CPU it is
-# head 1.0.) Its job has to do with the training data, so compare the two kinds of training sequence: where
+# What does the layer-1 head that is not an induction head do? (The cell below finds it in your run: every
+# layer-1 head not in `induction_heads`.) Its job has to do with the training data, so compare the two kinds of training sequence: where
 # does it attend on shuffled decks, and where on repeated sequences? And what does switching it off cost? The
 # cell below zeroes the head's output (`ablation.ablation_hooks`; Notebook 4 is all about such ablations) and
 # measures the loss on decks and on the second copy of held-out `[BOS] R R`.
@@ -465,7 +473,9 @@ for head in others:
 #
 # Set `other_head_answer` to a dict with one letter.
 #
-# **`other_head`:** what does the layer-1 head that is not an induction head do?
+# **`other_head`:** suppose the printed numbers say that on shuffled decks the head rests on BOS (above 0.8), on
+# repeats it does not, and switching it off costs the decks far more than the second copy of `[BOS] R R` (this
+# is what the seed-0 run on a CPU prints, and most other seeds too). What does the head do?
 # - (a) It is an induction head that only works on longer repeats.
 # - (b) It tells the two kinds of training sequence apart: on a shuffled deck it rests on BOS, and the model's
 #   loss on decks depends on it, while induction barely does.
@@ -566,8 +576,8 @@ print(f"induction heads together: top-1 copying accuracy {circuits.top1_copying_
 # %% [markdown]
 # **What you should see** (the cell prints both grids): the layer-1 induction heads score close to +1 on
 # eigenvalue positivity; each one alone makes most tokens their own top logit, and together they do it for
-# nearly all of them. The other heads score positive too, some of them high (the non-induction head of layer 1
-# among them), yet almost never make a token its own top logit. The layer-0 heads' job is to move the
+# nearly all of them. The other heads score positive too, some of them high, yet almost never make a token its
+# own top logit (the cell prints your run's numbers). The layer-0 heads' job is to move the
 # *previous* token's identity where layer 1's keys can read it; what that does when read straight through to
 # the logits is a side effect. Eigenvalue positivity is evidence of copying, not proof; the top-1 test and the
 # induction heads' attention complete the case.
@@ -687,14 +697,16 @@ for head0 in range(model.cfg.n_heads):
     print(f"0.{head0} (previous-token score {layer0_previous[head0]:.2f}): {ratios}")
 
 # %% [markdown]
-# **What you should see:** the weight score *ranks* the layer-0 heads. The heads that attend to the previous
-# token come out on top, around three times the baseline for every induction head (in the seed-0 run there are
-# two, as Notebook 2 found in the shipped model, which is this run); the averaging heads sit near the baseline. (The non-induction head's column in the grid is low for every
-# layer-0 head: it does not read them.)
+# **What you should see:** the weight score *ranks* the layer-0 heads. For every induction head, the layer-0
+# head that composes most strongly is one that attends to the previous token, well above the random baseline
+# (about three times the baseline for every induction head, in each of the seeds 0-9 trained on a CPU; in your
+# run, the printed rows give each layer-0 head's previous-token score and its ratios). How many layer-0 heads
+# attend to the previous token, and how strongly the others compose, varies from run to run.
 #
-# But the score does not *separate* the two previous-token heads: they compose about equally strongly. A
-# weight score says what a head's keys *could* read, not what the model relies on. To find out, intervene:
-# compute layer 1's keys as they would be with one layer-0 head switched off (its output zeroed), keep
+# What the score cannot say is which of the heads that compose the model *relies* on: when two heads compose
+# about equally strongly (as in the seed-0 run on a CPU), the weights cannot separate them. A weight score says
+# what a head's keys *could* read. To find out, intervene: compute layer 1's keys as they would be with one
+# layer-0 head switched off (its output zeroed), keep
 # everything else as it was (the queries included), and measure the induction scores again.
 
 # %%
@@ -725,10 +737,12 @@ for head0 in range(model.cfg.n_heads):
     print(f"keys computed without 0.{head0}:", [round(float(after[h]), 2) for _, h in induction_heads])
 
 # %% [markdown]
-# **What you should see:** computing the keys without the previous-token head collapses every induction head's
-# score. Without the second previous-token head, which composes just as strongly by weight, the scores barely
-# move, and without an averaging head they do not move at all. The weight score ranks; the causal test
-# separates. The induction heads read their keys from what the previous-token head wrote: the two-head
+# **What you should see:** computing the keys without a head that does not attend to the previous token barely
+# moves the induction scores. Computing them without a previous-token head lowers them, and in many runs (6 of
+# the seeds 0-9) one previous-token head carries nearly all of it: without it, every induction head's score collapses, while
+# without another previous-token head that composes as strongly by weight, the scores barely move (the seed-0
+# run on a CPU is such a run; in your run, read the printed rows). The weight score ranks; the causal test
+# separates. The induction heads read their keys from what the previous-token heads wrote: the two-head
 # circuit, now with an intervention behind it.
 #
 # ### Question: what the weight score can and cannot tell
@@ -736,8 +750,9 @@ for head0 in range(model.cfg.n_heads):
 #
 # Set `k_comp_answer` to a dict with one letter.
 #
-# **`k_comp`:** the second previous-token head K-composes with the induction heads about as strongly as the
-# previous-token head, yet computing the keys without it barely changes the induction scores. What follows?
+# **`k_comp`:** suppose two previous-token heads K-compose with the induction heads about equally strongly, yet
+# computing the keys without one of them barely changes the induction scores (the seed-0 run on a CPU is such a
+# case). What follows?
 # - (a) The K-composition score must have been computed wrongly for that head.
 # - (b) A weight score says which heads' outputs the keys *could* read; only an intervention shows which one the
 #   induction heads depend on.
@@ -881,15 +896,17 @@ smeared, smeared_history, smeared_hooks = load_smeared_key_model(device=device)
 with smeared.hooks(fwd_hooks=smeared_hooks):
     smeared_scores = induction_scores_of_model(smeared, held_out[23], 23)
 print("1-layer model with smeared keys, induction scores on |R| = 23:", smeared_scores.cpu().round(decimals=2))
+print(f"its induction score jumps at step {jump_step(smeared_history)}; the 2-layer model's at step {jump_step(history)}")
 plot_history(smeared_history, "1 layer with smeared keys")
 plt.show()
 
 # %% [markdown]
 # **What you should see:** the smeared-key model forms induction heads, and early: its induction score jumps
-# within the first hundred steps, sooner than the 2-layer model's, because it has one circuit fewer to
+# within the first hundred steps (the cell prints the step), sooner than the 2-layer model's, because it has one circuit fewer to
 # assemble. (Its heads split their attention between the matching key and its neighbour, so the score levels
 # off lower.) Try it on the 2-layer model too (`n_layers=2`): the paper found that smeared keys move its phase
-# change earlier.
+# change earlier. Its plot shows the best induction score of each layer: with smeared keys, induction heads
+# can form in layer 0 as well.
 #
 # A second bonus to try on your own: build a 2-layer induction circuit **by hand**. Start from the hand-built
 # previous-token head of Notebook 2, and add a layer-1 head whose `W_Q W_K^T` matches the current token against
@@ -902,10 +919,11 @@ plt.show()
 # You generated `[BOS] R R` and measured per-token loss on it; trained a 2-layer attention-only model and
 # watched its loss on repeated tokens, its induction score and its previous-token score all jump in the same
 # few dozen steps, while a 1-layer control never did; and you showed, on repeat lengths the model never saw,
-# that three of the four layer-1 heads attend to the token after the earlier occurrence (prefix matching)
-# while the fourth tells shuffled decks from repeats, that the induction heads' OV circuits copy (eigenvalue
-# positivity near +1, top-1 copying), and that their keys read the previous-token head (K-composition ranks it
-# first, with the second previous-token head beside it; computing the keys without it collapses induction). The
+# that most layer-1 heads attend to the token after the earlier occurrence (prefix matching) while another
+# does a different job (in your run, the printed numbers say which), that the induction heads' OV circuits
+# copy (eigenvalue positivity near +1, top-1 copying), and that their keys read the previous-token heads
+# (K-composition ranks a previous-token head first; computing the keys without the previous-token heads lowers
+# induction, and without the other heads it barely moves). The
 # ICL score summed it up as a single number, with its sign stated.
 #
 # Most of this is correlational; the keys were your first intervention. In **Notebook 4** you switch heads off, one at a time, and show causally that

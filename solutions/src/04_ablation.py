@@ -337,10 +337,13 @@ ax.set_ylabel("mean loss (nats)")
 ax.set_title(f"Loss by position on training-like data; ICL score = {clean_icl:.2f} nats")
 ax.legend()
 plt.show()
+curve = icl_clean_loss.mean(dim=0)
+print(f"mean loss at entry 0: {float(curve[0]):.2f} nats; highest from entry 30 on: {float(curve[30:].max()):.2f} nats")
 
 # %% [markdown]
 # The curve starts near chance, where nothing has repeated yet, and falls as more and more sequences reach
-# their second copy; from about entry 30 on, every block has repeated and the loss stays low.
+# their second copy; from about entry 30 on (the longest training block is 30 tokens), every block has repeated
+# and the loss stays low (the cell prints its highest value there).
 #
 # ### Exercise 4.4: ICL change per head
 # **Difficulty** ●●○ · **Importance** ●●● · **About 15 min**
@@ -674,7 +677,7 @@ ax.set_xticks(range(len(groups)), list(groups))
 ax.set_ylabel("% of the ICL score removed")
 ax.set_title("ICL removed when each group of heads is zero-ablated together")
 ax.margins(y=0.15)
-ax.legend(loc="upper left", fontsize=8)
+ax.legend(loc="upper left", bbox_to_anchor=(1.01, 1), fontsize=8)   # beside the bars, covering no label
 plt.show()
 for (group, _), row in zip(groups.items(), removed):
     print(f"{group.splitlines()[0]:<22}" + "  ".join(f"{kind}: {value:5.1f}%" for kind, value in zip(kinds, row)))

@@ -478,6 +478,10 @@ def _projection_bugs(case: Case, target: str) -> list[tuple[str, torch.Tensor]]:
     for other in "QKV".replace(own, ""):
         wrong.append((f"{target} was computed with W_{other}/b_{other}: use W_{own} and b_{own} for {_ROLE[own]}.",
                       ref.project(case["x"], case[f"W_{other}"], case[f"b_{other}"])))
+        wrong.append((f"{target} was computed with the bias b_{other}: use b_{own} for {_ROLE[own]}.",
+                      ref.project(case["x"], case[f"W_{own}"], case[f"b_{other}"])))
+        wrong.append((f"{target} was computed with the weights W_{other}: use W_{own} for {_ROLE[own]}.",
+                      ref.project(case["x"], case[f"W_{other}"], case[f"b_{own}"])))
     return wrong
 
 
@@ -490,6 +494,15 @@ def _pattern_bugs(case: Case) -> list[Bug]:
         found.append((message, ref.attention_pattern(wrong_q, k)))
     for message, wrong_k in _projection_bugs(case, "k"):
         found.append((message, ref.attention_pattern(q, wrong_k)))
+    x, W_Q, b_Q, W_K, b_K = (case[name] for name in ("x", "W_Q", "b_Q", "W_K", "b_K"))
+    for message, (wrong_q, wrong_k) in (
+            ("W_Q and W_K are swapped: q = project(x, W_Q, b_Q), k = project(x, W_K, b_K).",
+             (ref.project(x, W_K, b_Q), ref.project(x, W_Q, b_K))),
+            ("b_Q and b_K are swapped: q = project(x, W_Q, b_Q), k = project(x, W_K, b_K).",
+             (ref.project(x, W_Q, b_K), ref.project(x, W_K, b_Q))),
+            ("q and k are swapped (W_Q, b_Q made k and W_K, b_K made q): q = project(x, W_Q, b_Q).",
+             (k, q))):
+        found.append((message, ref.attention_pattern(wrong_q, wrong_k)))
     for bug in PROJECT.bugs:
         both = [bug.fn(x=case["x"], W=case[f"W_{s}"], b=case[f"b_{s}"]) for s in "QK"]
         found.append((f"in q and k (project): {bug.message}", ref.attention_pattern(*both)))
@@ -584,12 +597,19 @@ check_attention_layer = _check(LAYER, LAYER_INPUT_DIMS, shapes=({}, {"batch": 1}
 def _transformer_lens_layer(seed: int, n_layers: int, layer: int, batch: int, pos: int) -> tuple[Case, tuple]:
     """A seeded TransformerLens model's layer ``layer``: its input and weights, and its (pattern, z, out).
 
-    Built on the CPU, so the collecting and the judging side build the same model.
+    Built on the CPU, so the collecting and the judging side build the same model. Its attention biases
+    (b_Q, b_K, b_V, b_O; zero in a fresh model) are set to seeded random values, so that every argument
+    matters and a swap of any two is seen.
     """
     from induction_course.models import make_model  # TransformerLens loads only for this check
 
     model = make_model(n_layers=n_layers, d_model=32, n_heads=4, d_head=8, n_ctx=32, d_vocab=20, seed=seed,
                        device="cpu")
+    biases = seeded(seed + 1)
+    with torch.no_grad():
+        for name, param in model.named_parameters():
+            if ".attn." in name and name.endswith(".bias"):
+                param.copy_(0.5 * torch.randn(param.shape, generator=biases))
     tokens = torch.randint(0, 20, (batch, pos), generator=seeded(seed))
     with torch.no_grad():
         _, cache = model.run_with_cache(tokens)

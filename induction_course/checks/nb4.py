@@ -326,14 +326,26 @@ def _losses(model: TransformerBridge, tokens: torch.Tensor, key: Any,
     return memo[full_key]
 
 
+WRONG_POINTS = ("hook_q", "hook_k", "hook_v")  # [batch, pos, head, d_head] like hook_z, so a z hook runs there
+
+
+def _wrong_point(point: str) -> str:
+    role = {"hook_q": "queries", "hook_k": "keys", "hook_v": "values"}[point]
+    return (f"the hooks sit on {point}, not on hook_z: that changes the head's {role}, not its output. Put them "
+            "on f\"blocks.{layer}.attn.hook_z\", the head's output before W_O.")
+
+
 def _ablated_losses(model: TransformerBridge, tokens: torch.Tensor, make_hook: Callable,
                     hooks: str = "each") -> torch.Tensor:
     """[layer, head, batch, pos - 1] losses with each head ablated by ``make_hook(layer, head)`` on its
     hook_z; ``hooks`` names a mistake: "cumulative" (hooks pile up), "layer0" (always on layer 0's
-    hook_z), "swapped" (make_hook(head, layer))."""
+    hook_z), "swapped" (make_hook(head, layer)), or another hook point of the same shape as z
+    ("hook_q", "hook_k", "hook_v")."""
     done: list = []
 
     def hooks_for(layer: int, head: int) -> list:
+        if hooks in WRONG_POINTS:
+            return [(f"blocks.{layer}.attn.{hooks}", make_hook(layer, head))]
         if hooks == "swapped":
             return [(ref.z_name(layer), make_hook(head, layer))]
         hook = (ref.z_name(0 if hooks == "layer0" else layer), make_hook(layer, head))
@@ -428,6 +440,7 @@ LOSS_INCREASE = Exercise(
             _loss_bug(hooks="layer0")),
         Bug("you called make_hook(head, layer): it takes (layer, head), in that order.",
             _loss_bug(hooks="swapped")),
+        *(Bug(_wrong_point(point), _loss_bug(hooks=point)) for point in WRONG_POINTS),
         Bug("this is zero-ablation whatever make_hook does: put make_hook(layer, head) on the hook point, "
             "so the same function also does mean-ablation.",
             lambda model, tokens, seq_len, make_hook: loss_increase_reference(model, tokens, seq_len, _zero_maker)),
@@ -517,6 +530,7 @@ ICL_CHANGE = Exercise(
         Bug("every run ablates a head of layer 0: build the hook name from the loop's layer, "
             "f\"blocks.{layer}.attn.hook_z\".",
             _icl_bug(hooks="layer0")),
+        *(Bug(_wrong_point(point), _icl_bug(hooks=point)) for point in WRONG_POINTS),
         Bug("you used the windows ICL_EARLY and ICL_LATE instead of the `early` and `late` you were given. "
             "Use the arguments: loss[:, late].mean() - loss[:, early].mean().",
             _icl_bug(icl=lambda loss, early, late: _icl(loss, ICL_EARLY, ICL_LATE))),

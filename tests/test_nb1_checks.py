@@ -444,6 +444,26 @@ def test_transformer_lens_check_names_a_mistake_in_the_output_step():
         nb1.check_against_transformer_lens(attention_layer)
 
 
+@pytest.mark.parametrize("first, second", [("W_Q", "W_K"), ("W_Q", "W_V"), ("W_K", "W_V"),
+                                           ("b_Q", "b_K"), ("b_Q", "b_V"), ("b_K", "b_V")])
+def test_transformer_lens_check_names_a_swap_of_two_parameters(first, second):
+    """The model's biases are not zero, so a swap of two biases (or two weights) changes the outputs."""
+    def attention_layer(**params):
+        params[first], params[second] = params[second], params[first]
+        return ref.attention_layer(**params)
+    with pytest.raises(CheckFailed) as failure:
+        nb1.check_against_transformer_lens(attention_layer)
+    assert first in str(failure.value) and second in str(failure.value), str(failure.value)
+
+
+def test_transformer_lens_check_sees_a_forgotten_output_bias():
+    def attention_layer(x, W_Q, b_Q, W_K, b_K, W_V, b_V, W_O, b_O):
+        pattern, z, out = ref.attention_layer(x, W_Q, b_Q, W_K, b_K, W_V, b_V, W_O, b_O)
+        return pattern, z, out - b_O
+    with pytest.raises(CheckFailed, match="b_O"):
+        nb1.check_against_transformer_lens(attention_layer)
+
+
 def test_transformer_lens_check_judges_from_the_record_alone():
     check = nb1.check_against_transformer_lens
     params = {**check.defaults, "seed": 3, "n_layers": 2, "layer": 1, "pos": 7}

@@ -11,12 +11,27 @@ Every public check is a :class:`Check` made of two halves:
 In a notebook both halves run at once, so the student gets instant feedback. In ``course grade``'s
 sandbox only ``collect`` runs; the grader judges the record outside the student's interpreter.
 
-For a function exercise the judge first looks at structure (type, device, shape, dtype, NaN, an input
-changed in place), then asks each known :class:`Bug` "is this what you would have got?", and only
-if none matches describes how the values differ (:mod:`.symptoms`).
+A function exercise is declared as data (:class:`Exercise`: its cases, reference, known bugs, diagnoses
+and messages) and :func:`make_check` makes its check; the engine alone collects, judges and formats.
+The judge reads each recorded case in one order, and the first stage with something to say fails it:
+
+1. the exercise's own :data:`Diagnosis` functions, on the raw recorded output (they may read a raised error);
+2. an error the student's code raised (with what an ``IndexError`` on a batch axis usually means);
+3. side effects: an input changed in place, an output that is a view of an input;
+4. structure: number of outputs, type (NumPy, Python number), device, shape, dtype, NaN;
+5. a hook left on a model fails the case (after a known bug's message, if one matches); otherwise, if
+   every output is close to the reference, the case passes;
+6. symptom diagnoses that read the values: a float16 round trip, an argument the result ignores;
+7. each known :class:`Bug`: "is this what you would have got?";
+8. a description of how the values differ (:mod:`.symptoms`).
+
+To see an ignored argument, ``collect`` reruns the function on the first case once per argument, with that
+argument alone taken from another seed's case (the record's ``probes``); ``hooks_left`` and ``aliases``
+record what only the student's interpreter can see.
 """
 from __future__ import annotations
 
+import contextlib
 from dataclasses import dataclass, field
 from typing import Any, Callable, Mapping, Sequence
 
@@ -26,6 +41,9 @@ from induction_course.checks.record import Opaque, Raised, as_data, capture, emi
 from induction_course.checks.symptoms import named, shape_problem, value_symptom
 
 Case = dict[str, Any]
+Diagnosis = Callable[[Case, Any, Any], "str | None"]
+"""(case, recorded output, recorded inputs after the call) -> a message naming the mistake, or None."""
+PROBE_SEED = 7919  # the probe case of seed s is make_case(s + PROBE_SEED)
 
 
 class CheckFailed(AssertionError):
@@ -61,6 +79,9 @@ class Exercise:
     make_case(seed, **shape) -> dict of named inputs; reference(**inputs) -> expected output.
     ``dims`` names the output's axes, for messages. ``transform`` maps outputs before
     the value comparison (e.g. clamp -inf so any large negative mask value is accepted).
+    ``diagnoses`` are asked first, in order, about each recorded case (stage 1 of the module's order);
+    ``after(case, seed, shape, output)`` adds a line about the first case to the success line.
+    ``probe=False`` skips the reruns that look for an ignored argument (for very slow functions).
     """
 
     name: str
@@ -72,6 +93,9 @@ class Exercise:
     atol: float = 1e-5
     rtol: float = 1e-4
     transform: Callable[[torch.Tensor], torch.Tensor] = field(default=lambda t: t)
+    diagnoses: Sequence[Diagnosis] = ()
+    after: Callable[[Case, int, dict, Any], str] | None = None
+    probe: bool = True
 
 
 @dataclass(frozen=True)
@@ -134,11 +158,68 @@ def not_a_function(name: str, record: Any) -> CheckFailed:
 
 
 # ---------------------------------------------------------------- function exercises: collect
+def _models(case: Case) -> list[Any]:
+    """The TransformerLens models among a case's inputs (anything with a ``hook_dict``)."""
+    return [v for v in case.values() if hasattr(v, "hook_dict") and hasattr(v, "reset_hooks")]
+
+
+def hooks_on(model: Any) -> list[str]:
+    """The hook points of ``model`` that hold a forward or backward hook, one name per hook function
+    (TransformerLens gives one hook point several names; the shortest is kept)."""
+    names: dict[int, str] = {}
+    for name, point in model.hook_dict.items():
+        for hook in [*getattr(point, "fwd_hooks", []), *getattr(point, "bwd_hooks", [])]:
+            key = id(getattr(hook, "hook", hook))
+            if key not in names or len(name) < len(names[key]):
+                names[key] = name
+    return sorted(set(names.values()))
+
+
+def _aliases(output: Any, inputs: Case) -> list[str]:
+    """The inputs whose memory an output tensor shares (a view of the input, or the input itself)."""
+    outs = [o for o in as_tuple(output, 2 if isinstance(output, (tuple, list)) else 1) if type(o) is torch.Tensor]  # noqa: E721
+    found = []
+    for key, value in inputs.items():
+        if type(value) is torch.Tensor and value.numel() and any(  # noqa: E721
+                o.numel() and o.untyped_storage().data_ptr() == value.untyped_storage().data_ptr() for o in outs):
+            found.append(key)
+    return found
+
+
+def _call(fn: Callable, case: Case) -> tuple[Any, Case, list[str]]:
+    """Run ``fn`` on a copy of ``case``: (output or Raised, the inputs as it left them, hooks it left).
+    Hooks left on a model are removed after being noted, so one call cannot spoil the next."""
+    given = clone(case)
+    output = capture(fn, **given)
+    left = sorted({name for model in _models(given) for name in hooks_on(model)})
+    for model in _models(given):
+        model.reset_hooks(including_permanent=False)
+    return output, given, left
+
+
+def _probe_cases(exercise: Exercise, case: Case, seed: int, shape: dict) -> dict[str, Case]:
+    """For each input of ``case``: ``case`` with that input alone taken from another seed's case."""
+    if not exercise.probe:
+        return {}
+    other = exercise.make_case(seed + PROBE_SEED, **shape)
+    probes = {}
+    for key, value in case.items():
+        new = other.get(key)
+        same = (torch.equal(value, new) if isinstance(value, torch.Tensor) and isinstance(new, torch.Tensor)
+                and value.shape == new.shape and value.dtype == new.dtype else value is new or value == new)
+        if not isinstance(same, bool):
+            same = True
+        if not same and (isinstance(value, torch.Tensor) or _models({key: value})):
+            probes[key] = {**case, key: new}
+    return probes
+
+
 def collect_calls(exercise: Exercise, wrap: Callable[[Callable], Callable] | None = None) -> Callable[..., Any]:
     """The collect half of a function exercise: call the student's function on every seeded case.
 
-    The record is a list of {seed, shape, output, inputs}, ``inputs`` being the case's tensors as the
-    function left them (to spot in-place changes). ``wrap`` adapts how the function is called.
+    The record is a list of {seed, shape, output, inputs, aliases, hooks_left} (``inputs``: the case's
+    tensors as the function left them, to spot in-place changes), the first also with ``probes``
+    {argument: output with that argument changed}. ``wrap`` adapts how the function is called.
     """
     def collect(student_fn: Any, seeds: Sequence[int], shapes: Sequence[dict]) -> Any:
         if not callable(student_fn):
@@ -147,11 +228,15 @@ def collect_calls(exercise: Exercise, wrap: Callable[[Callable], Callable] | Non
         entries = []
         for shape in shapes:
             for seed in seeds:
-                given = clone(exercise.make_case(seed, **shape))
-                output = capture(fn, **given)
+                case = exercise.make_case(seed, **shape)
+                output, given, left = _call(fn, case)
                 inputs = {k: v for k, v in given.items() if isinstance(v, torch.Tensor)}
-                entries.append({"seed": seed, "shape": dict(shape), "output": as_data(output),
-                                "inputs": as_data(inputs)})
+                entry = {"seed": seed, "shape": dict(shape), "output": as_data(output), "inputs": as_data(inputs),
+                         "aliases": _aliases(output, inputs), "hooks_left": left}
+                if not entries:
+                    entry["probes"] = {key: as_data(_call(fn, probe)[0])
+                                       for key, probe in _probe_cases(exercise, case, seed, shape).items()}
+                entries.append(entry)
         return entries
     return collect
 
@@ -166,25 +251,36 @@ def judge_calls(exercise: Exercise) -> Callable[..., str]:
         if len(record) != len(cases):
             raise CheckFailed(f"{exercise.name}: the check recorded {len(record)} case(s) instead of {len(cases)}; "
                               "run the check cell as it is.")
+        first = None
         for (seed, shape), entry in zip(cases, record):
             if not isinstance(entry, dict) or entry.get("seed") != seed or entry.get("shape") != shape:
                 raise CheckFailed(f"{exercise.name}: the recorded cases do not match the check's; "
                                   "run the check cell as it is.")
-            judge_case(exercise, exercise.make_case(seed, **shape), entry.get("output"), entry.get("inputs"))
-        return (f"✓ {exercise.name} matches the reference on {len(cases)} fresh random input(s) "
+            case = exercise.make_case(seed, **shape)
+            judge_case(exercise, case, entry.get("output"), entry.get("inputs"), entry, seed, shape)
+            first = first or (case, seed, shape, entry.get("output"))
+        line = (f"✓ {exercise.name} matches the reference on {len(cases)} fresh random input(s) "
                 f"(atol={exercise.atol:g}, rtol={exercise.rtol:g}).")
+        return line + "\n" + exercise.after(*first) if exercise.after and first else line
     return judge
 
 
-def judge_case(exercise: Exercise, case: Case, output: Any, inputs_after: Any = None) -> None:
-    """Raise CheckFailed with a specific message if ``output`` (for ``case``) is wrong."""
-    output = unwrap(output, exercise.name)
+def judge_case(exercise: Exercise, case: Case, output: Any, inputs_after: Any = None,
+               entry: Mapping[str, Any] | None = None, seed: int = 0, shape: dict | None = None) -> None:
+    """Raise CheckFailed with a specific message if ``output`` (for ``case``) is wrong, in the order of
+    the module docstring. ``entry`` is the whole recorded case (aliases, hooks left, probes), if any."""
+    entry = entry or {}
+    trace = output.traceback if isinstance(output, Raised) else ""
+    for diagnose in exercise.diagnoses:
+        message = diagnose(case, output, inputs_after)
+        if message:
+            raise CheckFailed(message if message.startswith(exercise.name) else f"{exercise.name}: {message}", trace)
+    if isinstance(output, Raised):
+        raise _raised_with_hint(exercise, output)
     want = as_tuple(exercise.reference(**clone(case)))
-    changed = _changed_input(case, inputs_after)
-    if changed:
-        raise CheckFailed(f"{exercise.name} changed its input `{changed}` in place (an in-place op such as "
-                          "masked_fill_, +=, or writing into a slice). Use the out-of-place version so the "
-                          "caller's tensor is untouched.")
+    problem = _side_effect(exercise, case, inputs_after, entry)
+    if problem:
+        raise CheckFailed(problem)
     got = as_tuple(output, len(want))
     if len(got) != len(want):
         raise CheckFailed(f"{exercise.name} returned {len(got)} value(s), expected {len(want)}.")
@@ -192,15 +288,115 @@ def judge_case(exercise: Exercise, case: Case, output: Any, inputs_after: Any = 
         problem = _structure_problem(g, w, _label(exercise, i, len(want)), _dims_for(exercise, i, len(want)),
                                      exercise.nan_hint)
         if problem:
-            raise CheckFailed(problem)
+            ignored = _ignored_argument(exercise, case, output, entry, seed, shape or {})
+            raise CheckFailed(f"{problem} {ignored}" if ignored else problem)
+    hooks = _hooks_left(exercise, entry)
     if all(_close(g, w, exercise) for g, w in zip(got, want)):
+        if hooks:
+            raise CheckFailed(f"Your values are right, but {hooks}")
         return
+    for bug in exercise.bugs if hooks else ():
+        if _matches(got, bug.fn(**clone(case)), exercise):
+            raise CheckFailed(f"{exercise.name}: {bug.message} Also, {hooks}")
+    if hooks:
+        raise CheckFailed(hooks)
+    for i, (g, w) in enumerate(zip(got, want)):
+        rounded = _rounded(g, w, exercise)
+        if rounded:
+            raise CheckFailed(f"{_label(exercise, i, len(want))}: {rounded}")
     for bug in exercise.bugs:
         if _matches(got, bug.fn(**clone(case)), exercise):
             raise CheckFailed(f"{exercise.name}: {bug.message}")
+    ignored = _ignored_argument(exercise, case, output, entry, seed, shape or {})
+    if ignored:
+        raise CheckFailed(f"{exercise.name} is wrong. {ignored}")
     for i, (g, w) in enumerate(zip(got, want)):
         if not _close(g, w, exercise):
             raise CheckFailed(_value_message(g, w, exercise, i, len(want)))
+
+
+# ---------------------------------------------------------------- symptom diagnoses, written once
+def _raised_with_hint(exercise: Exercise, error: Raised) -> CheckFailed:
+    """The student's error; an IndexError on an output with a batch axis gets a (guessed) reason."""
+    failure = raised(exercise.name, error)
+    dims = _dims_for(exercise, 0, 1)
+    if error.type_name == "IndexError" and dims and dims[0] == "batch":
+        return CheckFailed(f"{failure}\nA guess: the inputs have a batch axis first ([batch, ...]); an index "
+                           "written for one sequence, like t[i], picks a sequence, not a position. "
+                           "Index the batch axis too (t[:, i]).", error.traceback)
+    return failure
+
+
+def _side_effect(exercise: Exercise, case: Case, inputs_after: Any, entry: Mapping[str, Any]) -> str | None:
+    """An input changed in place, an output that shares an input's memory, or a hook left on a model."""
+    changed = _changed_input(case, inputs_after)
+    aliases = [a for a in entry.get("aliases") or [] if isinstance(a, str)]
+    if changed:
+        view = (f" Your output is a view of `{changed}`, so the two change together." if changed in aliases else "")
+        return (f"{exercise.name} changed its input `{changed}` in place (an in-place op such as "
+                "masked_fill_, +=, or writing into a slice)." + view + " Use the out-of-place version so the "
+                "caller's tensor is untouched.")
+    if aliases and not _aliases(exercise.reference(**(given := clone(case))), given):
+        return (f"{exercise.name} returned a view of its input `{aliases[0]}` (the two share memory), so a later "
+                f"change to either changes the other. Return a new tensor (for example `.clone()` it).")
+    return None
+
+
+def _hooks_left(exercise: Exercise, entry: Mapping[str, Any]) -> str | None:
+    """A hook the student's function left on a model, named, and what the check did about it."""
+    hooks = [h for h in entry.get("hooks_left") or [] if isinstance(h, str)]
+    if hooks:
+        return (f"{exercise.name} left a hook on the model at {', '.join(repr(h) for h in hooks)}: every later "
+                "forward pass of that model runs with it. The check removed it from its own model; in your "
+                "notebook it stays on yours (model.reset_hooks() removes it). Add hooks only through "
+                "model.run_with_hooks(..., fwd_hooks=[...]) or `with model.hooks(...)`, which remove them.")
+    return None
+
+
+def _rounded(got: Any, want: Any, exercise: Exercise) -> str | None:
+    """A float32 result computed in float16 or bfloat16 and cast back: every value is exactly a number of
+    the narrow type (by chance that almost never happens to float32 results), the reference's are not, and
+    the two agree to the narrow type's precision."""
+    if not (type(got) is torch.Tensor and type(want) is torch.Tensor and want.dtype == torch.float32  # noqa: E721
+            and got.shape == want.shape and got.dtype == want.dtype and got.numel() >= 8):
+        return None
+    for narrow, rtol in ((torch.bfloat16, 1e-1), (torch.float16, 2e-2)):  # bfloat16 numbers are float16 ones
+        exact = torch.isfinite(got) & (got.to(narrow).float() == got)
+        if not exact.all() or (want.to(narrow).float() == want).all():
+            continue
+        scale = float(want.abs().nan_to_num(posinf=0.0, neginf=0.0).max())
+        if torch.allclose(got, want, rtol=rtol, atol=rtol * scale, equal_nan=True):
+            kind = str(narrow).removeprefix("torch.")
+            return (f"every value is exactly a {kind} number and close to the expected one: the computation ran "
+                    f"in {kind} (.half(), .to(torch.{kind}) or autocast) and was cast back to float32, losing "
+                    "digits. Keep float32 throughout.")
+    return None
+
+
+def _ignored_argument(exercise: Exercise, case: Case, output: Any, entry: Mapping[str, Any], seed: int,
+                      shape: dict) -> str | None:
+    """What the probes show: the result stayed the same when an argument changed, where the reference's did not."""
+    probes = entry.get("probes")
+    if not isinstance(probes, dict) or not probes:
+        return None
+    others = _probe_cases(exercise, case, seed, shape)
+    want = as_tuple(exercise.reference(**clone(case)))
+    got = as_tuple(output, len(want))
+    for key, probed in probes.items():
+        if key not in others:
+            continue
+        moved = as_tuple(exercise.reference(**clone(others[key])), len(want))
+        if _same(got, as_tuple(probed, len(want))) and not _same(want, moved):
+            return (f"Your result stays the same when the check changes only `{key}`, where the expected one "
+                    f"changes: `{key}` is not used. A guess: a notebook variable is used in place of the "
+                    f"argument `{key}`.")
+    return None
+
+
+def _same(a: tuple, b: tuple) -> bool:
+    return len(a) == len(b) and all(
+        type(x) is torch.Tensor and type(y) is torch.Tensor and x.shape == y.shape  # noqa: E721
+        and x.dtype == y.dtype and torch.equal(x.cpu().nan_to_num(), y.cpu().nan_to_num()) for x, y in zip(a, b))
 
 
 def _dims_for(exercise: Exercise, index: int, n_outputs: int) -> Sequence[str]:
@@ -221,6 +417,12 @@ def _structure_problem(got: Any, want: torch.Tensor, label: str, dims: Sequence[
         return f"{label} returned a tensor {got.detail}; expected {named(want.shape, dims)} on '{want.device}'."
     if type(got) is not torch.Tensor:  # noqa: E721  (subclasses could redefine comparisons)
         kind = got.type_name if isinstance(got, Opaque) else type(got).__name__
+        if kind == "ndarray":
+            return (f"{label} returned a NumPy array, but a torch.Tensor was expected: drop the .numpy() "
+                    "(or np.* call) and keep torch operations throughout.")
+        if isinstance(got, (bool, int, float)):
+            return (f"{label} returned {kind} (a Python number), but a torch.Tensor {named(want.shape, dims)} was "
+                    "expected: drop the .item(), float(...) or .tolist().")
         return f"{label} returned {kind}, but a plain torch.Tensor was expected."
     if got.device != want.device:
         return (f"{label} returned a tensor on device '{got.device}', but its inputs are on '{want.device}'. "
@@ -282,10 +484,25 @@ def _changed_input(before: Case, after: Any) -> str | None:
     return None
 
 
-def make_check(exercise: Exercise, notebook: str, wrap: Callable[[Callable], Callable] | None = None) -> Check:
-    """The public ``check_<name>(student_fn, seeds=(0,), shapes=({},))`` of a function exercise."""
-    return Check(f"{notebook}.check_{exercise.name}", collect_calls(exercise, wrap), judge_calls(exercise),
-                 {"seeds": (0,), "shapes": ({},)})
+def make_check(exercise: Exercise, notebook: str, wrap: Callable[[Callable], Callable] | None = None,
+               shapes: Sequence[dict] = ({},),
+               context: Callable[[], contextlib.AbstractContextManager] | None = None) -> Check:
+    """The public ``check_<name>(student_fn, seeds=(0,), shapes=shapes)`` of a function exercise.
+
+    ``shapes`` are the visible cases; ``wrap`` adapts how the student's function is called; both halves
+    run inside ``context()`` if given (e.g. ``torch.no_grad`` and quiet TransformerLens notices).
+    """
+    collect, judge = collect_calls(exercise, wrap), judge_calls(exercise)
+    if context:
+        collect, judge = _within(context, collect), _within(context, judge)
+    return Check(f"{notebook}.check_{exercise.name}", collect, judge, {"seeds": (0,), "shapes": tuple(shapes)})
+
+
+def _within(context: Callable[[], contextlib.AbstractContextManager], fn: Callable[..., Any]) -> Callable[..., Any]:
+    def run(*args: Any, **kwargs: Any) -> Any:
+        with context():
+            return fn(*args, **kwargs)
+    return run
 
 
 # ---------------------------------------------------------------- multiple choice

@@ -15,8 +15,8 @@ from typing import Any, Callable, Sequence
 import torch
 
 from induction_course import attention as ref
-from induction_course.checks.core import (Bug, Case, Check, CheckFailed, Exercise, as_tuple, choices_check, clone,
-                                          collect_calls, judge_calls, judge_case, not_a_function, raised, seeded)
+from induction_course.checks.core import (Bug, Case, Check, CheckFailed, Diagnosis, Exercise, as_tuple, choices_check,
+                                          clone, judge_case, make_check, not_a_function, raised, seeded)
 from induction_course.checks.record import Opaque, Raised, as_data, capture
 from induction_course.checks.symptoms import named
 from induction_course.device import pick_device
@@ -161,42 +161,33 @@ def _returned_none(output: Any, label: str) -> str | None:
     return None
 
 
-def _judge_simple(exercise: Exercise) -> Callable[[Case, Any, Any], None]:
-    def diagnose(case: Case, output: Any, inputs_after: Any) -> None:
+def _simple_diagnosis(exercise: Exercise) -> Diagnosis:
+    """Notebook 1's own questions of a single-output exercise: None returned, a known bug that gives the
+    student's (wrong) shape or NaNs, two axes merged into one."""
+    def diagnose(case: Case, output: Any, inputs_after: Any) -> str | None:
+        if isinstance(output, Raised):
+            return None
         want = exercise.reference(**clone(case))
-        problem = (_returned_none(output, exercise.name) or _early_bug(exercise, case, output, want)
-                   or _merged_axes(output, want, exercise.dims, exercise.name))
-        if problem:
-            raise CheckFailed(problem)
-        judge_case(exercise, case, output, inputs_after)
+        return (_returned_none(output, exercise.name) or _early_bug(exercise, case, output, want)
+                or _merged_axes(output, want, exercise.dims, exercise.name))
     return diagnose
 
 
-def _judge(exercise: Exercise, input_dims: dict[str, Sequence[str]],
-           diagnose: Callable[[Case, Any, Any], None]) -> Callable[..., str]:
-    """The judge of a function exercise: the student's errors explained, then ``diagnose`` on every case.
-
-    The engine's own judge then validates the record and words the success line.
-    """
-    def judge(record: Any, seeds: Sequence[int], shapes: Sequence[dict]) -> str:
-        if isinstance(record, list):
-            for (seed, shape), entry in zip([(s, dict(sh)) for sh in shapes for s in seeds], record):
-                if not isinstance(entry, dict) or entry.get("seed") != seed or entry.get("shape") != shape:
-                    break  # the engine's judge says what is wrong with the record
-                case = exercise.make_case(seed, **shape)
-                if isinstance(entry.get("output"), Raised):
-                    raise _explained(exercise.name, entry["output"], case, input_dims)
-                diagnose(case, entry.get("output"), entry.get("inputs"))
-        return judge_calls(exercise)(record, seeds, shapes)
-    return judge
+def _error_diagnosis(exercise: Exercise, input_dims: dict[str, Sequence[str]]) -> Diagnosis:
+    """What the student's own error means, from its message and the inputs' shapes (None: the engine's words)."""
+    def diagnose(case: Case, output: Any, inputs_after: Any) -> str | None:
+        if not isinstance(output, Raised) or output.type_name == "NotImplementedError":
+            return None
+        hint = _error_hint(output, case, input_dims)
+        return f"{raised(exercise.name, output)}\n{hint}" if hint else None
+    return diagnose
 
 
 def _check(exercise: Exercise, input_dims: dict[str, Sequence[str]], shapes: tuple[dict, ...] = ({},),
-           diagnose: Callable[[Case, Any, Any], None] | None = None) -> Check:
+           diagnose: Diagnosis | None = None) -> Check:
     """The public check of a function exercise; ``shapes`` are the visible cases."""
-    return Check(f"nb1.check_{exercise.name}", collect_calls(exercise),
-                 _judge(exercise, input_dims, diagnose or _judge_simple(exercise)),
-                 {"seeds": (0,), "shapes": shapes})
+    diagnoses = (_error_diagnosis(exercise, input_dims), diagnose or _simple_diagnosis(exercise))
+    return make_check(replace(exercise, diagnoses=diagnoses), "nb1", shapes=shapes)
 
 
 # ---------------------------------------------------------------- inputs shared by several exercises
@@ -478,6 +469,10 @@ def _projection_bugs(case: Case, target: str) -> list[tuple[str, torch.Tensor]]:
     for other in "QKV".replace(own, ""):
         wrong.append((f"{target} was computed with W_{other}/b_{other}: use W_{own} and b_{own} for {_ROLE[own]}.",
                       ref.project(case["x"], case[f"W_{other}"], case[f"b_{other}"])))
+        wrong.append((f"{target} was computed with the bias b_{other}: use b_{own} for {_ROLE[own]}.",
+                      ref.project(case["x"], case[f"W_{own}"], case[f"b_{other}"])))
+        wrong.append((f"{target} was computed with the weights W_{other}: use W_{own} for {_ROLE[own]}.",
+                      ref.project(case["x"], case[f"W_{other}"], case[f"b_{own}"])))
     return wrong
 
 
@@ -490,6 +485,15 @@ def _pattern_bugs(case: Case) -> list[Bug]:
         found.append((message, ref.attention_pattern(wrong_q, k)))
     for message, wrong_k in _projection_bugs(case, "k"):
         found.append((message, ref.attention_pattern(q, wrong_k)))
+    x, W_Q, b_Q, W_K, b_K = (case[name] for name in ("x", "W_Q", "b_Q", "W_K", "b_K"))
+    for message, (wrong_q, wrong_k) in (
+            ("W_Q and W_K are swapped: q = project(x, W_Q, b_Q), k = project(x, W_K, b_K).",
+             (ref.project(x, W_K, b_Q), ref.project(x, W_Q, b_K))),
+            ("b_Q and b_K are swapped: q = project(x, W_Q, b_Q), k = project(x, W_K, b_K).",
+             (ref.project(x, W_Q, b_K), ref.project(x, W_K, b_Q))),
+            ("q and k are swapped (W_Q, b_Q made k and W_K, b_K made q): q = project(x, W_Q, b_Q).",
+             (k, q))):
+        found.append((message, ref.attention_pattern(wrong_q, wrong_k)))
     for bug in PROJECT.bugs:
         both = [bug.fn(x=case["x"], W=case[f"W_{s}"], b=case[f"b_{s}"]) for s in "QK"]
         found.append((f"in q and k (project): {bug.message}", ref.attention_pattern(*both)))
@@ -536,10 +540,12 @@ def _unchanged(case: Case, inputs_after: Any) -> bool:
                for key, value in case.items())
 
 
-def _diagnose_layer(case: Case, output: Any, inputs_after: Any = None) -> None:
+def _diagnose_layer(case: Case, output: Any, inputs_after: Any = None) -> str | None:
     """Judge the layer's (pattern, z, out) in order: the first wrong one is judged as its step would be,
     on the layer's inputs and the student's own earlier outputs, with the mistakes of the steps before it.
     """
+    if isinstance(output, Raised):
+        return None
     want = as_tuple(ref.attention_layer(**clone(case)), 3)
     problem = _returned_none(output, "attention_layer")
     if problem:
@@ -568,6 +574,7 @@ def _diagnose_layer(case: Case, output: Any, inputs_after: Any = None) -> None:
             raise CheckFailed(problem)
         judge_case(stage, stage_case, got[i])
         raise CheckFailed(f"{LAYER_OUTPUTS[i]} differs from the reference.")  # not reached: judge_case raised
+    return None
 
 
 check_project = _check(PROJECT, PROJECT_INPUT_DIMS)
@@ -584,12 +591,19 @@ check_attention_layer = _check(LAYER, LAYER_INPUT_DIMS, shapes=({}, {"batch": 1}
 def _transformer_lens_layer(seed: int, n_layers: int, layer: int, batch: int, pos: int) -> tuple[Case, tuple]:
     """A seeded TransformerLens model's layer ``layer``: its input and weights, and its (pattern, z, out).
 
-    Built on the CPU, so the collecting and the judging side build the same model.
+    Built on the CPU, so the collecting and the judging side build the same model. Its attention biases
+    (b_Q, b_K, b_V, b_O; zero in a fresh model) are set to seeded random values, so that every argument
+    matters and a swap of any two is seen.
     """
     from induction_course.models import make_model  # TransformerLens loads only for this check
 
     model = make_model(n_layers=n_layers, d_model=32, n_heads=4, d_head=8, n_ctx=32, d_vocab=20, seed=seed,
                        device="cpu")
+    biases = seeded(seed + 1)
+    with torch.no_grad():
+        for name, param in model.named_parameters():
+            if ".attn." in name and name.endswith(".bias"):
+                param.copy_(0.5 * torch.randn(param.shape, generator=biases))
     tokens = torch.randint(0, 20, (batch, pos), generator=seeded(seed))
     with torch.no_grad():
         _, cache = model.run_with_cache(tokens)

@@ -102,6 +102,7 @@ def _judge_tokens(record: Any, cases: Sequence[Sequence[int]]) -> str:
         first, again, other = outputs[3 * i: 3 * i + 3]
         _check_layout(first, int(batch), int(seq_len), int(d_vocab))
         _check_randomness(first, again, other, int(batch))
+        _check_repeats(first, int(seq_len), int(d_vocab))
     _check_uniform(outputs[-1])
     return (f"✓ generate_repeated_tokens gives [BOS] R R with a fresh uniform R per row "
             f"({len(cases)} shape(s) checked).")
@@ -133,6 +134,9 @@ def _explain_tokens(error: Raised) -> str | None:
     if "same number of dimensions" in message or "Dimension out of range" in message:
         return ("the pieces you concatenate have different numbers of axes: make the BOS piece [batch, 1], like R, "
                 "which is [batch, seq_len].")
+    if "without replacement" in message:
+        return ("R was drawn without replacement, which cannot give more tokens than the vocabulary holds (and "
+                "never repeats one, as independent draws do): use torch.randint(1, d_vocab, (batch, seq_len)).")
     if "generator=" in message and "Generator" in message:
         return ("generator= takes a torch.Generator, not the seed itself: "
                 "generator=torch.Generator().manual_seed(seed).")
@@ -177,6 +181,20 @@ def _check_randomness(tokens: torch.Tensor, again: torch.Tensor, other: torch.Te
                           "`seed`: torch.randint(..., generator=torch.Generator().manual_seed(seed)).")
     if torch.equal(other, tokens):
         raise CheckFailed("seeds 0 and 1 gave the same tokens: the `seed` argument is ignored.")
+
+
+def _check_repeats(tokens: torch.Tensor, seq_len: int, d_vocab: int) -> None:
+    """Fail if no row of R repeats a token where uniform independent draws would almost surely repeat one."""
+    r = tokens[:, 1:1 + seq_len]
+    if any(len(set(row.tolist())) < seq_len for row in r):
+        return
+    no_repeat_in_a_row = math.prod(1 - i / (d_vocab - 1) for i in range(seq_len))
+    if no_repeat_in_a_row ** r.shape[0] < 1e-6:
+        raise CheckFailed(f"no row of R repeats a token: each row holds {seq_len} different tokens of "
+                          f"{d_vocab - 1}. Independent uniform draws would repeat one in almost every row (all "
+                          f"{r.shape[0]} rows without a repeat has probability {no_repeat_in_a_row ** r.shape[0]:.1g}). "
+                          "R looks drawn without replacement (torch.randperm, or torch.multinomial without "
+                          "replacement=True): use torch.randint(1, d_vocab, (batch, seq_len)).")
 
 
 def _check_uniform(many: torch.Tensor) -> None:

@@ -13,17 +13,19 @@ message tells which shapes or names did not fit.
 """
 from __future__ import annotations
 
+import contextlib
 import re
 import weakref
-from typing import Any, Callable, Sequence
+from dataclasses import replace
+from typing import Any, Callable, Iterator, Sequence
 
 import torch
 import torch.nn.functional as F
 from transformer_lens.model_bridge import TransformerBridge
 
 from induction_course import ablation as ref
-from induction_course.checks.core import (Bug, Check, CheckFailed, Exercise, choices_check, collect_calls,
-                                          judge_case, not_a_function, seeded)
+from induction_course.checks.core import (Bug, Case, Check, CheckFailed, Diagnosis, Exercise, choices_check,
+                                          make_check, seeded)
 from induction_course.checks.record import Raised
 from induction_course.circuits import ICL_EARLY, ICL_LATE
 from induction_course.data import BOS, repeated_tokens
@@ -34,8 +36,6 @@ LAYER_HEAD = ("layer", "head")
 Z_DIMS = ("batch", "pos", "head", "d_head")
 LOGIT_DIMS = ("batch", "pos", "d_vocab")
 
-Case = dict[str, Any]
-Diagnosis = Callable[[Case, Any, Any], "str | None"]   # (case, recorded output, recorded inputs) -> message
 
 
 # ================================================================ running students' functions
@@ -46,28 +46,23 @@ def _reset(case: Case) -> None:
 
 
 def _guarded(fn: Callable, to_cpu: bool = False) -> Callable:
-    """Run a student's function without gradients and without TransformerLens's edit notices, and
-    remove any hook it left on the model, so one mistake cannot spoil the next comparison.
-    ``to_cpu`` moves a returned tensor to the CPU, in float32 if it was float64 (for small summaries, whose
-    device and float precision do not matter)."""
+    """Run a student's function without gradients and without TransformerLens's edit notices (the engine
+    notes and removes any hook it left on the model). ``to_cpu`` moves a returned tensor to the CPU, in
+    float32 if it was float64 (for small summaries, whose device and float precision do not matter)."""
     def run(**case: Any) -> Any:
-        try:
-            with torch.no_grad(), ref.quiet_hooks():
-                out = fn(**case)
-        finally:
-            _reset(case)
+        with torch.no_grad(), ref.quiet_hooks():
+            out = fn(**case)
         if to_cpu and type(out) is torch.Tensor:  # noqa: E721
             out = out.cpu().float() if out.dtype == torch.float64 else out.cpu()
         return out
     return run
 
 
-def _quietly(fn: Callable[..., Any]) -> Callable[..., Any]:
-    """``fn`` run without gradients and without TransformerLens's edit notices."""
-    def run(*args: Any, **kwargs: Any) -> Any:
-        with torch.no_grad(), ref.quiet_hooks():
-            return fn(*args, **kwargs)
-    return run
+@contextlib.contextmanager
+def _quiet() -> Iterator[None]:
+    """No gradients and no TransformerLens edit notices, for both halves of every check."""
+    with torch.no_grad(), ref.quiet_hooks():
+        yield
 
 
 def _safe(fn: Callable) -> Callable:
@@ -83,45 +78,11 @@ def _safe(fn: Callable) -> Callable:
     return run
 
 
-# ================================================================ the judge, with diagnoses first
-def _judge(exercise: Exercise, diagnoses: Sequence[Diagnosis], after: Callable[[Case, int, dict, Any], str] | None,
-           visible: Sequence[dict]) -> Callable[..., str]:
-    """Judge a function exercise's record: for each case, the ``diagnoses`` (which recognise what the
-    reference comparison cannot name), then the engine's comparison with the reference and the bugs.
-    ``after(case, seed, shape, output)`` adds a line about the first case once every case passed.
-    Parameters default to the visible check's."""
-    def judge(record: Any, seeds: Sequence[int] = (0,), shapes: Sequence[dict] = tuple(visible)) -> str:
-        if not isinstance(record, list):
-            raise not_a_function(exercise.name, record)
-        cases = [(seed, dict(shape)) for shape in shapes for seed in seeds]
-        if len(record) != len(cases) or any(
-                not isinstance(entry, dict) or entry.get("seed") != seed or entry.get("shape") != shape
-                for (seed, shape), entry in zip(cases, record)):
-            raise CheckFailed(f"{exercise.name}: the recorded cases do not match the check's; "
-                              "run the check cell as it is.")
-        first = None
-        for (seed, shape), entry in zip(cases, record):
-            case = exercise.make_case(seed, **shape)
-            output, inputs = entry.get("output"), entry.get("inputs")
-            for diagnose in diagnoses:
-                message = diagnose(case, output, inputs)
-                if message:
-                    trace = output.traceback if isinstance(output, Raised) else ""
-                    raise CheckFailed(f"{exercise.name}: {message}", trace)
-            judge_case(exercise, case, output, inputs)
-            first = first or (case, seed, shape, output)
-        line = (f"✓ {exercise.name} matches the reference on {len(cases)} fresh random input(s) "
-                f"(atol={exercise.atol:g}, rtol={exercise.rtol:g}).")
-        return line + "\n" + after(*first) if after and first else line
-    return judge
-
-
 def _check(exercise: Exercise, diagnoses: Sequence[Diagnosis] = (), to_cpu: bool = False,
            shapes: Sequence[dict] = ({},), after: Callable[[Case, int, dict, Any], str] | None = None) -> Check:
-    """The public check of a function exercise; ``shapes`` are the visible cases."""
-    collect = collect_calls(exercise, wrap=lambda fn: _guarded(fn, to_cpu))
-    return Check(f"nb4.check_{exercise.name}", _quietly(collect), _quietly(_judge(exercise, diagnoses, after, shapes)),
-                 {"seeds": (0,), "shapes": tuple(shapes)})
+    """The public check of a function exercise, with Notebook 4's ``diagnoses``; ``shapes`` are the visible cases."""
+    return make_check(replace(exercise, diagnoses=tuple(diagnoses), after=after), "nb4",
+                      wrap=lambda fn: _guarded(fn, to_cpu), shapes=shapes, context=_quiet)
 
 
 # ---------------------------------------------------------------- diagnoses shared by several exercises
@@ -365,14 +326,26 @@ def _losses(model: TransformerBridge, tokens: torch.Tensor, key: Any,
     return memo[full_key]
 
 
+WRONG_POINTS = ("hook_q", "hook_k", "hook_v")  # [batch, pos, head, d_head] like hook_z, so a z hook runs there
+
+
+def _wrong_point(point: str) -> str:
+    role = {"hook_q": "queries", "hook_k": "keys", "hook_v": "values"}[point]
+    return (f"the hooks sit on {point}, not on hook_z: that changes the head's {role}, not its output. Put them "
+            "on f\"blocks.{layer}.attn.hook_z\", the head's output before W_O.")
+
+
 def _ablated_losses(model: TransformerBridge, tokens: torch.Tensor, make_hook: Callable,
                     hooks: str = "each") -> torch.Tensor:
     """[layer, head, batch, pos - 1] losses with each head ablated by ``make_hook(layer, head)`` on its
     hook_z; ``hooks`` names a mistake: "cumulative" (hooks pile up), "layer0" (always on layer 0's
-    hook_z), "swapped" (make_hook(head, layer))."""
+    hook_z), "swapped" (make_hook(head, layer)), or another hook point of the same shape as z
+    ("hook_q", "hook_k", "hook_v")."""
     done: list = []
 
     def hooks_for(layer: int, head: int) -> list:
+        if hooks in WRONG_POINTS:
+            return [(f"blocks.{layer}.attn.{hooks}", make_hook(layer, head))]
         if hooks == "swapped":
             return [(ref.z_name(layer), make_hook(head, layer))]
         hook = (ref.z_name(0 if hooks == "layer0" else layer), make_hook(layer, head))
@@ -467,6 +440,7 @@ LOSS_INCREASE = Exercise(
             _loss_bug(hooks="layer0")),
         Bug("you called make_hook(head, layer): it takes (layer, head), in that order.",
             _loss_bug(hooks="swapped")),
+        *(Bug(_wrong_point(point), _loss_bug(hooks=point)) for point in WRONG_POINTS),
         Bug("this is zero-ablation whatever make_hook does: put make_hook(layer, head) on the hook point, "
             "so the same function also does mean-ablation.",
             lambda model, tokens, seq_len, make_hook: loss_increase_reference(model, tokens, seq_len, _zero_maker)),
@@ -556,6 +530,7 @@ ICL_CHANGE = Exercise(
         Bug("every run ablates a head of layer 0: build the hook name from the loop's layer, "
             "f\"blocks.{layer}.attn.hook_z\".",
             _icl_bug(hooks="layer0")),
+        *(Bug(_wrong_point(point), _icl_bug(hooks=point)) for point in WRONG_POINTS),
         Bug("you used the windows ICL_EARLY and ICL_LATE instead of the `early` and `late` you were given. "
             "Use the arguments: loss[:, late].mean() - loss[:, early].mean().",
             _icl_bug(icl=lambda loss, early, late: _icl(loss, ICL_EARLY, ICL_LATE))),

@@ -18,13 +18,15 @@ NOTEBOOKS = ("nb1", "nb2", "nb3", "nb4")
 
 @dataclass(frozen=True)
 class Mistake:
-    """A wrong answer. ``expect`` is a fragment of the message that names it; None if the check cannot."""
+    """A wrong answer. ``expect`` is a fragment of the message that names it; None if the check cannot.
+    ``symptom`` is its class of symptom (issue 18's list: "hook left", "float16", "global", ...), or ""."""
 
     check: Callable[..., None]
     answers: tuple
     kind: str
     expect: str | None
     hidden: dict[str, Any] = field(default_factory=dict)
+    symptom: str = ""
 
 
 @dataclass(frozen=True)
@@ -66,4 +68,16 @@ def report() -> dict[str, dict[str, int]]:
         for mistake in mistakes:
             counts[outcome(mistake)] += 1
         figures[notebook] = counts
+    return figures
+
+
+def by_symptom() -> dict[str, dict[str, int]]:
+    """{symptom class: {"mistakes", "named", "generic", "passed"}} over the mistakes that have a class."""
+    figures: dict[str, dict[str, int]] = {}
+    for notebook in NOTEBOOKS:
+        for mistake in entries(notebook)[0]:
+            if mistake.symptom:
+                counts = figures.setdefault(mistake.symptom, {"mistakes": 0, "named": 0, "generic": 0, "passed": 0})
+                counts["mistakes"] += 1
+                counts[outcome(mistake)] += 1
     return figures

@@ -610,3 +610,51 @@ CORRECT = [
     _c(nb1.check_against_transformer_lens, layer_keyword_sdpa, "scaled_dot_product_attention for z", "lens"),
     _c(nb1.check_against_transformer_lens, layer_big_negative_mask, "-1e9 mask, matmul, flattened W_O", "lens"),
 ]
+
+
+# ================================================================ symptom classes (issue 18), written as students would
+_NOTEBOOK_X = torch.randn(2, 5, 12, generator=torch.Generator().manual_seed(123))  # a notebook's own x
+
+
+def project_notebook_x(x, W, b):
+    return torch.einsum("bpm,hmd->bphd", _NOTEBOOK_X, W) + b
+
+
+def project_half_precision(x, W, b):
+    return (torch.einsum("bpm,hmd->bphd", x.half(), W.half()) + b.half()).float()
+
+
+def project_numpy(x, W, b):
+    return np.einsum("bpm,hmd->bphd", x.numpy(), W.numpy()) + b.numpy()
+
+
+def project_one_sequence_at_a_time(x, W, b):
+    rows = []
+    for p in range(x.shape[1]):
+        rows.append(torch.stack([x[p] @ W[h] + b[h] for h in range(W.shape[0])]))
+    return torch.stack(rows)
+
+
+def mask_through_a_view(scores):
+    out = scores.view(scores.shape)
+    n = scores.shape[-1]
+    out[..., torch.triu(torch.ones(n, n, dtype=torch.bool), 1)] = float("-inf")
+    return out
+
+
+def scores_bfloat16(q, k):
+    return (torch.einsum("bqhd,bkhd->bhqk", q.bfloat16(), k.bfloat16()) / math.sqrt(q.shape[-1])).float()
+
+
+MISTAKES += [
+    Mistake(nb1.check_project, (project_notebook_x,), "a notebook x instead of the argument", "`x` is not used",
+            symptom="global"),
+    Mistake(nb1.check_project, (project_half_precision,), "float16 inside, cast back", "float16", symptom="float16"),
+    Mistake(nb1.check_attention_scores, (scores_bfloat16,), "bfloat16 inside, cast back", "bfloat16",
+            symptom="float16"),
+    Mistake(nb1.check_project, (project_numpy,), "NumPy result", "NumPy array", symptom="numpy/device"),
+    Mistake(nb1.check_project, (project_one_sequence_at_a_time,), "indexes x[p] as if unbatched", "batch axis",
+            symptom="batch axis"),
+    Mistake(nb1.check_apply_causal_mask, (mask_through_a_view,), "writes -inf through a view of scores",
+            "in place", symptom="in place/alias"),
+]

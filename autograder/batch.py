@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import multiprocessing
 import os
+import signal
 import sys
 import time
 from concurrent.futures import Future, ProcessPoolExecutor, as_completed
@@ -27,13 +28,29 @@ from autograder.sandbox import sandbox_problem
 from autograder.scoring import (check_gradebook, db_url, manual_grades, refresh_score, release_rel, save_grades,
                                 sync_gradebook)
 from autograder.settings import Course, GradingError, Job, Limits, Row, Submission, default_jobs
-from autograder.state import fingerprint, load_state, package_digest, reusable, save_state
+from autograder.state import fingerprint, journal_row, load_state, package_digest, reusable, save_state
 from autograder.submissions import catalog, find_submissions
 from autograder.worker import grade_one
 
 
-def _one_thread() -> None:
-    """A worker's first act: torch on one thread, so it never touches the OpenMP pool its parent forked from."""
+def _die_with_parent(parent: int) -> None:
+    """Have Linux SIGKILL this worker when the grader dies (SIGKILL included); its sandbox follows it
+    (bwrap ``--die-with-parent``). Exit at once if the grader is already gone."""
+    if sys.platform.startswith("linux"):
+        import ctypes
+
+        ctypes.CDLL(None, use_errno=True).prctl(PR_SET_PDEATHSIG, signal.SIGKILL)
+    if os.getppid() != parent:
+        os._exit(1)
+
+
+PR_SET_PDEATHSIG = 1  # <linux/prctl.h>
+
+
+def _one_thread(parent: int) -> None:
+    """A worker's first acts: die with the grader; torch on one thread, so it never touches the OpenMP pool
+    its parent forked from."""
+    _die_with_parent(parent)
     import torch
 
     torch.set_num_threads(1)
@@ -47,7 +64,7 @@ def _pool(jobs: int) -> ProcessPoolExecutor:
     """
     method = "fork" if "fork" in multiprocessing.get_all_start_methods() else "spawn"
     return ProcessPoolExecutor(max_workers=jobs, mp_context=multiprocessing.get_context(method),
-                               initializer=_one_thread)
+                               initializer=_one_thread, initargs=(os.getpid(),))
 
 
 def run_jobs(todo: list[Job], jobs: int, on_result: Callable[[Job, Row, str | None], None]) -> None:
@@ -121,6 +138,10 @@ def _setup(submissions: Path, assignment: str | None, out: Path, course: Course,
         files.make_out(out, ".grading", "autograded", "feedback")
     except OSError as e:
         raise GradingError(f"cannot write to --out: {e}") from None
+    try:
+        files.lock_out(out)  # held until this run ends (or dies): a second run on --out is told and stops
+    except files.OutBusy as e:
+        raise GradingError(str(e)) from None
     check_gradebook(out)
     return known
 
@@ -179,6 +200,7 @@ def grade(submissions: Path, assignment: str | None = None, out: Path | None = N
                     row.reason = f"could not save grades to the gradebook: {type(e).__name__}: {e}"
             rows[job.submission.key] = row
             state["rows"][job.submission.key] = asdict(row)
+            journal_row(out, job.submission.key, state["rows"][job.submission.key])  # survives a kill from here
             if time.monotonic() - saved[0] > 10:  # progress survives a crash; not O(class size) per result
                 save_state(out, state)
                 saved[0] = time.monotonic()
@@ -199,4 +221,5 @@ def grade(submissions: Path, assignment: str | None = None, out: Path | None = N
     failed = sum(r.status == "failed" for r in rows.values())
     echo(f"wrote {out / 'grades.csv'}: {len(rows) - failed} graded, {failed} failed; feedback in {out / 'feedback'}; "
          f"{len(skipped)} skipped, listed in {out / 'skipped.csv'}")
+    files.unlock_out(out)
     return sorted(rows.values(), key=lambda r: (r.student, r.notebook, r.file))

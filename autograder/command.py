@@ -31,13 +31,14 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 def run(args: argparse.Namespace) -> int:
     """Grade as the options say; 0 when the batch ran, 2 when it could not start."""
     from autograder.batch import grade
+    from autograder.files import DiskFull
     from autograder.settings import GradingError
 
     limits = Limits(cell_timeout=args.cell_timeout, timeout=args.timeout, memory_mb=args.memory)
     try:
         grade(args.submissions, args.assignment, args.out, args.jobs, limits, args.force,
               sandbox=not args.unsafe_no_sandbox)
-    except GradingError as e:
+    except (GradingError, DiskFull) as e:
         print(f"course grade: {e}", file=sys.stderr)
         return 2
     return 0

@@ -153,6 +153,8 @@ async def _run(client: Any, roles: list[str], limits: Limits, log: Any, ipc: Pat
     """Execute every code cell; stop at a dead or stuck kernel. Returns (outcome, index of the stopping cell)."""
     from nbclient.exceptions import CellTimeoutError, DeadKernelError
 
+    deadline = asyncio.get_running_loop().time() + limits.timeout
+
     async def cells() -> tuple[str, int]:
         async with client.async_setup_kernel(stdout=log, stderr=log):
             ipc.chmod(0o711)  # sockets exist: the kernel may no longer create files on the host's disk
@@ -162,9 +164,11 @@ async def _run(client: Any, roles: list[str], limits: Limits, log: Any, ipc: Pat
                 try:
                     await client.async_execute_cell(cell, index, store_history=roles[index] == "cell")
                 except DeadKernelError:
-                    return "died", index
+                    return "deadline" if asyncio.get_running_loop().time() >= deadline else "died", index
                 except CellTimeoutError:
                     return "stuck", index
+                except (RuntimeError, OSError):  # the kernel ran, then the host could not talk to it: a bomb
+                    return "exhausted", index
         return "complete", -1
 
     try:
@@ -204,7 +208,9 @@ def _guard_failure(cell: NotebookNode) -> str:
 _STOPPED = {
     "died": "the kernel died in cell {n} (os._exit, a crash, or out of memory)",
     "stuck": "cell {n} ran past the {t} s limit and did not stop when interrupted",
-    "deadline": "the notebook ran past the {T} s limit for a submission, in cell {n}",
+    "deadline": "stopped at the {T} s limit for a submission, in cell {n}",
+    "exhausted": "cell {n} exhausted the sandbox's processes, threads or memory (a fork or thread bomb?), so its "
+                 "kernel was stopped",
 }
 
 

@@ -9,6 +9,7 @@ writing through it. The two roots themselves are the instructor's choice; --out 
 from __future__ import annotations
 
 import errno
+import fcntl
 import hashlib
 import os
 import stat
@@ -20,6 +21,14 @@ _DIR_FLAGS = os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC
 
 class UnsafePath(OSError):
     """A path that the grader will not open: a symbolic link, not a regular file, or too large."""
+
+
+class OutBusy(OSError):
+    """--out is locked by another running grader."""
+
+
+class DiskFull(OSError):
+    """No space (or quota) left under --out; nothing half-written stays behind."""
 
 
 def _parts(rel: str | Path) -> list[str]:
@@ -108,12 +117,46 @@ def write_bytes(out: Path, rel: str | Path, data: bytes) -> Path:
     tmp = f".{parts[-1]}.{os.getpid()}.tmp"
     try:
         fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_NOFOLLOW | os.O_CLOEXEC, 0o644, dir_fd=dir_fd)
-        with os.fdopen(fd, "wb") as f:
-            f.write(data)
-        os.replace(tmp, parts[-1], src_dir_fd=dir_fd, dst_dir_fd=dir_fd)
+        try:
+            with os.fdopen(fd, "wb") as f:
+                f.write(data)
+                f.flush()
+                os.fsync(f.fileno())  # on disk before the rename makes it the file: a crash leaves old or new
+            os.replace(tmp, parts[-1], src_dir_fd=dir_fd, dst_dir_fd=dir_fd)
+            os.fsync(dir_fd)  # the rename itself survives a power cut
+        except BaseException as e:
+            try:
+                os.unlink(tmp, dir_fd=dir_fd)
+            except OSError:
+                pass
+            if isinstance(e, OSError) and e.errno in (errno.ENOSPC, errno.EDQUOT):
+                raise DiskFull(f"the disk under {out} is full (or over quota) writing {'/'.join(parts)}: free some "
+                               "space and run course grade again; finished rows are kept") from None
+            raise
     finally:
         os.close(dir_fd)
     return out.joinpath(*parts)
+
+
+def append_line(out: Path, rel: str | Path, line: str) -> None:
+    """Append ``line`` and a newline to ``out/rel`` (no link followed) and fsync it."""
+    parts = _parts(rel)
+    dir_fd = open_dir(out, parts[:-1], create=True)
+    try:
+        fd = os.open(parts[-1], os.O_WRONLY | os.O_CREAT | os.O_APPEND | os.O_NOFOLLOW | os.O_CLOEXEC, 0o644,
+                     dir_fd=dir_fd)
+    finally:
+        os.close(dir_fd)
+    try:
+        os.write(fd, (line + "\n").encode("utf-8"))
+        os.fsync(fd)
+    except OSError as e:
+        if e.errno in (errno.ENOSPC, errno.EDQUOT):
+            raise DiskFull(f"the disk under {out} is full (or over quota) writing {rel}: free some space and run "
+                           "course grade again; finished rows are kept") from None
+        raise
+    finally:
+        os.close(fd)
 
 
 def write_text(out: Path, rel: str | Path, text: str) -> Path:
@@ -127,3 +170,38 @@ def make_out(out: Path, *folders: str) -> None:
     out.mkdir(parents=True, exist_ok=True)
     for folder in folders:
         os.close(open_dir(out, _parts(folder), create=True))
+
+
+#: Locks this process holds, by --out: a call that raised keeps its lock, and the next call reuses it.
+_LOCKS: dict[Path, int] = {}
+LOCK = ".grading/lock"
+
+
+def lock_out(out: Path) -> None:
+    """Hold ``out/.grading/lock`` (``flock``) until :func:`unlock_out`; another run on ``out`` gets OutBusy.
+
+    The kernel releases the lock when the process dies, SIGKILL included: a stale lock file never blocks.
+    """
+    if out in _LOCKS:
+        return
+    dir_fd = open_dir(out, _parts(LOCK)[:-1], create=True)
+    try:
+        fd = os.open(_parts(LOCK)[-1], os.O_RDWR | os.O_CREAT | os.O_NOFOLLOW | os.O_CLOEXEC, 0o644, dir_fd=dir_fd)
+    finally:
+        os.close(dir_fd)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        holder = os.pread(fd, 200, 0).decode(errors="replace").strip() or "another process"
+        os.close(fd)
+        raise OutBusy(f"another course grade is already grading into {out} ({holder}); wait for it to finish, "
+                      "or give this run another --out") from None
+    os.ftruncate(fd, 0)
+    os.pwrite(fd, f"pid {os.getpid()}".encode(), 0)
+    _LOCKS[out] = fd
+
+
+def unlock_out(out: Path) -> None:
+    fd = _LOCKS.pop(out, None)
+    if fd is not None:
+        os.close(fd)

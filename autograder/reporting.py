@@ -14,6 +14,7 @@ import hashlib
 import html
 import io
 import json
+import re
 from collections import Counter
 from pathlib import Path
 from typing import Any, Iterable
@@ -22,6 +23,7 @@ from nbformat import NotebookNode
 
 from autograder import files
 from autograder.deciding import verdict_index
+from autograder.inert import make_inert
 from autograder.restoring import BEGIN_HIDDEN, END_HIDDEN, is_test, meta
 from autograder.settings import CSV_FIELDS, SKIPPED_FIELDS, Row, Skipped, Submission
 
@@ -98,10 +100,11 @@ def write_feedback(nb: NotebookNode, manual: dict[str, dict[str, Any]], row: Row
     from nbconvert.exporters import HTMLExporter
     from traitlets.config import Config
 
-    fb, scores = feedback_notebook(nb, manual)
+    fb, scores = feedback_notebook(make_inert(copy.deepcopy(nb)), manual)
     base = Path(nbgrader.__file__).parent / "server_extensions" / "formgrader"
     config = Config()
     config.HTMLExporter.template_name = "feedback"
+    config.HTMLExporter.sanitize_html = True  # besides make_inert: nbconvert's own cleaning of markdown and HTML
     config.HTMLExporter.extra_template_basedirs = [str(base / "templates")]
     config.HTMLExporter.extra_template_paths = [str(base / "static" / "node_modules" / "bootstrap" / "dist" / "css")]
     resources = {"nbgrader": {**scores, "student": row.student, "notebook": row.notebook,
@@ -138,23 +141,42 @@ def write_failure_feedback(row: Row, out: Path) -> None:
         "<p>Your instructor has been told. Fix the problem and resubmit, or ask them.</p></body></html>"))
 
 
-def _csv(fields: tuple[str, ...], lines: Iterable[dict[str, str]]) -> str:
+#: What a spreadsheet reads as the start of a formula (OWASP, "CSV Injection"): such a cell gets a leading quote.
+FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
+
+
+_NUMBER = re.compile(r"[+-]?(\d+\.?\d*|\.\d+)([eE][+-]?\d+)?")
+
+
+def safe_cell(value: object) -> str:
+    """A CSV cell no spreadsheet runs: text starting like a formula gets a leading ``'``; numbers stay numbers.
+
+    ``"+1+1"`` -> ``"'+1+1"``; ``"-2.5"`` -> ``"-2.5"``; ``"=cmd|' /C calc'!A0"`` -> ``"'=cmd|' /C calc'!A0"``.
+    """
+    text = "" if value is None else str(value)
+    if text.startswith(FORMULA_START) and not _NUMBER.fullmatch(text):
+        return "'" + text
+    return text
+
+
+def csv_text(fields: tuple[str, ...], lines: Iterable[dict[str, object]]) -> str:
+    """The one writer of every CSV of the grader: a header, then each line with every cell made safe."""
     buffer = io.StringIO(newline="")
     writer = csv.DictWriter(buffer, fieldnames=fields)
     writer.writeheader()
-    writer.writerows(lines)
+    writer.writerows({key: safe_cell(value) for key, value in line.items()} for line in lines)
     return buffer.getvalue()
 
 
 def write_csv(rows: Iterable[Row], path: Path) -> None:
     """grades.csv: one line per (student, notebook), failures with an empty score and their reason."""
     ordered = sorted(rows, key=lambda r: (r.student, r.notebook, r.file))
-    files.write_text(path.parent, path.name, _csv(CSV_FIELDS, (r.csv_row() for r in ordered)))
+    files.write_text(path.parent, path.name, csv_text(CSV_FIELDS, (r.csv_row() for r in ordered)))
 
 
 def write_skipped(skipped: list[Skipped], path: Path) -> None:
     """skipped.csv: every file under SUBMISSIONS that this run did not grade, and why."""
-    files.write_text(path.parent, path.name, _csv(SKIPPED_FIELDS, (
+    files.write_text(path.parent, path.name, csv_text(SKIPPED_FIELDS, (
         {"file": s.file, "student": s.student, "reason": s.reason} for s in skipped)))
 
 

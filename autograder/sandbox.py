@@ -118,7 +118,9 @@ def kernel_manager(ipc: Path, limits: Limits, package: Path, sandbox: bool) -> A
     inside = "/run/kernel" if sandbox else str(ipc)
     argv = [sys.executable, "-m", "ipykernel_launcher", "-f", f"{inside}/kernel.json",
             "--HistoryManager.hist_file=:memory:"]
-    prefix = limits_args(limits, uid) + (bwrap_args(ipc, uid, limits, package) if sandbox else [])
+    # no kernel outlives its worker: bwrap --die-with-parent, or without the sandbox setpriv's parent-death signal
+    prefix = limits_args(limits, uid) + (bwrap_args(ipc, uid, limits, package) if sandbox else
+                                         ["setpriv", "--pdeathsig", "KILL"] if shutil.which("setpriv") else [])
 
     class SandboxKernelManager(AsyncKernelManager):
         def format_kernel_cmd(self, extra_arguments: list[str] | None = None) -> list[str]:

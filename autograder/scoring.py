@@ -33,11 +33,29 @@ def release_rel(name: str) -> str:
     return f".grading/release/{name}/{name}.ipynb"
 
 
-def check_gradebook(out: Path) -> None:
-    """Refuse to open a gradebook (or its journals) that is a symbolic link."""
+GRADEBOOK_WAIT = 60  # seconds to wait for another process's write lock on the gradebook
+
+
+def check_gradebook(out: Path, wait: float = GRADEBOOK_WAIT) -> None:
+    """Refuse a gradebook (or its journals) that is a symbolic link; wait ``wait`` s at most for one that
+    another process holds locked, then stop naming the likely holder."""
+    import sqlite3
+
     for name in GRADEBOOK_FILES:
         if (out / name).is_symlink():
             raise GradingError(f"{out / name} is a symbolic link; the grader writes only real files under --out")
+    if not (out / "gradebook.db").is_file():
+        return
+    db = sqlite3.connect(out / "gradebook.db", timeout=wait, isolation_level=None)
+    try:
+        db.execute("BEGIN IMMEDIATE")  # the write lock SaveAutoGrades will need, taken and given back
+        db.execute("ROLLBACK")
+    except sqlite3.OperationalError as e:
+        raise GradingError(f"{out / 'gradebook.db'} stayed locked by another process for {wait:g} s ({e}): most "
+                           "likely nbgrader's formgrader saving a grade (./run.sh instructor), a `nbgrader` "
+                           "command, or another course grade on this --out; close it and run again") from None
+    finally:
+        db.close()
 
 
 def generate(course: Course, out: Path, name: str) -> None:

@@ -22,19 +22,41 @@ from autograder.settings import GRADER, GRADER_VERSION, Course, Limits
 STATE = ".grading/state.json"
 
 
+JOURNAL = ".grading/rows.jsonl"
+
+
 def load_state(out: Path) -> dict:
-    """The state of --out, or a fresh one (also when it was written by another version of the grader)."""
+    """The state of --out, or a fresh one (also when it was written by another version of the grader),
+    with the rows journaled since it was saved (a run killed before saving loses no finished row)."""
     try:
         state = json.loads(files.read_bytes(out, STATE))
     except (OSError, ValueError):
         state = {}
     if not isinstance(state, dict) or state.get("version") != GRADER_VERSION:
         state = {"version": GRADER_VERSION, "sources": {}, "rows": {}}
+    try:
+        journal = files.read_bytes(out, JOURNAL).decode(errors="replace")
+    except OSError:
+        journal = ""
+    for line in journal.splitlines():
+        try:
+            entry = json.loads(line)
+        except ValueError:  # the last line, torn by a kill while it was written
+            continue
+        if isinstance(entry, dict) and entry.get("version") == GRADER_VERSION and isinstance(entry.get("row"), dict):
+            state["rows"][entry["key"]] = entry["row"]
     return state
 
 
+def journal_row(out: Path, key: str, row: dict) -> None:
+    """Append one finished row to the journal, on disk (fsync) before the next result is taken."""
+    files.append_line(out, JOURNAL, json.dumps({"version": GRADER_VERSION, "key": key, "row": row}, sort_keys=True))
+
+
 def save_state(out: Path, state: dict) -> None:
+    """Write the whole state atomically, then empty the journal it now holds."""
     files.write_text(out, STATE, json.dumps(state, indent=1, sort_keys=True))
+    files.write_text(out, JOURNAL, "")
 
 
 def source_digest(course: Course, name: str) -> str:

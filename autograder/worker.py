@@ -27,6 +27,7 @@ from nbformat import NotebookNode
 from autograder import deciding, files
 from autograder.copies import copy_notes
 from autograder.executing import execute
+from autograder.inert import make_inert
 from autograder.reading import read_notebook
 from autograder.reporting import autograded_rel, write_failure_feedback, write_feedback
 from autograder.restoring import restore_structure, review_notes, sanitize
@@ -73,6 +74,7 @@ def score(job: Job, nb: NotebookNode, row: Row) -> str:
     from nbgrader.preprocessors import LimitOutput
 
     nb, _ = LimitOutput().preprocess(nb, {})
+    make_inert(nb)  # formgrader shows this notebook on the Jupyter server's origin: nothing of the student runs
     rel = autograded_rel(row.student, row.notebook)
     path = files.write_text(job.out, rel, nbformat.writes(nb))
     scores = auto_scores(nb)

@@ -148,8 +148,12 @@ def _setup(submissions: Path, assignment: str | None, out: Path, course: Course,
 
 def grade(submissions: Path, assignment: str | None = None, out: Path | None = None, jobs: int | None = None,
           limits: Limits = Limits(), force: bool = False, course: Course | None = None, sandbox: bool = True,
-          echo: Callable[[str], None] = print) -> list[Row]:
-    """Grade every submission under ``submissions``; write ``out/grades.csv``; return all rows of ``out``."""
+          echo: Callable[[str], None] = print, cluster: str | None = None) -> list[Row]:
+    """Grade every submission under ``submissions``; write ``out/grades.csv``; return all rows of ``out``.
+
+    ``cluster``: a Dask scheduler's address, or ``local``, to grade there (``autograder.cluster``) instead of
+    on this machine's pool.
+    """
     from nbgrader.api import Gradebook
 
     course = course or Course.default()
@@ -207,7 +211,12 @@ def grade(submissions: Path, assignment: str | None = None, out: Path | None = N
             result = f"{row.score:g}/{row.max_score:g}" if row.status == "graded" else f"FAILED: {row.reason}"
             echo(f"[{done}/{len(todo)}] {row.student} {row.notebook}: {result} ({row.seconds:.1f} s)")
 
-        run_jobs(todo, jobs or default_jobs(), record)
+        if cluster:
+            from autograder import cluster as dask_cluster
+
+            dask_cluster.run_jobs(cluster, todo, jobs or default_jobs(), record, sandbox, echo)
+        else:
+            run_jobs(todo, jobs or default_jobs(), record)
         receipts = {s.key: s for s in found}
         for key, row in rows.items():
             if row.status == "graded":

@@ -23,6 +23,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--timeout", type=int, default=d.timeout, help="seconds per submission (default %(default)s)")
     parser.add_argument("--memory", type=int, default=d.memory_mb,
                         help="MB of address space per kernel (default %(default)s)")
+    parser.add_argument("--cluster", metavar="ADDRESS", help="grade on a Dask scheduler (tcp://host:8786), or on a "
+                        "LocalCluster of --jobs workers (local); see autograder/README.md")
     parser.add_argument("--force", action="store_true", help="regrade unchanged submissions too")
     parser.add_argument("--unsafe-no-sandbox", action="store_true",
                         help="run kernels without bubblewrap: only for trusted notebooks (e.g. CI on your own)")
@@ -37,7 +39,7 @@ def run(args: argparse.Namespace) -> int:
     limits = Limits(cell_timeout=args.cell_timeout, timeout=args.timeout, memory_mb=args.memory)
     try:
         grade(args.submissions, args.assignment, args.out, args.jobs, limits, args.force,
-              sandbox=not args.unsafe_no_sandbox)
+              sandbox=not args.unsafe_no_sandbox, cluster=args.cluster)
     except (GradingError, DiskFull) as e:
         print(f"course grade: {e}", file=sys.stderr)
         return 2

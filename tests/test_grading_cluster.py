@@ -76,7 +76,7 @@ def deployment(tmp: Path, workers: int = 2) -> Iterator[tuple[str, dict[str, sub
 
 @pytest.fixture(scope="module")
 def tiny(tmp_path_factory) -> dict:
-    """The tiny course, a class of four (``slow``: the same answers, each waiting a few seconds) and the pool's grades."""
+    """The tiny course, a class of four (``slow``: the same answers, each waiting 5 s) and the pool's grades."""
     root = tmp_path_factory.mktemp("cluster")
     course, release = make_course(root / "course")
     for folder, extra in (("class", None), ("slow", "import time\ntime.sleep(5)")):

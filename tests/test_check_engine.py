@@ -2,12 +2,13 @@
 from __future__ import annotations
 
 import math
+from dataclasses import replace
 
 import pytest
 import torch
 
 from induction_course.checks import nb1
-from induction_course.checks.core import CheckFailed
+from induction_course.checks.core import CheckFailed, Exercise, make_check
 from induction_course.checks.record import MIME, RECORD_ENV, Opaque, Raised, capture, decode, encode
 from induction_course.checks.symptoms import shape_problem, value_symptom
 
@@ -133,3 +134,57 @@ def test_random_noise_has_no_symptom():
     g = torch.Generator().manual_seed(1)
     assert value_symptom(torch.randn(2, 3, 5, 5, generator=g), torch.randn(2, 3, 5, 5, generator=g), DIMS,
                          1e-5, 1e-4) is None
+
+
+# ---------------------------------------------------------------- the engine's symptom diagnoses
+def _scale_case(seed, n=6):
+    g = torch.Generator().manual_seed(seed)
+    return {"x": torch.randn(2, n, generator=g), "w": torch.randn(n, generator=g)}
+
+
+SCALE = Exercise(name="scale", make_case=_scale_case, reference=lambda x, w: x * w, dims=("batch", "pos"))
+check_scale = make_check(SCALE, "test")
+_NOTEBOOK_W = torch.randn(6)
+
+
+@pytest.mark.parametrize("student, message", [
+    (lambda x, w: x * _NOTEBOOK_W, "`w` is not used. A guess: a notebook variable"),
+    (lambda x, w: (x.half() * w.half()).float(), "exactly a float16 number"),
+    (lambda x, w: (x.bfloat16() * w.bfloat16()).float(), "exactly a bfloat16 number"),
+    (lambda x, w: (x * w).numpy(), "NumPy array"),
+    (lambda x, w: float((x * w).sum()), r"float \(a Python number\)"),
+    (lambda x, w: torch.stack([x[p] * w[p] for p in range(x.shape[1])]), "A guess: the inputs have a batch axis"),
+    (lambda x, w: x.mul_(w), "changed its input `x` in place .* Your output is a view of `x`"),
+], ids=["global", "float16", "bfloat16", "numpy", "python-number", "batch-index", "in-place-view"])
+def test_symptom_diagnoses_name_what_the_output_shows(student, message):
+    with pytest.raises(CheckFailed, match=message):
+        check_scale(student)
+
+
+def test_a_right_view_of_an_input_fails_only_where_the_reference_makes_a_new_tensor():
+    same = Exercise(name="same", make_case=_scale_case, reference=lambda x, w: x.clone())
+    with pytest.raises(CheckFailed, match="values are right, but it returned a view of its input `x`"):
+        make_check(same, "test")(lambda x, w: x[:])
+    make_check(replace(same, reference=lambda x, w: x[:]), "test")(lambda x, w: x.view(x.shape))
+
+
+def test_a_hook_left_on_the_model_is_named_and_removed_with_a_message():
+    from induction_course.models import make_model
+
+    def case(seed):
+        return {"model": make_model(n_layers=1, d_model=16, n_heads=2, d_head=8, n_ctx=8, d_vocab=10, seed=seed,
+                                    device="cpu"), "tokens": torch.arange(6)[None]}
+
+    def logits(model, tokens):
+        with torch.no_grad():
+            return model(tokens)
+
+    def leaves_a_hook(model, tokens):
+        model.add_hook("blocks.0.attn.hook_z", lambda z, hook: z)
+        return logits(model, tokens)
+
+    check = make_check(Exercise(name="logits", make_case=case, reference=logits), "test")
+    with pytest.raises(CheckFailed, match=r"values are right, but logits left a hook on the model at "
+                                          r"'blocks.0.attn.hook_z'.*The check removed it"):
+        check(leaves_a_hook)
+    check(logits)

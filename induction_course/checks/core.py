@@ -17,10 +17,11 @@ The judge reads each recorded case in one order, and the first stage with someth
 
 1. the exercise's own :data:`Diagnosis` functions, on the raw recorded output (they may read a raised error);
 2. an error the student's code raised (with what an ``IndexError`` on a batch axis usually means);
-3. side effects: an input changed in place, an output that is a view of an input;
+3. an input changed in place (through a view of it, if the output is one);
 4. structure: number of outputs, type (NumPy, Python number), device, shape, dtype, NaN;
 5. a hook left on a model fails the case (after a known bug's message, if one matches); otherwise, if
-   every output is close to the reference, the case passes;
+   every output is close to the reference, the case passes, unless an output is a view of an input
+   where the reference's is a new tensor;
 6. symptom diagnoses that read the values: a float16 round trip, an argument the result ignores;
 7. each known :class:`Bug`: "is this what you would have got?";
 8. a description of how the values differ (:mod:`.symptoms`).
@@ -292,8 +293,9 @@ def judge_case(exercise: Exercise, case: Case, output: Any, inputs_after: Any = 
             raise CheckFailed(f"{problem} {ignored}" if ignored else problem)
     hooks = _hooks_left(exercise, entry)
     if all(_close(g, w, exercise) for g, w in zip(got, want)):
-        if hooks:
-            raise CheckFailed(f"Your values are right, but {hooks}")
+        problem = f"Your values are right, but {hooks}" if hooks else _alias(exercise, case, entry)
+        if problem:
+            raise CheckFailed(problem)
         return
     for bug in exercise.bugs if hooks else ():
         if _matches(got, bug.fn(**clone(case)), exercise):
@@ -336,9 +338,17 @@ def _side_effect(exercise: Exercise, case: Case, inputs_after: Any, entry: Mappi
         return (f"{exercise.name} changed its input `{changed}` in place (an in-place op such as "
                 "masked_fill_, +=, or writing into a slice)." + view + " Use the out-of-place version so the "
                 "caller's tensor is untouched.")
+    return None
+
+
+def _alias(exercise: Exercise, case: Case, entry: Mapping[str, Any]) -> str | None:
+    """A right output that shares an input's memory (the reference's does not): a later change to one
+    changes the other."""
+    aliases = [a for a in entry.get("aliases") or [] if isinstance(a, str)]
     if aliases and not _aliases(exercise.reference(**(given := clone(case))), given):
-        return (f"{exercise.name} returned a view of its input `{aliases[0]}` (the two share memory), so a later "
-                f"change to either changes the other. Return a new tensor (for example `.clone()` it).")
+        return (f"{exercise.name}'s values are right, but it returned a view of its input `{aliases[0]}` (the two "
+                "share memory), so a later change to either changes the other. Return a new tensor (for "
+                "example `.clone()` it).")
     return None
 
 

@@ -875,3 +875,37 @@ CORRECT = [
     Correct(ICL, (icl_narrow,), "narrow() windows", _HIDDEN_ICL),
     Correct(ANSWERS, ({"control_icl": " B", "icl_alone": "b"},), "upper case with a space"),
 ]
+
+
+# ================================================================ symptom classes (issue 18), written as students would
+def tokens_randperm_rows(batch, seq_len, d_vocab, seed=0):
+    g = _gen(seed)
+    r = torch.stack([torch.randperm(d_vocab - 1, generator=g)[:seq_len] + 1 for _ in range(batch)])
+    return torch.cat([_bos_col(batch), r, r], dim=1)
+
+
+def tokens_multinomial(batch, seq_len, d_vocab, seed=0):
+    weights = torch.ones(batch, d_vocab - 1)
+    r = torch.multinomial(weights, seq_len, generator=_gen(seed)) + 1
+    return torch.cat([_bos_col(batch), r, r], dim=1)
+
+
+def loss_half_precision(logits, tokens):
+    logprobs = logits.half().log_softmax(dim=-1).float()
+    return -logprobs[:, :-1].gather(-1, tokens[:, 1:, None])[..., 0]
+
+
+def loss_numpy(logits, tokens):
+    logprobs = torch.log_softmax(logits, dim=-1).numpy()
+    b, p = np.indices(tokens[:, 1:].shape)
+    return -logprobs[b, p, tokens[:, 1:].numpy()]
+
+
+MISTAKES += [
+    Mistake(TOKENS, (tokens_randperm_rows,), "R from randperm: no repeats within a row", "without replacement",
+            symptom="samples"),
+    Mistake(TOKENS, (tokens_multinomial,), "R from multinomial, replacement left False", "without replacement",
+            symptom="samples"),
+    Mistake(LOSS, (loss_half_precision,), "log_softmax in float16, cast back", "float16", symptom="float16"),
+    Mistake(LOSS, (loss_numpy,), "NumPy result", "NumPy array", symptom="numpy/device"),
+]

@@ -911,3 +911,43 @@ CORRECT = [
     Correct(_SEEN, (seen_by_einsum,), "einsum with a triangular mask", hidden={"shapes": ({"pos": 2}, {"d_vocab": 40, "pos": 30})}),
     Correct(_SEEN, (seen_by_cummax,), "cummax and torch.where", hidden={"seeds": (12,), "shapes": ({"d_vocab": 40, "pos": 30},)}),
 ]
+
+
+# ================================================================ symptom classes (issue 18), written as students would
+def increase_last_hook_stays(model, tokens, seq_len, make_hook):
+    clean = per_token_loss(model(tokens), tokens)[:, seq_len + 1:].mean()
+    out = torch.zeros(model.cfg.n_layers, model.cfg.n_heads)
+    for layer in range(model.cfg.n_layers):
+        for head in range(model.cfg.n_heads):
+            model.reset_hooks()
+            model.add_hook(f"blocks.{layer}.attn.hook_z", make_hook(layer, head))
+            out[layer, head] = per_token_loss(model(tokens), tokens)[:, seq_len + 1:].mean() - clean
+    return out
+
+
+def _increase_at(point):
+    def loss_increase_per_head(model, tokens, seq_len, make_hook):
+        clean = per_token_loss(model(tokens), tokens)[:, seq_len + 1:].mean()
+        out = torch.zeros(model.cfg.n_layers, model.cfg.n_heads)
+        for layer in range(model.cfg.n_layers):
+            for head in range(model.cfg.n_heads):
+                hooks = [(f"blocks.{layer}.attn.{point}", make_hook(layer, head))]
+                ablated = per_token_loss(model.run_with_hooks(tokens, fwd_hooks=hooks), tokens)
+                out[layer, head] = ablated[:, seq_len + 1:].mean() - clean
+        return out
+    return loss_increase_per_head
+
+
+def zero_hook_returns_view(z, hook, head):
+    z[:, :, head] = 0.0
+    return z[:]
+
+
+MISTAKES += [
+    Mistake(_LOSS, (increase_last_hook_stays,), "resets before each add_hook, leaves the last one",
+            "left a hook on the model", symptom="hook left"),
+    *(Mistake(_LOSS, (_increase_at(point),), f"ablates {point} instead of hook_z", f"sit on {point}",
+              symptom="wrong hook point") for point in ("hook_v", "hook_q", "hook_k")),
+    Mistake(_ZERO, (zero_hook_returns_view,), "edits z in place, returns a view of it", "in place",
+            symptom="in place/alias"),
+]

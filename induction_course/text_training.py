@@ -37,11 +37,12 @@ from induction_course.training import _deterministic
 RECIPE = {
     "d_vocab": 512, "n_ctx": 128, "d_model": 128, "n_heads": 4, "d_head": 32,
     "positional_embedding_type": "rotary",
-    "steps": 3000, "batch_size": 32, "lr": 2e-3, "weight_decay": 0.1,
-    "copy_share": 0.4, "copy_min": 8, "copy_max": 40,
+    "steps": 2000, "batch_size": 32, "lr": 5e-3, "weight_decay": 0.1,
+    "copy_share": 0.75, "copy_min": 8, "copy_max": 40,
     "eval_every": 50, "eval_len": 40, "n_snapshots": 10,
 }
 SEED = 0
+FIRST_STEPS = 20
 MODEL_KEYS = ("d_vocab", "n_ctx", "d_model", "n_heads", "d_head", "positional_embedding_type")
 
 
@@ -108,7 +109,7 @@ def train(n_layers: int, train_stream: torch.Tensor, held_out_stream: torch.Tens
     records: dict[str, list] = {k: [] for k in ("step", "tokens", "loss", "held_out_loss", "icl_score",
                                                 "induction_score", "previous_token_score")}
     snapshots: dict[int, dict] = {}
-    start, since = time.perf_counter(), []
+    start, since, first = time.perf_counter(), [], []
     with _deterministic(device):
         for step in range(recipe["steps"] + 1):
             if step % recipe["eval_every"] == 0 or step == recipe["steps"]:
@@ -125,9 +126,12 @@ def train(n_layers: int, train_stream: torch.Tensor, held_out_stream: torch.Tens
             loss.backward()
             optimizer.step()
             since.append(loss.detach())
+            if step < FIRST_STEPS:
+                first.append(float(loss))
     history = {k: torch.stack(v) if k.endswith("token_score") or k == "induction_score" else torch.tensor(v)
                for k, v in records.items()}
     history["seconds"] = torch.tensor(time.perf_counter() - start)
+    history["first_losses"] = torch.tensor(first)  # each of the first FIRST_STEPS steps' loss, for the tests
     return model.eval(), history, snapshots
 
 
@@ -164,7 +168,8 @@ def save_model(model: TransformerBridge, history: dict, recipe: dict, path: Path
     """Weights (float32, CPU), the ``make_model`` config, the recipe and the history, to ``path``."""
     config = {"n_layers": model.cfg.n_layers, "seed": SEED, **{k: recipe[k] for k in MODEL_KEYS}}
     state = {k: v.detach().cpu() for k, v in model.state_dict().items()}
-    torch.save({"state_dict": state, "config": config, "recipe": recipe, "history": history}, path)
+    torch.save({"state_dict": state, "config": config, "recipe": recipe, "history": history,
+                "threads": torch.get_num_threads()}, path)
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -174,7 +179,10 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--set", nargs="*", default=[], metavar="KEY=VALUE", help="override RECIPE entries")
     parser.add_argument("--layers", default="2,1", help="which models to train, e.g. 2 or 2,1")
     parser.add_argument("--device", default=None)
+    parser.add_argument("--threads", type=int, default=1,
+                        help="CPU threads (1: fastest measured beside other busy processes, and reproducible)")
     args = parser.parse_args(argv)
+    torch.set_num_threads(args.threads)
     recipe = dict(RECIPE)
     for item in args.set:
         key, value = item.split("=", 1)

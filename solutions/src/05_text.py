@@ -30,7 +30,7 @@ import torch
 from transformer_lens.head_detector import detect_head
 from transformer_lens.model_bridge import TransformerBridge
 
-from induction_course import text, text_analysis, text_training
+from induction_course import text, text_analysis
 from induction_course.ablation import ablation_hooks, run_loss
 from induction_course.circuits import per_token_loss
 from induction_course.data import BOS, repeated_tokens
@@ -46,7 +46,7 @@ device = pick_device()
 model, history = text.load_text_model(2, device=device)
 control, control_history = text.load_text_model(1, device=device)
 cfg = model.cfg
-recipe = text_training.RECIPE
+recipe = torch.load(text.MODEL_PATHS[2], weights_only=True)["recipe"]   # how the shipped model was trained
 print("Using device:", device)
 print(f"2-layer and 1-layer attention-only models: d_model {cfg.d_model}, {cfg.n_heads} heads of size {cfg.d_head}, "
       f"context {cfg.n_ctx}, vocabulary {cfg.d_vocab} BPE tokens, {cfg.positional_embedding_type} positions")
@@ -415,7 +415,6 @@ for name, heads in [("the induction heads", induction_heads), ("the previous-tok
         ablated = float(icl_with_heads_ablated(model, held_out, heads))
         shares[name] = text_analysis.ablation_share(clean_icl, ablated)
         print(f"ablating {name:26s}: ICL score {clean_icl:+.3f} -> {ablated:+.3f} nats; share removed {shares[name]:+.0%}")
-induction_share = shares["the induction heads"]
 print(f"the 1-layer control's ICL score: {icl['1 layer (control)']:+.3f} nats, "
       f"{icl['1 layer (control)'] / clean_icl:.0%} of the 2-layer model's")
 

@@ -7,8 +7,8 @@ the 2-layer model across its phase change). :mod:`induction_course.text` reads t
 
 The data mix (``RECIPE``): every training sequence is ``[BOS]`` then a random window of the training books.
 In a share of them (``copy_share``), a real span of the same window, of random length
-(``copy_min`` … ``copy_max`` tokens), is copied over the text at a random later offset; the rest are plain
-text. Length and offset both vary, so no positional shortcut predicts the copy: only induction does. On plain
+(``copy_min`` … ``copy_max`` tokens), is copied over the text at a random later offset and repeated from there
+to the end of the sequence; the rest are plain text. Length and offset both vary, so no positional shortcut predicts the copy: only induction does. On plain
 text alone no induction head formed within the CPU budget (see ``TEXT_MODEL.md``). Every ICL figure is
 measured on unmodified held-out books.
 
@@ -37,8 +37,8 @@ from induction_course.training import _deterministic
 RECIPE = {
     "d_vocab": 512, "n_ctx": 128, "d_model": 128, "n_heads": 4, "d_head": 32,
     "positional_embedding_type": "rotary",
-    "steps": 2000, "batch_size": 32, "lr": 5e-3, "weight_decay": 0.1,
-    "copy_share": 0.75, "copy_min": 8, "copy_max": 40,
+    "steps": 1200, "batch_size": 32, "lr": 5e-3, "weight_decay": 0.1,
+    "copy_share": 0.5, "copy_min": 8, "copy_max": 40,
     "eval_every": 50, "eval_len": 40, "n_snapshots": 10,
 }
 SEED = 0
@@ -64,15 +64,18 @@ def stream(tok: Tokenizer, split: str) -> torch.Tensor:
 
 
 def training_batch(train_stream: torch.Tensor, generator: torch.Generator, recipe: dict = RECIPE) -> torch.Tensor:
-    """[batch_size, n_ctx] long: windows of the training text, BOS first; in the first ``copy_share`` of the rows
-    a span of random length is copied from the window to a random later place (overwriting the text there)."""
+    """[batch_size, n_ctx] long: windows of the training text, BOS first. In the first ``copy_share`` of the rows,
+    a real span of the window, of random length L (``copy_min`` … ``copy_max``), is copied from a random place
+    to a random later place and repeated from there to the end of the row (overwriting the text): the first
+    copy lies a random distance back, the later ones L back."""
     n_ctx, batch = recipe["n_ctx"], recipe["batch_size"]
     tokens = text.windows(train_stream, batch, n_ctx, generator)
     for row in range(round(batch * recipe["copy_share"])):
         length = int(torch.randint(recipe["copy_min"], recipe["copy_max"] + 1, (1,), generator=generator))
-        dst = int(torch.randint(1 + length, n_ctx - length + 1, (1,), generator=generator))
+        dst = int(torch.randint(1 + length, n_ctx - 2 * length + 1, (1,), generator=generator))
         src = int(torch.randint(1, dst - length + 1, (1,), generator=generator))
-        tokens[row, dst:dst + length] = tokens[row, src:src + length].clone()
+        span = tokens[row, src:src + length].clone()
+        tokens[row, dst:] = span.repeat(n_ctx // length + 1)[:n_ctx - dst]
     return tokens
 
 

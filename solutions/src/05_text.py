@@ -213,9 +213,12 @@ plt.tight_layout()
 plt.show()
 previous_token_head = (0, int(prev_scores[0].argmax()))
 induction_heads = [(1, h) for h in range(cfg.n_heads) if ind_scores[1, h] > 0.3]
+best = (1, int(ind_scores[1].argmax()))              # the strongest layer-1 head by induction score
+studied = induction_heads or [best]                  # the heads the rest of the notebook looks at
 other_heads = [(l, h) for l in range(cfg.n_layers) for h in range(cfg.n_heads) if (l, h) not in induction_heads]
 print(f"previous-token head {previous_token_head}: score {prev_scores[previous_token_head]:.2f}")
 print("induction heads (score > 0.3):", induction_heads, [round(float(ind_scores[h]), 2) for h in induction_heads])
+print(f"the strongest layer-1 head: {best[0]}.{best[1]}, induction score {ind_scores[best]:.2f}")
 print(f"best induction score of the 1-layer control: {control_ind.max():.2f}")
 
 # %% [markdown]
@@ -226,9 +229,9 @@ print(f"best induction score of the 1-layer control: {control_ind.max():.2f}")
 # %%
 model.tokenizer = IdTokenizer()   # detect_head reads strings; this turns them back into our token ids
 detected = detect_head(model, tokens_to_text(rep[:4]), "induction_head")
-top = set(detected.flatten().topk(len(induction_heads)).indices.tolist())
+top = set(detected.flatten().topk(len(studied)).indices.tolist())
 print("detect_head:\n", detected.round(decimals=2))
-print("the same heads on top:", top == {l * cfg.n_heads + h for l, h in induction_heads})
+print("the same heads on top:", top == {l * cfg.n_heads + h for l, h in studied})
 
 # %% [markdown]
 # ## 3. An induction head on real text
@@ -247,7 +250,6 @@ tokens = candidates[choice][None].to(device)
 labels = text.token_strings(tokens[0])
 print(text.tokenizer().decode(tokens[0, 1:].tolist()))
 _, cache = model.run_with_cache(tokens)
-best = max(induction_heads or [(1, int(ind_scores[1].argmax()))], key=lambda lh: float(ind_scores[lh]))
 pattern = cache["pattern", best[0]][0, best[1]]                                   # [q_pos, k_pos]
 row = tokens[0].tolist()
 queries = repeat_mask[choice].nonzero()[:, 0].tolist()
@@ -352,7 +354,7 @@ head_grid(by_group["repeat"], "direct push on the correct token: repeats", ax=ax
 head_grid(by_group["first"], "... first occurrences", ax=axes[1], cmap="RdBu", center=True)
 plt.tight_layout()
 plt.show()
-for head in induction_heads + [previous_token_head]:
+for head in studied + [previous_token_head]:
     print(f"head {head[0]}.{head[1]}: {by_group['repeat'][head]:+.2f} on repeats, "
           f"{by_group['first'][head]:+.2f} on first occurrences (logit units)")
 
@@ -409,8 +411,11 @@ nb5.check_icl_with_heads_ablated(icl_with_heads_ablated, seeds=(11,), shapes=({"
 # %%
 clean_icl = icl["2 layers"]
 shares = {}
-for name, heads in [("the induction heads", induction_heads), ("the previous-token head", [previous_token_head])] + \
-        [("the other layer-1 heads", [h for h in other_heads if h[0] == 1])] + [(f"head {l}.{h}", [(l, h)]) for l, h in other_heads]:
+others = [h for h in other_heads if h != best]
+for name, heads in [("the induction heads" if induction_heads else f"head {best[0]}.{best[1]}", studied),
+                    ("the previous-token head", [previous_token_head]),
+                    ("the other layer-1 heads", [h for h in others if h[0] == 1 and h not in studied])] + \
+        [(f"head {l}.{h}", [(l, h)]) for l, h in others if (l, h) not in studied]:
     if heads:
         ablated = float(icl_with_heads_ablated(model, held_out, heads))
         shares[name] = text_analysis.ablation_share(clean_icl, ablated)

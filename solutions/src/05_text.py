@@ -10,7 +10,7 @@
 # **Learning goals.** By the end you can
 # - measure the ICL score on real text, with positions scaled to the context, and read the loss by position;
 # - find the previous-token and induction heads of a text model with repeated random tokens, and cross-check them;
-# - watch an induction head on a passage where a phrase repeats;
+# - watch the strongest induction-scoring head on a held-out passage where phrases repeat;
 # - attribute each head's direct effect on the correct next token's logit, on repeated phrases and on first
 #   occurrences;
 # - ablate the induction heads and state the share of the ICL score they carry, as measured;
@@ -67,7 +67,7 @@ print("held-out books (never trained on):", ", ".join(text.HELD_OUT_BOOKS))
 # One thing about the training data matters for what follows, and the cell above prints it: in a share of the
 # training sequences, a real span of the text was copied to a random later place, with a random length and offset.
 # On plain text alone no induction head formed within the course's CPU budget; the copies make induction pay off
-# sooner. Because length and offset vary, no "copy from a fixed distance back" shortcut works. None of the
+# sooner if it forms. Because length and offset vary, no "copy from a fixed distance back" shortcut works. None of the
 # held-out text below has been modified in any way.
 #
 # Here is a held-out window as the model sees it, one token per box:
@@ -146,8 +146,9 @@ for name, l in losses.items():
 
 # %% [markdown]
 # **What you should see:** both curves fall fastest over the first few positions, as each model learns what kind of
-# text it is in. The printed ICL scores say how much further the loss falls by the end of the context. Compare the
-# two models' scores: the difference between them is what a second layer adds in this model.
+# text it is in. The printed ICL scores say how much the loss changes from the early window to the late one
+# (negative: it falls). Compare the two models' scores: the difference between them is what a second layer adds in
+# this model.
 #
 # ## 2. Finding the heads with repeated random tokens
 #
@@ -262,8 +263,9 @@ print(f"for example the query {labels[q]!r} at position {q} attends most to {lab
       f"at position {int(pattern[q].argmax())} (weight {pattern[q].max():.2f})")
 
 # %% [markdown]
-# The static picture: the head's attention pattern over the passage. Where a phrase repeats, the second
-# occurrence's rows light up on a stripe below the diagonal: looking back at the first occurrence, one token ahead.
+# The static picture: the head's attention pattern over the passage. A head that does induction lights up, in the
+# rows of a phrase's second occurrence, a stripe below the diagonal: the first occurrence, one token ahead. The count
+# printed above says how often this head does that here.
 
 # %%
 attention_heatmap(pattern, title=f"head {best[0]}.{best[1]} on the held-out passage")
@@ -359,9 +361,10 @@ for head in studied + [previous_token_head]:
           f"{by_group['first'][head]:+.2f} on first occurrences (logit units)")
 
 # %% [markdown]
-# **What you should see:** the induction heads push the correct token up far more on repeats than on first
-# occurrences, where there is nothing to copy. The previous-token head's direct push is small either way: its job is
-# to inform layer 1's keys, not the logits.
+# **What to look for:** a head that copies from an earlier occurrence pushes the correct token up more on repeats
+# than on first occurrences, where there is nothing to copy. A previous-token head's job is to inform layer 1's
+# keys, so its *direct* push says little about it. The cell prints both numbers for each head studied; compare
+# them.
 #
 # ## 5. Ablation: how much of the ICL score do the induction heads carry?
 #
@@ -424,9 +427,9 @@ print(f"the 1-layer control's ICL score: {icl['1 layer (control)']:+.3f} nats, "
       f"{icl['1 layer (control)'] / clean_icl:.0%} of the 2-layer model's")
 
 # %% [markdown]
-# **What you should see:** read the printed shares. Ablating the induction heads removes the share printed on its
-# line; no other single head removes as much. Whatever is left is in-context learning that the induction heads do
-# not carry in this model, and the 1-layer control, which has no induction head, shows that some of it needs none.
+# **Reading the shares:** each line is measured, on the same held-out text; compare the first line with the others.
+# Whatever the first line does not remove is in-context learning that those heads do not carry in this model. The
+# last line is what a model with no induction head at all (the control) achieves on the same text.
 #
 # ## 6. The phase change, in snapshots
 #
@@ -449,8 +452,9 @@ plt.show()
 
 # %% [markdown]
 # Now the snapshots. For each, the slider shows the strongest induction head's attention on one `[BOS] R R`
-# sequence (|R| = 20), and the scores at that step. Drag it across the phase change and watch the stripe appear.
-# (In a saved notebook, the static picture shows the last snapshot.)
+# sequence (|R| = 20), and the scores at that step. Drag it across training and watch for the stripe of an
+# induction head, `seq_len - 1` below the diagonal, and for the scores to move with it. (In a saved notebook, the
+# static picture shows the last snapshot.)
 
 # %%
 snapshot_steps, snapshots = text.load_snapshots(device=device)
@@ -555,8 +559,10 @@ nb5.check_limits_answers(answers)
 # %% [markdown]
 # ## What you found
 #
-# On real text, in this model: the ICL score of the 2-layer model and of the control (Section 1); a previous-token
-# head and induction heads found with `[BOS] R R` and confirmed by `detect_head` (Section 2); an induction head
-# looking one token past the earlier occurrence in Numbers 7 (Section 3); induction heads that push the correct token
-# on repeats, not on first occurrences (Section 4); the share of the ICL score they carry, as measured (Section 5);
-# the phase change in the snapshots (Section 6); and three limits (Section 7). The numbers are the ones printed above.
+# On real text, in this model, you measured: the ICL score of the 2-layer model and of the control (Section 1); the
+# previous-token and induction scores of every head on `[BOS] R R`, cross-checked with `detect_head` (Section 2);
+# where the strongest layer-1 head looks in a held-out passage that repeats itself (Section 3); each head's direct
+# push on the correct token, on repeats and on first occurrences (Section 4); the share of the ICL score that
+# ablating heads removes (Section 5); the training snapshots (Section 6); and three limits (Section 7). The numbers
+# are the ones printed above: they describe the model the course ships, and a model trained longer or on more text
+# would give others.

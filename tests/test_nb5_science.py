@@ -131,3 +131,17 @@ def test_loss_pca_finds_the_direction_of_a_straight_path():
         torch.allclose(coords[:, 0].diff().abs(), torch.full((4,), 5 ** 0.5), atol=1e-5)
     turning = torch.tensor([[0.0, 0.0], [1.0, 0.0], [2.0, 0.0], [2.0, 1.0], [2.0, 2.0]])
     assert T.turning_point(turning) == 2
+
+
+def test_the_two_layer_model_has_induction_heads(scores, heads):
+    """Section 2 names the layer-1 heads above the threshold; the rest of the notebook studies them."""
+    assert heads[0], f"no layer-1 head above {THRESHOLD}: {scores[1][0][1][1]}"
+
+
+def test_induction_predicts_repeats_and_is_wrong_on_new_continuations(losses, held_out):
+    """Section 7: against the control (no induction head), the 2-layer model is better on repeats and worse on a
+    repeated prefix with a new continuation."""
+    groups = T.occurrence_groups(held_out)
+    two, one = losses
+    assert two[groups["repeat"]].mean() < one[groups["repeat"]].mean()
+    assert two[groups["new_continuation"]].mean() > one[groups["new_continuation"]].mean()

@@ -365,12 +365,11 @@ IN_WEIGHTS = {
          "attend anywhere special for that.",
 }
 REST_OF_ICL = {
-    "a": "No: the share is a measurement on this model. A share below 1 means that something besides the induction "
-         "heads also makes late tokens cheaper than early ones.",
-    "b": "No: ablating the induction heads leaves part of the score, and the 1-layer control, which has none, has an "
-         "ICL score too.",
-    "c": "No: the score compares positions of the same unmodified held-out text; nothing in it is a copy made for "
-         "training.",
+    "a": "No: a share is a measurement on one model and one text, and it can come out below or above 100%: "
+         "other mechanisms use the context too, and an ablation can do more than remove one.",
+    "b": "No: a model can use the earlier context without copying, e.g. by raising the probability of tokens it has "
+         "already seen (Notebook 4's 1-layer model did exactly that).",
+    "c": "No: the score compares positions of the same unmodified held-out text; the training copies are not in it.",
     "d": None,
 }
 LIMITS_EXPLANATION = ("Induction copies; it is right when text repeats and confidently wrong when a familiar prefix "

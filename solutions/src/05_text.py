@@ -73,7 +73,7 @@ print("held-out books (never trained on):", ", ".join(text.HELD_OUT_BOOKS))
 # Here is a held-out window as the model sees it, one token per box:
 
 # %%
-held_out = text.held_out_batch(32, cfg.n_ctx, seed=0).to(device)      # [32, n_ctx], BOS first
+held_out = text.held_out_batch(64, cfg.n_ctx, seed=0).to(device)      # [64, n_ctx], BOS first
 print("|".join(text.token_strings(held_out[0, :40])))
 
 # %% [markdown]
@@ -428,8 +428,11 @@ print(f"the 1-layer control's ICL score: {icl['1 layer (control)']:+.3f} nats, "
 
 # %% [markdown]
 # **Reading the shares:** each line is measured, on the same held-out text; compare the first line with the others.
-# Whatever the first line does not remove is in-context learning that those heads do not carry in this model. The
-# last line is what a model with no induction head at all (the control) achieves on the same text.
+# A share below 100% leaves in-context learning that those heads do not carry; a share above 100% means the
+# ablation did more than remove it: late tokens became *worse* than early ones. A negative share means the ablation
+# *added* to the score. The ICL scores here are a few hundredths of a nat or a few tenths (Section 1), so a share is a
+# ratio of small numbers: read the two ICL scores on each line as well. The last line is what a model with no
+# induction head at all (the control) achieves on the same text.
 #
 # ## 6. The phase change, in snapshots
 #
@@ -536,10 +539,10 @@ for prompt in ("And the children of", "And Moses said unto the", "the son of"):
 # - (c) From its weights: which token tends to follow which, learned in training (the 1-layer control has it too).
 # - (d) From the previous-token head attending to the pair.
 #
-# **`rest_of_icl`:** what does the ICL left after ablating the induction heads, and the control's ICL score, tell you?
-# - (a) The share must be wrong: induction heads carry all in-context learning.
-# - (b) Nothing is left: the rest is noise.
-# - (c) The rest comes from the copied spans in the training data.
+# **`rest_of_icl`:** which of these is true of in-context learning in general?
+# - (a) Induction heads carry all of it in every model, so an ablation share other than 100% must be a mistake.
+# - (b) There is no other kind: using the context always means copying a phrase.
+# - (c) On held-out text, what is not induction comes from the copied spans in the training data.
 # - (d) Other mechanisms also use the earlier context without copying a phrase, such as raising the probability of
 #   tokens and topics already present, which needs no induction head.
 #

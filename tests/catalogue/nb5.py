@@ -237,7 +237,7 @@ MISTAKES = [
     Mistake(nb5.check_limits_answers, ({"new_continuation": "b", "in_weights": "b", "rest_of_icl": "d"},),
             "word pairs from induction heads", "control"),
     Mistake(nb5.check_limits_answers, ({"new_continuation": "b", "in_weights": "c", "rest_of_icl": "a"},),
-            "induction heads carry all ICL", "measurement on this model"),
+            "induction heads carry all ICL", "measurement on one model"),
 ]
 
 CORRECT = [

@@ -254,13 +254,15 @@ _, cache = model.run_with_cache(tokens)
 pattern = cache["pattern", best[0]][0, best[1]]                                   # [q_pos, k_pos]
 row = tokens[0].tolist()
 queries = repeat_mask[choice].nonzero()[:, 0].tolist()
-hits = sum(int(pattern[q].argmax()) in {k + 1 for k in range(2, q) if row[k - 1:k + 1] == row[q - 1:q + 1]}
-           for q in queries)
+hit = [q for q in queries
+       if int(pattern[q].argmax()) in {k + 1 for k in range(2, q) if row[k - 1:k + 1] == row[q - 1:q + 1]}]
+hits = len(hit)
 print(f"\nhead {best[0]}.{best[1]}: of {len(queries)} tokens that continue a phrase seen earlier, {hits} "
       f"({hits / max(len(queries), 1):.0%}) put their strongest attention on the token after an earlier occurrence")
-q = queries[-1]
-print(f"for example the query {labels[q]!r} at position {q} attends most to {labels[int(pattern[q].argmax())]!r} "
-      f"at position {int(pattern[q].argmax())} (weight {pattern[q].max():.2f})")
+q = (hit or queries)[-1]
+k = int(pattern[q].argmax())
+print(f"for example the query {labels[q]!r} at position {q} (after {labels[q - 1]!r}) attends most to {labels[k]!r} at "
+      f"position {k} (weight {pattern[q, k]:.2f}), which comes after {labels[k - 2]!r}{labels[k - 1]!r}")
 
 # %% [markdown]
 # The static picture: the head's attention pattern over the passage. A head that does induction lights up, in the

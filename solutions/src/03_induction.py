@@ -222,6 +222,17 @@ for step in (jump - 40, jump - 20, jump, jump + 20, jump + 40, int(history["step
           f"{float(history['unrepeated_loss'][i]):13.2f} | {float(history['induction_score'][i, -1].max()):29.2f} | "
           f"{float(history['previous_token_score'][i, 0].max()):.2f}")
 
+# %%
+# The phase change, interactive: drag the slider over the training steps. The grid is every head's induction score
+# at that step (training records scores, not patterns); the curves are the scores and the loss on repeated tokens.
+from induction_course.slider import phase_slider
+phase_slider(history["step"].tolist(), history["induction_score"],
+             {"loss on repeated tokens (nats)": history["repeated_loss"].tolist(),
+              "best induction score, layer 1": history["induction_score"][:, -1].amax(-1).tolist(),
+              "best previous-token score, layer 0": history["previous_token_score"][:, 0].amax(-1).tolist()},
+             title="2-layer model during training", frame_title="induction score per head (rows: layers)",
+             static_index=int((history["step"] - jump_step(history)).abs().argmin()))
+
 # %% [markdown]
 # **What you should see:** for a while, not much; the loss drifts down as the model learns which tokens are
 # common in the current sequence. Then, within a few dozen steps (the printed rows around the jump), three

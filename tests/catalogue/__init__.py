@@ -13,7 +13,7 @@ import importlib
 from dataclasses import dataclass, field
 from typing import Any, Callable
 
-NOTEBOOKS = ("nb1", "nb2", "nb3", "nb4")
+NOTEBOOKS = ("nb1", "nb2", "nb3", "nb4", "nb5")
 
 
 @dataclass(frozen=True)

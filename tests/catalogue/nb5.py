@@ -1,0 +1,256 @@
+"""Notebook 5 (a language model of real text): mistakes students make, and correct alternatives.
+
+Every function below is written the way a student would write it, independently of the checks' ``Bug``s.
+"""
+from __future__ import annotations
+
+from functools import partial
+
+import torch
+import torch.nn.functional as F
+
+from catalogue import Correct, Mistake
+from induction_course.checks import nb5
+from induction_course.circuits import per_token_loss
+from induction_course.heads import diagonal_score, induction_score, previous_token_score
+
+
+# ================================================================ 5.1 text ICL score
+def icl_early_minus_late(losses, width=5):
+    n = losses.shape[1]
+    e, l = round(0.1 * n) - width // 2, min(round(0.98 * n) - width // 2, n - width)
+    return losses[:, e:e + width].mean() - losses[:, l:l + width].mean()
+
+
+def icl_fixed_windows(losses, width=5):
+    return losses[:, 55:63].mean() - losses[:, 4:10].mean()
+
+
+def icl_single_positions(losses, width=5):
+    n = losses.shape[1]
+    return losses[:, min(round(0.98 * n), n - 1)].mean() - losses[:, round(0.1 * n)].mean()
+
+
+def icl_windows_from_centre(losses, width=5):
+    n = losses.shape[1]
+    e = round(0.1 * n)
+    l = min(round(0.98 * n), n - width)
+    return losses[:, l:l + width].mean() - losses[:, e:e + width].mean()
+
+
+def icl_not_written(losses, width=5):
+    raise NotImplementedError()
+
+
+def icl_loop(losses, width=5):
+    n = losses.shape[-1]
+    early_start = int(round(n / 10)) - width // 2
+    late_start = min(int(round(n * 0.98)) - width // 2, n - width)
+    late = torch.stack([losses[:, late_start + k] for k in range(width)]).mean()
+    early = torch.stack([losses[:, early_start + k] for k in range(width)]).mean()
+    return late - early
+
+
+def icl_per_row(losses, width=5):
+    n = losses.shape[-1]
+    e, l = round(0.1 * n) - width // 2, min(round(0.98 * n) - width // 2, n - width)
+    return (losses[:, l:l + width].mean(dim=1) - losses[:, e:e + width].mean(dim=1)).mean()
+
+
+# ================================================================ 5.2 both scores
+def scores_swapped(model, tokens, seq_len):
+    _, cache = model.run_with_cache(tokens)
+    prev = torch.stack([previous_token_score(cache["pattern", l]) for l in range(model.cfg.n_layers)])
+    ind = torch.stack([induction_score(cache["pattern", l], seq_len) for l in range(model.cfg.n_layers)])
+    return ind, prev
+
+
+def scores_layer_zero_only(model, tokens, seq_len):
+    _, cache = model.run_with_cache(tokens)
+    p = cache["pattern", 0]
+    return (torch.stack([previous_token_score(p)] * model.cfg.n_layers),
+            torch.stack([induction_score(p, seq_len)] * model.cfg.n_layers))
+
+
+def scores_same_token(model, tokens, seq_len):
+    _, cache = model.run_with_cache(tokens)
+    patterns = [cache["pattern", l] for l in range(model.cfg.n_layers)]
+    ind = [p.diagonal(offset=-seq_len, dim1=-2, dim2=-1)[..., 1:].mean(dim=(0, -1)) for p in patterns]
+    return torch.stack([previous_token_score(p) for p in patterns]), torch.stack(ind)
+
+
+def scores_with_bos(model, tokens, seq_len):
+    _, cache = model.run_with_cache(tokens)
+    patterns = [cache["pattern", l] for l in range(model.cfg.n_layers)]
+    return (torch.stack([previous_token_score(p) for p in patterns]),
+            torch.stack([induction_score(p, seq_len + 1) for p in patterns]))
+
+
+def scores_self_attention(model, tokens, seq_len):
+    _, cache = model.run_with_cache(tokens)
+    patterns = [cache["pattern", l] for l in range(model.cfg.n_layers)]
+    return (torch.stack([p.diagonal(dim1=-2, dim2=-1).mean(dim=(0, -1)) for p in patterns]),
+            torch.stack([induction_score(p, seq_len) for p in patterns]))
+
+
+def scores_by_hand(model, tokens, seq_len):
+    _, cache = model.run_with_cache(tokens)
+    prev, ind = [], []
+    for layer in range(model.cfg.n_layers):
+        p = cache[f"blocks.{layer}.attn.hook_pattern"]
+        q = torch.arange(1, p.shape[-1])
+        prev.append(p[:, :, q, q - 1].mean(dim=(0, 2)))
+        q2 = torch.arange(seq_len + 1, 2 * seq_len + 1)
+        ind.append(p[:, :, q2, q2 - seq_len + 1].mean(dim=(0, 2)))
+    return torch.stack(prev), torch.stack(ind)
+
+
+# ================================================================ 5.3 direct logit attribution
+def _dla(model, cache, tokens, targets, centre=True, scale=True, weight=True):
+    out = []
+    for layer in range(model.cfg.n_layers):
+        z = cache[f"blocks.{layer}.attn.hook_z"][:, :-1]
+        heads_out = torch.einsum("bphd,hdm->bphm", z, model.blocks[layer].attn.W_O)
+        if centre:
+            heads_out = heads_out - heads_out.mean(-1, keepdim=True)
+        if scale:
+            heads_out = heads_out / cache["ln_final.hook_scale"][:, :-1].unsqueeze(-1)
+        if weight:
+            heads_out = heads_out * model.ln_final.w
+        unembed = model.W_U.T[targets]                                  # [batch, pos - 1, d_model]
+        out.append((heads_out * unembed[:, :, None]).sum(-1))
+    return torch.stack(out, dim=2)
+
+
+def dla_current_token(model, cache, tokens):
+    return _dla(model, cache, tokens, tokens[:, :-1])
+
+
+def dla_no_layernorm(model, cache, tokens):
+    return _dla(model, cache, tokens, tokens[:, 1:], centre=False, scale=False, weight=False)
+
+
+def dla_no_centring(model, cache, tokens):
+    return _dla(model, cache, tokens, tokens[:, 1:], centre=False)
+
+
+def dla_no_scale(model, cache, tokens):
+    return _dla(model, cache, tokens, tokens[:, 1:], scale=False)
+
+
+def dla_with_bias(model, cache, tokens):
+    out = []
+    for layer in range(model.cfg.n_layers):
+        attn = model.blocks[layer].attn
+        z = cache[f"blocks.{layer}.attn.hook_z"][:, :-1]
+        x = torch.einsum("bphd,hdm->bphm", z, attn.W_O) + attn.b_O
+        x = (x - x.mean(-1, keepdim=True)) / cache["ln_final.hook_scale"][:, :-1, None] * model.ln_final.w
+        out.append(torch.einsum("bphm,mbp->bph", x, model.W_U[:, tokens[:, 1:]]))
+    return torch.stack(out, dim=2)
+
+
+def dla_by_hand_loop(model, cache, tokens):
+    batch, pos = tokens.shape
+    n_layers, n_heads = model.cfg.n_layers, model.cfg.n_heads
+    result = torch.zeros(batch, pos - 1, n_layers, n_heads)
+    for layer in range(n_layers):
+        for head in range(n_heads):
+            vec = cache[f"blocks.{layer}.attn.hook_z"][:, :-1, head] @ model.blocks[layer].attn.W_O[head]
+            vec = vec - vec.mean(dim=-1, keepdim=True)
+            vec = vec / cache["ln_final.hook_scale"][:, :-1] * model.ln_final.w
+            logits = vec @ model.W_U                                       # [batch, pos - 1, d_vocab]
+            result[:, :, layer, head] = logits.gather(-1, tokens[:, 1:, None])[..., 0]
+    return result
+
+
+# ================================================================ 5.4 ICL with heads ablated
+def _zero(z, hook, head):
+    z = z.clone()
+    z[:, :, head] = 0
+    return z
+
+
+def _icl(losses, width):
+    n = losses.shape[-1]
+    e, l = round(0.1 * n) - width // 2, min(round(0.98 * n) - width // 2, n - width)
+    return losses[:, l:l + width].mean() - losses[:, e:e + width].mean()
+
+
+def ablate_permanent_hooks(model, tokens, heads, width=5):
+    for layer, head in heads:
+        model.add_hook(f"blocks.{layer}.attn.hook_z", partial(_zero, head=head))
+    return _icl(per_token_loss(model(tokens), tokens), width)
+
+
+def ablate_nothing(model, tokens, heads, width=5):
+    return _icl(per_token_loss(model(tokens), tokens), width)
+
+
+def ablate_last_only(model, tokens, heads, width=5):
+    for layer, head in heads:
+        hooks = [(f"blocks.{layer}.attn.hook_z", partial(_zero, head=head))]
+    return _icl(per_token_loss(model.run_with_hooks(tokens, fwd_hooks=hooks), tokens), width)
+
+
+def ablate_swapped(model, tokens, heads, width=5):
+    hooks = [(f"blocks.{head}.attn.hook_z", partial(_zero, head=layer)) for layer, head in heads]
+    return _icl(per_token_loss(model.run_with_hooks(tokens, fwd_hooks=hooks), tokens), width)
+
+
+def ablate_notebook3_windows(model, tokens, heads, width=5):
+    hooks = [(f"blocks.{layer}.attn.hook_z", partial(_zero, head=head)) for layer, head in heads]
+    losses = per_token_loss(model.run_with_hooks(tokens, fwd_hooks=hooks), tokens)
+    return losses[:, 55:63].mean() - losses[:, 4:10].mean()
+
+
+def ablate_with_context_manager(model, tokens, heads, width=5):
+    hooks = [(f"blocks.{layer}.attn.hook_z", partial(_zero, head=head)) for layer, head in heads]
+    with model.hooks(fwd_hooks=hooks):
+        logits = model(tokens)
+    return _icl(F.cross_entropy(logits[:, :-1].transpose(1, 2), tokens[:, 1:], reduction="none"), width)
+
+
+MISTAKES = [
+    Mistake(nb5.check_text_icl_score, (icl_early_minus_late,), "early minus late", "sign is flipped"),
+    Mistake(nb5.check_text_icl_score, (icl_fixed_windows,), "Notebook 3's fixed windows", "Notebook 3's windows"),
+    Mistake(nb5.check_text_icl_score, (icl_single_positions,), "single positions", "single positions"),
+    Mistake(nb5.check_text_icl_score, (icl_windows_from_centre,), "windows start at the centre", "should be centred"),
+    Mistake(nb5.check_text_icl_score, (icl_not_written,), "not written", "not written yet"),
+    Mistake(nb5.check_head_scores_on_repeats, (scores_swapped,), "grids swapped", "swapped"),
+    Mistake(nb5.check_head_scores_on_repeats, (scores_layer_zero_only,), "layer 0 for every layer", "layer 0's pattern"),
+    Mistake(nb5.check_head_scores_on_repeats, (scores_same_token,), "attention to the same token", "*same* token"),
+    Mistake(nb5.check_head_scores_on_repeats, (scores_with_bos,), "seq_len counting BOS", "seq_len + 1"),
+    Mistake(nb5.check_head_scores_on_repeats, (scores_self_attention,), "offset 0 for previous token", "offset 0"),
+    Mistake(nb5.check_head_logit_attribution, (dla_current_token,), "current token's logit", "current token"),
+    Mistake(nb5.check_head_logit_attribution, (dla_no_layernorm,), "no final LayerNorm", "LayerNorm is missing"),
+    Mistake(nb5.check_head_logit_attribution, (dla_no_centring,), "no centring", "centring is missing"),
+    Mistake(nb5.check_head_logit_attribution, (dla_no_scale,), "no scale", "did not divide"),
+    Mistake(nb5.check_head_logit_attribution, (dla_with_bias,), "b_O included", "b_O"),
+    Mistake(nb5.check_icl_with_heads_ablated, (ablate_permanent_hooks,), "hooks left on", "left its hooks"),
+    Mistake(nb5.check_icl_with_heads_ablated, (ablate_nothing,), "no ablation", "clean model's ICL"),
+    Mistake(nb5.check_icl_with_heads_ablated, (ablate_last_only,), "only the last head", "only the last head"),
+    Mistake(nb5.check_icl_with_heads_ablated, (ablate_swapped,), "(head, layer)", "(head, layer)"),
+    Mistake(nb5.check_icl_with_heads_ablated, (ablate_notebook3_windows,), "Notebook 3's windows",
+            "Notebook 3's fixed windows"),
+    Mistake(nb5.check_limits_answers, ({"new_continuation": "a", "in_weights": "c", "rest_of_icl": "d"},),
+            "earlier copy helps any prediction", "less* likely"),
+    Mistake(nb5.check_limits_answers, ({"new_continuation": "b", "in_weights": "b", "rest_of_icl": "d"},),
+            "word pairs from induction heads", "control"),
+    Mistake(nb5.check_limits_answers, ({"new_continuation": "b", "in_weights": "c", "rest_of_icl": "a"},),
+            "induction heads carry all ICL", "measurement on one model"),
+]
+
+CORRECT = [
+    Correct(nb5.check_text_icl_score, (icl_loop,), "a loop over the window",
+            {"seeds": (11, 12), "shapes": ({}, {"n": 63, "width": 3}, {"batch": 1, "n": 40, "width": 1})}),
+    Correct(nb5.check_text_icl_score, (icl_per_row,), "mean of per-row differences",
+            {"seeds": (11, 12), "shapes": ({}, {"n": 63, "width": 3}, {"batch": 1, "n": 40, "width": 1})}),
+    Correct(nb5.check_head_scores_on_repeats, (scores_by_hand,), "indexing by hand",
+            {"seeds": (11,), "shapes": ({"seq_len": 13, "batch": 2},)}),
+    Correct(nb5.check_head_logit_attribution, (dla_by_hand_loop,), "a loop over heads with gather",
+            {"seeds": (11,), "shapes": ({"seq_len": 13, "batch": 2},)}),
+    Correct(nb5.check_icl_with_heads_ablated, (ablate_with_context_manager,), "model.hooks and cross_entropy",
+            {"seeds": (11,), "shapes": ({"heads": [(0, 0), (1, 3)], "width": 3},)}),
+    Correct(nb5.check_limits_answers, ({"new_continuation": "B", "in_weights": " c", "rest_of_icl": "d"},),
+            "letters in other cases"),
+]

@@ -42,7 +42,7 @@ def _props(html: str) -> dict:
 
 
 def test_public_signature_is_kept():
-    assert list(inspect.signature(attention_view).parameters) == ["tokens", "pattern", "head_names"]
+    assert list(inspect.signature(attention_view).parameters) == ["tokens", "pattern", "head_names", "open_on"]
 
 
 def test_renders_without_touching_the_network_and_fast(no_network):

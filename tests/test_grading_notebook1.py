@@ -101,7 +101,7 @@ def test_solution_gets_full_marks_and_the_release_zero(batch):
 def test_stripped_metadata_is_restored_and_a_switched_off_check_still_counts(batch):
     sneaky = batch["rows"]["sneaky"]
     assert (sneaky.status, sneaky.max_score) == ("graded", 18), sneaky
-    assert sneaky.score == 14, sneaky  # check_project (2) and check_attention_layer, which calls project (2)
+    assert sneaky.score == 11, sneaky  # check_project (2), check_attention_layer (2), the TransformerLens comparison (3)
     assert "metadata was missing" in sneaky.notes and "patches the course's checks" in sneaky.notes
     html = (batch["out"] / "feedback" / "sneaky" / NAME / f"{NAME}.html").read_text()
     assert "the bias b is missing" in html
@@ -109,9 +109,10 @@ def test_stripped_metadata_is_restored_and_a_switched_off_check_still_counts(bat
 
 # What each trick keeps: the tests its wrong project() does not reach (the TransformerLens layer has no bias, so
 # a project() without it passes there, unless the trick also breaks that check: a subclass, no record, a forgery).
-# A trick that changes the checks while they run also fails the later tests whose checks call project again.
-TRICK_SCORES = {"patch_engine": 11, "frames": 11, "computed_import": 14, "subclass": 11, "no_record": 11,
-                "forged_record": 11, "emit_collects_reference": 14}
+# A project without its bias fails check_project (2), check_attention_layer (2) and the TransformerLens comparison
+# (3), which runs on non-zero biases; a trick that changes the checks while they run fails the same tests.
+TRICK_SCORES = {"patch_engine": 11, "frames": 11, "computed_import": 11, "subclass": 11, "no_record": 11,
+                "forged_record": 11, "emit_collects_reference": 11}
 
 
 @pytest.mark.parametrize("trick", TRICKS)
@@ -138,7 +139,7 @@ def test_a_trick_on_the_whole_notebook_is_refused(batch, trick):
     ("untouched", "project is not written yet"), ("sneaky", "the bias b is missing"),
     ("trick_subclass", "but a plain torch.Tensor was expected"), ("trick_no_record", "checks were changed while it ran"),
     ("trick_emit_collects_reference", "checks were changed while it ran"),
-    ("trick_forged_record", "the bias b is missing"), ("trick_patch_engine", "the bias b is missing"),
+    ("trick_forged_record", "checks were changed while it ran"), ("trick_patch_engine", "the bias b is missing"),
 ])
 def test_feedback_shows_the_graders_verdict(batch, student, words):
     page = (batch["out"] / "feedback" / student / NAME / f"{NAME}.html").read_text()

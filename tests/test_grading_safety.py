@@ -89,7 +89,7 @@ def test_full_disk_in_course_grade_is_a_message_not_a_traceback(tmp_path, monkey
         raise files.DiskFull("the disk under OUT is full")
     monkeypatch.setattr(batch, "grade", full)
     args = command.argparse.Namespace(submissions=tmp_path, assignment=None, out=tmp_path, jobs=1, cell_timeout=1,
-                                      timeout=1, memory=1, force=False, unsafe_no_sandbox=True)
+                                      timeout=1, memory=1, force=False, unsafe_no_sandbox=True, cluster=None)
     assert command.run(args) == 2
     assert "course grade: the disk under OUT is full" in capsys.readouterr().err
 

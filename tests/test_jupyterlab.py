@@ -164,5 +164,5 @@ def test_instructor_formgrader_lists_exactly_the_assignments(role_labs):
     assert not INSTRUCTOR_PLUGINS & set(_page_config(lab).get("disabledExtensions", []))
     status, body = lab.request("GET", "formgrader/api/assignments", timeout=120)
     assert status == 200, body
-    assert sorted(a["name"] for a in json.loads(body)) == assignments() and len(assignments()) == 4, body
+    assert sorted(a["name"] for a in json.loads(body)) == assignments() and len(assignments()) == 5, body
 

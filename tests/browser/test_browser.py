@@ -59,7 +59,7 @@ for (let i = 0; i < cells.length; i++) {
     if (out.output_type === "error") errors.push(`cell ${i}: ${out.ename}: ${out.evalue}`);
     const data = out.data || {};
     if (String(data["text/html"] || "").includes("induction-course-attention-view")) views++;
-    if (data["image/png"]) images++;
+    if (data["image/png"] && !data["text/html"]) images++;  // a picture beside HTML is for saved copies
   }
 }
 const kernel = panel.sessionContext.session.kernel;

@@ -130,7 +130,7 @@ def train(n_layers: int, train_stream: torch.Tensor, held_out_stream: torch.Tens
             optimizer.step()
             since.append(loss.detach())
             if step < FIRST_STEPS:
-                first.append(float(loss))
+                first.append(float(loss.detach()))
     history = {k: torch.stack(v) if k.endswith("token_score") or k == "induction_score" else torch.tensor(v)
                for k, v in records.items()}
     history["seconds"] = torch.tensor(time.perf_counter() - start)

@@ -30,7 +30,7 @@ def models():
 
 @pytest.fixture(scope="module")
 def held_out(models):
-    return text.held_out_batch(32, models[0].cfg.n_ctx, seed=0)
+    return text.held_out_batch(64, models[0].cfg.n_ctx, seed=0)   # the notebook's held-out text
 
 
 @pytest.fixture(scope="module")
@@ -145,3 +145,17 @@ def test_induction_predicts_repeats_and_is_wrong_on_new_continuations(losses, he
     two, one = losses
     assert two[groups["repeat"]].mean() < one[groups["repeat"]].mean()
     assert two[groups["new_continuation"]].mean() > one[groups["new_continuation"]].mean()
+
+
+def test_the_loss_pca_path_turns_inside_the_rise_of_the_induction_score(models, held_out):
+    """Section 6: the sharpest turn of the snapshots' per-token-loss path lies within the induction score's rise."""
+    steps, snapshots = text.load_snapshots(device="cpu")
+    history = text.load_text_model(2, device="cpu")[1]
+    positions = torch.randint(1, models[0].cfg.n_ctx - 1, (held_out.shape[0],),
+                              generator=torch.Generator().manual_seed(4))
+    coords, _ = T.loss_pca(T.per_token_losses(snapshots, held_out, positions))
+    turn_step = steps[T.turning_point(coords)]
+    best = history["induction_score"][:, 1].amax(-1)
+    low, high = float(best[0]), float(best.max())
+    at_turn = float(best[history["step"].tolist().index(turn_step)])
+    assert low + 0.05 * (high - low) < at_turn < low + 0.95 * (high - low), (turn_step, at_turn, low, high)

@@ -9,11 +9,37 @@ figures that ``course bench`` prints.
 """
 from __future__ import annotations
 
+import ast
+import functools
 import importlib
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any, Callable
 
 NOTEBOOKS = ("nb1", "nb2", "nb3", "nb4", "nb5")
+MASTERS = Path(__file__).resolve().parents[2] / "solutions" / "src"
+
+
+@functools.cache
+def _hidden_calls(notebook: str) -> dict[str, list[dict[str, Any]]]:
+    """{check name: [keyword arguments of each hidden call]} read from the master's hidden-test blocks."""
+    master = next(MASTERS.glob(f"0{notebook[2:]}_*.py"))
+    calls: dict[str, list[dict[str, Any]]] = {}
+    for block in master.read_text().split("### BEGIN HIDDEN TESTS")[1:]:
+        source = "\n".join(line[2:] if line.startswith("# ") else line
+                           for line in block.split("### END HIDDEN TESTS")[0].splitlines())
+        for node in ast.walk(ast.parse(source)):
+            if isinstance(node, ast.Call) and isinstance(node.func, ast.Attribute):
+                kwargs = {k.arg: ast.literal_eval(k.value) for k in node.keywords if k.arg}
+                calls.setdefault(node.func.attr, []).append(kwargs)
+    return calls
+
+
+def hidden(notebook: str, check: str, index: int = 0) -> dict[str, Any]:
+    """The keyword arguments of the master's hidden call ``nbK.<check>(...)`` (its ``index``-th one).
+
+    Hidden-test parameters are read from the masters, never copied into the catalogue."""
+    return _hidden_calls(notebook)[check][index]
 
 
 @dataclass(frozen=True)

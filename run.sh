@@ -4,7 +4,7 @@
 #   ./run.sh instructor [ARGS]   the same with nbgrader's instructor tools, opened on the formgrader
 #   ./run.sh test [ARGS]         set up (if needed) and run the test suite (ARGS go to pytest), a worker per core
 #   ./run.sh bench [ARGS]        set up (if needed) and print the time and memory budgets
-#   ./run.sh build               regenerate solutions/*.ipynb and course/ from the masters in solutions/src/
+#   ./run.sh build               regenerate solutions/*.ipynb and course/ from the masters in masters/
 #   ./run.sh setup               set up only
 # ARGS of lab and instructor go to JupyterLab: ./run.sh lab --port 8899 --no-browser (add --ip 0.0.0.0 in Docker).
 #

@@ -1,7 +1,7 @@
 """Review notes for a student's function that is a copy of a reference, verbatim or renamed.
 
 The references are every function of the course package (``induction_course``) and every solution of the
-masters (``solutions/src``). Two functions are the same when their syntax trees are, after dropping docstrings
+masters (``masters/``). Two functions are the same when their syntax trees are, after dropping docstrings
 and annotations and numbering every name (variables, arguments, the function's own) in order of first use:
 renaming, reformatting and comments change nothing. Functions of fewer than ``MIN_NODES`` nodes are not
 compared, since a one-line answer written from scratch often is the reference.
@@ -69,7 +69,7 @@ def _functions(source: str) -> list[ast.FunctionDef]:
 def reference_shapes() -> dict[str, str]:
     """shape -> where the reference is written (``induction_course.attention.project``, ``master 01_attention``)."""
     import induction_course
-    from induction_course.notebooks import SOURCES
+    from induction_course.repository import MASTERS
 
     package = Path(induction_course.__file__).resolve().parent
     shapes: dict[str, str] = {}
@@ -77,7 +77,7 @@ def reference_shapes() -> dict[str, str]:
         module = ".".join(path.relative_to(package.parent).with_suffix("").parts)
         for fn in _functions(path.read_text()):
             shapes.setdefault(shape(fn) or "", f"{module}.{fn.name}")
-    for path in sorted(SOURCES.glob("[0-9][0-9]_*.py")):
+    for path in sorted(MASTERS.glob("[0-9][0-9]_*.py")):
         for cell in _MARKER.sub("", path.read_text()).split("\n# %%"):
             for fn in _functions(cell.split("\n", 1)[-1]):
                 shapes.setdefault(shape(fn) or "", f"the solution of {fn.name} in master {path.stem}")

@@ -26,8 +26,8 @@ c.CourseDirectory.submitted_directory = "autograder/submitted"
 c.CourseDirectory.autograded_directory = "autograder/autograded"
 c.CourseDirectory.feedback_directory = "autograder/feedback"
 c.CourseDirectory.db_url = "sqlite:///" + os.path.join(ROOT, "autograder", "gradebook.db")
-# The notebooks' percent-format masters live in solutions/src and never reach students.
-c.CourseDirectory.ignore = [".ipynb_checkpoints", "*.pyc", "__pycache__", "feedback", "src"]
+# The notebooks' percent-format masters live in masters/, outside the source folder: nbgrader never sees them.
+c.CourseDirectory.ignore = [".ipynb_checkpoints", "*.pyc", "__pycache__", "feedback"]
 
 c.ClearSolutions.code_stub = {"python": "# YOUR CODE HERE\nraise NotImplementedError()"}
 c.ClearSolutions.text_stub = "YOUR ANSWER HERE"
@@ -50,19 +50,3 @@ elif not os.environ.get("JUPYTERHUB_API_URL"):
     except OSError:  # a read-only checkout: nbgrader then says which folder is missing
         pass
 
-
-def _assignment_folders(list_folders):
-    """nbgrader's source assignments, less folders without a notebook (the masters' folder, solutions/src)."""
-    def listed(api) -> set:
-        source = os.path.join(api.coursedir.root, api.coursedir.source_directory)
-        return {name for name in list_folders(api)
-                if any(f.endswith(".ipynb") for f in os.listdir(os.path.join(source, name)))}
-    return listed
-
-
-# nbgrader lists every folder of the source directory as an assignment (the formgrader would show `src`).
-from nbgrader.apps.api import NbGraderAPI  # noqa: E402
-
-if not getattr(NbGraderAPI.get_source_assignments, "course_filtered", False):
-    NbGraderAPI.get_source_assignments = _assignment_folders(NbGraderAPI.get_source_assignments)
-    NbGraderAPI.get_source_assignments.course_filtered = True

@@ -39,13 +39,15 @@ def _db(root: Path) -> str:
 
 
 def _nbgrader(args: list[str], root: Path) -> None:
-    from induction_course.notebooks import nbgrader_env
+    from autograder.nbgrader_run import generate_assignment, nbgrader_env
 
-    cmd = [sys.executable, "-m", "nbgrader", *args, "--log-level=ERROR"]
     env = {k: v for k, v in nbgrader_env().items() if k != RECORD_ENV}  # the checks judge in the kernel here
     try:
-        proc = subprocess.run(cmd, cwd=root, capture_output=True, text=True, env=env,
-                              timeout=NBGRADER_TIMEOUT)
+        if args[0] == "generate_assignment":
+            proc = generate_assignment(args[1], root, *args[2:], env=env, timeout=NBGRADER_TIMEOUT)
+        else:
+            proc = subprocess.run([sys.executable, "-m", "nbgrader", *args, "--log-level=ERROR"], cwd=root,
+                                  capture_output=True, text=True, env=env, timeout=NBGRADER_TIMEOUT)
     except subprocess.TimeoutExpired:
         raise RuntimeError(f"{' '.join(args[:2])} took over {NBGRADER_TIMEOUT} s") from None
     if proc.returncode != 0:
@@ -59,7 +61,7 @@ def prepare(assignment: str, root: Path, solutions: Path = ROOT / "solutions") -
     shutil.copytree(solutions / assignment, root / "source" / assignment)
     (root / "nbgrader_config.py").write_text(_CONFIG.format(course=str(COURSE_CONFIG), root=str(root), db=_db(root),
                                                             timeout=CELL_TIMEOUT))
-    _nbgrader(["generate_assignment", assignment, "--force"], root)
+    _nbgrader(["generate_assignment", assignment], root)
 
 
 def autograde(submission: Path, assignment: str, root: Path) -> dict[str, tuple[float, float]]:

@@ -8,7 +8,6 @@ comments; ``refresh_score`` reads a row's totals back, manual grades included.
 from __future__ import annotations
 
 import subprocess
-import sys
 import tempfile
 import warnings
 from pathlib import Path
@@ -60,18 +59,16 @@ def check_gradebook(out: Path, wait: float = GRADEBOOK_WAIT) -> None:
 
 def generate(course: Course, out: Path, name: str) -> None:
     """nbgrader generate_assignment: source cells (with hidden tests) into the gradebook, release aside."""
-    from induction_course.notebooks import nbgrader_env
+    from autograder.nbgrader_run import generate_assignment
 
     check_gradebook(out)
     with tempfile.TemporaryDirectory() as tmp:
-        cmd = [sys.executable, "-m", "nbgrader", "generate_assignment", name, "--force",
-               f"--CourseDirectory.root={course.root}",
-               f"--CourseDirectory.source_directory={course.source}",
-               f"--CourseDirectory.release_directory={tmp}/release",
-               f"--CourseDirectory.db_url={db_url(out / 'gradebook.db')}", "--log-level=ERROR"]
         try:
-            proc = subprocess.run(cmd, cwd=course.config.parent, capture_output=True, text=True, env=nbgrader_env(),
-                                  timeout=NBGRADER_TIMEOUT)
+            proc = generate_assignment(name, course.config.parent, f"--CourseDirectory.root={course.root}",
+                                       f"--CourseDirectory.source_directory={course.source}",
+                                       f"--CourseDirectory.release_directory={tmp}/release",
+                                       f"--CourseDirectory.db_url={db_url(out / 'gradebook.db')}",
+                                       timeout=NBGRADER_TIMEOUT)
         except subprocess.TimeoutExpired:
             raise GradingError(f"nbgrader generate_assignment {name} took over {NBGRADER_TIMEOUT} s") from None
         generated = Path(tmp) / "release" / name / f"{name}.ipynb"

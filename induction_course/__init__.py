@@ -9,8 +9,10 @@ Modules are named after what they hold:
 - feedback: ``checks`` (shared by check cells and graded cells; the grader itself is the separate
   ``autograder`` package, for instructors);
 - setup: ``colab`` (the notebooks' Colab setup cell and its installer), ``threads`` (the thread policy applied
-  on import, below);
-- maintainers' tooling: ``notebooks`` (build), ``environment`` (lock), ``benchmark``, ``cli``.
+  on import, below), ``repository`` (where the checkout is).
+
+It imports neither the grader (``autograder``) nor the maintainers' tools (``course_tools``), which sit above it
+(``tests/test_layout.py`` asserts it).
 """
 from induction_course.threads import apply_policy, prepare_environment
 

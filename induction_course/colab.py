@@ -1,7 +1,7 @@
 """Self-study on Colab: the header and setup cell every notebook starts with, and the installer that cell runs.
 
 The repository's address is written in one place: ``[project.urls] Repository`` in ``pyproject.toml``. The
-builder (:func:`induction_course.notebooks.parse_master`) puts two cells, made from it, in front of every master:
+builder (:func:`course_tools.notebooks.parse_master`) puts two cells, made from it, in front of every master:
 
 1. a markdown header: an "Open in Colab" link (only where Colab can open the repository, i.e. a GitHub https
    address; elsewhere a note says to upload the notebook), and the link to the solution notebook (from a
@@ -35,8 +35,7 @@ import tempfile
 import tomllib
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parent.parent
-PYPROJECT = ROOT / "pyproject.toml"
+from induction_course.repository import PYPROJECT, ROOT  # noqa: F401  (ROOT: read by the tests)
 
 #: The environment variable that overrides the repository the setup cell installs from.
 REPO_ENV = "COURSE_REPO_URL"

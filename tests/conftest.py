@@ -10,7 +10,7 @@ import nbformat
 import pytest
 
 from autograder.plain import autograde, autograded_path, prepare
-from induction_course.notebooks import SOLUTIONS, assignments
+from course_tools.notebooks import SOLUTIONS, assignments
 
 os.environ.setdefault("COURSE_DEVICE", "cpu")
 os.environ.setdefault("PYDEVD_DISABLE_FILE_VALIDATION", "1")

@@ -14,7 +14,7 @@ import nbformat
 
 from autograder.scoring import generate, release_rel
 from autograder.settings import Course
-from induction_course.notebooks import parse_master, write_notebook
+from course_tools.notebooks import parse_master, write_notebook
 
 NAME = "00_tiny"
 MASTER = '''# %% [markdown]

@@ -16,7 +16,7 @@ from pathlib import Path
 
 import nbformat
 
-from induction_course.notebooks import COURSE, ROOT, SOLUTIONS
+from course_tools.notebooks import COURSE, ROOT, SOLUTIONS
 
 
 def free_port() -> int:

@@ -15,8 +15,8 @@ from pathlib import Path
 import pytest
 
 from induction_course import colab
-from induction_course.environment import read_lock
-from induction_course.notebooks import COURSE, ROOT, SOLUTIONS
+from course_tools.environment import read_lock
+from course_tools.notebooks import COURSE, ROOT, SOLUTIONS
 
 
 def _cells(path: Path) -> list[dict]:
@@ -77,7 +77,7 @@ def test_the_repository_url_lives_in_pyproject():
     urls = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]["urls"]
     assert colab.repository_url() == urls["Repository"]
     holders = []
-    for path in [*ROOT.glob("induction_course/**/*.py"), *ROOT.glob("solutions/src/*.py"), *ROOT.glob("tests/**/*.py"),
+    for path in [*ROOT.glob("induction_course/**/*.py"), *ROOT.glob("masters/*.py"), *ROOT.glob("tests/**/*.py"),
                  *ROOT.glob("*.toml"), *ROOT.glob("*.sh"), *ROOT.glob("*.md"), *ROOT.glob("autograder/*")]:
         if path.is_file() and colab.repository_url() in path.read_text(errors="replace"):
             holders.append(path.relative_to(ROOT).as_posix())

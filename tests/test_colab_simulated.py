@@ -22,8 +22,8 @@ import pytest
 from nbclient import NotebookClient
 
 from induction_course import colab
-from induction_course.environment import read_lock
-from induction_course.notebooks import ROOT, SOLUTIONS
+from course_tools.environment import read_lock
+from course_tools.notebooks import ROOT, SOLUTIONS
 
 #: What the simulated runtime starts with: the packages the course expects Colab to provide.
 RUNTIME = ["numpy", "matplotlib", "ipykernel", "pandas"]

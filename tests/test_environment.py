@@ -19,8 +19,8 @@ import yaml
 from packaging.specifiers import SpecifierSet
 from packaging.utils import canonicalize_name
 
-from induction_course.environment import ENVIRONMENT, TORCH_CPU_INDEX, environment_yml, read_lock
-from induction_course.notebooks import ROOT
+from course_tools.environment import ENVIRONMENT, TORCH_CPU_INDEX, environment_yml, read_lock
+from course_tools.notebooks import ROOT
 
 OLDEST_PYTHON = "3.11.2"  # Debian 12's
 

@@ -22,7 +22,7 @@ from autograder.restoring import restore_structure
 from autograder.settings import ROOT, Limits, Row, SubmissionError, course_package
 from autograder.submissions import find_submissions, safe_name
 from grading_tiny import NAME, answer, approximate_release, cell, index
-from induction_course import cli
+from course_tools import cli
 
 
 @pytest.fixture(scope="module")

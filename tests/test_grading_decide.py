@@ -23,7 +23,7 @@ from grading_cases import HOME, TRICKS
 from grading_tiny import MASTER, NAME
 from induction_course.checks import nb1, record
 from induction_course.checks.core import Check, CheckFailed
-from induction_course.notebooks import SOLUTIONS, assignments, parse_master
+from course_tools.notebooks import SOLUTIONS, assignments, parse_master
 
 PARAMS = {"seeds": (11, 12), "shapes": ({}, {"pos": 1})}
 CELL = f"""# Check: run this cell.

@@ -20,7 +20,7 @@ from autograder.scoring import db_url
 from autograder.settings import Limits
 from grading_cases import (HONEST, MALFORMED, ODD_SKIPPED, REFUSED_TRICKS, REFUSED_WORDS, TRICKS, VICTIM_MARK, feedback_leaks, links_and_strays,
                            malformed, read_skipped, unaccounted, with_cells)
-from induction_course.notebooks import COURSE, SOLUTIONS
+from course_tools.notebooks import COURSE, SOLUTIONS
 
 NAME = "01_attention"
 pytestmark = [pytest.mark.skipif(bool(sandbox_problem()), reason=f"no sandbox: {sandbox_problem()}"),

@@ -18,7 +18,7 @@ import nbformat
 import pytest
 
 from induction_course import jupyter_extension
-from induction_course.notebooks import CONFIG, COURSE, assignments
+from course_tools.notebooks import CONFIG, COURSE, assignments
 from labserver import LabServer, copy_course, filled_course_notebook
 
 COURSE_ID = "induction-heads"

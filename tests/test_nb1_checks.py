@@ -541,7 +541,7 @@ def test_graded_cell_after_the_graders_purge_cannot_be_monkeypatched(monkeypatch
     import json
     import sys
 
-    from induction_course.notebooks import COURSE
+    from course_tools.notebooks import COURSE
 
     nb = json.loads((COURSE / "01_attention" / "01_attention.ipynb").read_text())
     cell = next(c for c in nb["cells"] if c["metadata"].get("nbgrader", {}).get("grade_id") == "check_attention_scores")

@@ -466,7 +466,7 @@ def test_wrong_answers_explain_themselves(answers, fragment):
 
 
 # ----- judged from the record alone
-MASTER = Path(__file__).resolve().parents[1] / "solutions" / "src" / "02_previous_token.py"
+MASTER = Path(__file__).resolve().parents[1] / "masters" / "02_previous_token.py"
 
 
 def _graded_calls() -> list[ast.Call]:

@@ -17,7 +17,7 @@ from pathlib import Path
 import nbformat
 import pytest
 
-from induction_course.notebooks import COURSE, ROOT
+from course_tools.notebooks import COURSE, ROOT
 from labserver import filled_course_notebook
 
 NAME = "01_attention"

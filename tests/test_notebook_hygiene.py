@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import nbformat
 
-from induction_course.notebooks import write_notebook
+from course_tools.notebooks import write_notebook
 
 MAX_EXECUTED_BYTES = 5_000_000
 

@@ -2,7 +2,7 @@
 from __future__ import annotations
 
 from autograder.plain import autograde
-from induction_course.notebooks import COURSE
+from course_tools.notebooks import COURSE
 
 
 def test_solution_executes_top_to_bottom(assignment, executed_solutions):

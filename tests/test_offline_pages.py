@@ -13,7 +13,7 @@ import nbformat
 import pytest
 from markdown_it import MarkdownIt
 
-from induction_course.notebooks import COURSE, SOLUTIONS
+from course_tools.notebooks import COURSE, SOLUTIONS
 
 #: The attributes through which a tag makes the page fetch something.
 _FETCHING = {"img": ("src", "srcset"), "script": ("src",), "iframe": ("src",), "frame": ("src",),

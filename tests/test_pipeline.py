@@ -6,8 +6,8 @@ import re
 
 import pytest
 
-from induction_course.environment import read_lock
-from induction_course.notebooks import COURSE, ROOT, SOLUTIONS, SOURCES, finish_release, parse_master
+from course_tools.environment import read_lock
+from course_tools.notebooks import COURSE, ROOT, SOLUTIONS, SOURCES, finish_release, parse_master
 
 
 def _bytes_of(nb) -> str:
@@ -65,7 +65,7 @@ def test_every_master_has_both_notebooks(assignment):
 def test_solution_notebook_matches_its_master(assignment):
     built = _bytes_of(parse_master((SOURCES / f"{assignment}.py").read_text(), assignment))
     committed = (SOLUTIONS / assignment / f"{assignment}.ipynb").read_text()
-    assert committed == built, f"solutions/{assignment} drifted from solutions/src/{assignment}.py: run `./run.sh build`"
+    assert committed == built, f"solutions/{assignment} drifted from masters/{assignment}.py: run `./run.sh build`"
 
 
 def test_course_notebook_is_what_nbgrader_generates(assignment, course_dirs, tmp_path):

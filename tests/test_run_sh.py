@@ -19,7 +19,7 @@ from pathlib import Path
 
 import pytest
 
-from induction_course.notebooks import ROOT, assignments
+from course_tools.notebooks import ROOT, assignments
 from labserver import REQUEST_S, STARTUP_S, copy_course, free_port
 
 VENV = ROOT / ".venv"

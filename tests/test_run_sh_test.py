@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pytest
 
-from induction_course.notebooks import ROOT
+from course_tools.notebooks import ROOT
 
 STAND_IN = """#!/usr/bin/env bash
 if [ "$1" = -m ] && [ "$2" = pip ]; then echo "pip ${{*:3}}" >> "$(dirname "$0")/../pip.log"; exit 0; fi

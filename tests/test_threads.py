@@ -7,7 +7,7 @@ import sys
 
 import pytest
 
-from induction_course.notebooks import ROOT
+from course_tools.notebooks import ROOT
 
 CORES = len(os.sched_getaffinity(0))
 

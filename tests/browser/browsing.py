@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import time
 
-from induction_course.notebooks import ROOT
+from course_tools.notebooks import ROOT
 
 ARTIFACTS = ROOT / "artifacts" / "browser"
 CHROMIUM_FLAGS = [

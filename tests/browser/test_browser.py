@@ -17,7 +17,7 @@ import nbformat
 import pytest
 
 from induction_course import jupyter_extension
-from induction_course.notebooks import assignments
+from course_tools.notebooks import assignments
 from browsing import ARTIFACTS, LAB_SETTINGS, wait as _wait
 from labserver import LabServer, filled_course_notebook
 

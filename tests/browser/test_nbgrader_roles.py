@@ -13,7 +13,7 @@ import sys
 import pytest
 
 from browsing import ARTIFACTS, LAB_SETTINGS, wait
-from induction_course.notebooks import assignments
+from course_tools.notebooks import assignments
 from labserver import LabServer, copy_course
 
 NAME = "01_attention"

@@ -17,7 +17,7 @@ from pathlib import Path
 from typing import Any, Callable
 
 NOTEBOOKS = ("nb1", "nb2", "nb3", "nb4", "nb5")
-MASTERS = Path(__file__).resolve().parents[2] / "solutions" / "src"
+MASTERS = Path(__file__).resolve().parents[2] / "masters"
 
 
 @functools.cache

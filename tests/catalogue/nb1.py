@@ -13,7 +13,7 @@ import torch.nn.functional as F
 from catalogue import Correct, Mistake
 from induction_course.checks import nb1
 
-# The hidden calls of the notebook's graded cells (solutions/src/01_attention.py).
+# The hidden calls of the notebook's graded cells (masters/01_attention.py).
 HIDDEN = {
     "project": {"seeds": (11, 12), "shapes": ({}, {"pos": 1}, {"head": 1, "d_head": 7})},
     "scores": {"seeds": (11, 12), "shapes": ({}, {"pos": 1}, {"head": 1, "d_head": 5})},

@@ -37,7 +37,7 @@ def _no_args(parser: argparse.ArgumentParser) -> None:
 
 
 def _build(args: argparse.Namespace) -> int:
-    from induction_course.notebooks import ROOT, build_all
+    from course_tools.notebooks import ROOT, build_all
 
     for path in build_all():
         print(f"wrote {path.relative_to(ROOT)}")
@@ -54,7 +54,7 @@ def _bench_args(parser: argparse.ArgumentParser) -> None:
 
 
 def _bench(args: argparse.Namespace) -> int:
-    from induction_course import benchmark
+    from course_tools import benchmark
 
     benchmark.run(args.notebooks or None, threads=args.threads, baseline=args.baseline)
     if args.grading:
@@ -65,7 +65,7 @@ def _bench(args: argparse.Namespace) -> int:
 
 
 def _lock(args: argparse.Namespace) -> int:
-    from induction_course.environment import ENVIRONMENT, LOCK, write_lock
+    from course_tools.environment import ENVIRONMENT, LOCK, write_lock
 
     write_lock()
     print(f"wrote {LOCK.name} and {ENVIRONMENT.name} from the running environment")

@@ -32,7 +32,7 @@ from typing import Iterator
 import nbformat
 from nbclient import NotebookClient
 
-from induction_course.notebooks import ROOT, SOLUTIONS, assignments
+from course_tools.notebooks import ROOT, SOLUTIONS, assignments
 
 QUIET_BUDGETS = {"01_attention": 5.9, "02_previous_token": 7.6, "03_induction": 20.0, "04_ablation": 18.0}
 LOAD_RATIO_BUDGET = 2.0
@@ -82,8 +82,8 @@ def execute(name: str, root: Path = ROOT) -> dict[str, float]:
 
 
 def _in_subprocess(*args: str, env: dict[str, str] | None = None) -> dict:
-    """Run ``python -m induction_course.benchmark <args>`` and read the JSON it prints last."""
-    out = subprocess.run([sys.executable, "-m", "induction_course.benchmark", *args], capture_output=True,
+    """Run ``python -m course_tools.benchmark <args>`` and read the JSON it prints last."""
+    out = subprocess.run([sys.executable, "-m", "course_tools.benchmark", *args], capture_output=True,
                          text=True, check=True, timeout=3 * CELL_TIMEOUT_S, env={**os.environ, **(env or {})}).stdout
     return json.loads(out.strip().splitlines()[-1])
 
@@ -170,13 +170,22 @@ def training_table(factor: float = 1.0) -> None:
 
 
 def catalogue_table() -> None:
-    """How many of the catalogued students' mistakes the checks name (tests/catalogue)."""
-    sys.path.insert(0, str(ROOT / "tests"))
-    try:
-        from catalogue import report
-    except ImportError:
-        print("\n(no tests/catalogue here: the mistake catalogue lives in the repository's tests)")
+    """How many of the catalogued students' mistakes the checks name (tests/catalogue).
+
+    The catalogue is part of the repository's tests, not of what ships: it is read only from a checkout, by
+    loading ``tests/catalogue`` as a package from its file (nothing is added to ``sys.path``).
+    """
+    init = ROOT / "tests" / "catalogue" / "__init__.py"
+    if not init.is_file():
+        print("\n(no tests/catalogue here: the mistake catalogue lives in the repository's tests, in a checkout)")
         return
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location("catalogue", init, submodule_search_locations=[str(init.parent)])
+    catalogue = importlib.util.module_from_spec(spec)
+    sys.modules["catalogue"] = catalogue
+    spec.loader.exec_module(catalogue)
+    report = catalogue.report
     with contextlib.redirect_stdout(open(os.devnull, "w")):
         figures = report()
     print(f"\n{'mistakes catalogue':<20}{'mistakes':>9}{'named':>7}{'generic':>9}{'passed':>8}{'named %':>9}"

@@ -10,7 +10,8 @@ import subprocess
 import sys
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parent.parent
+from induction_course.repository import ROOT
+
 LOCK = ROOT / "requirements.lock"
 ENVIRONMENT = ROOT / "environment.yml"
 HEADER = "# Exact versions of everything the course installs. Regenerate with `course lock`.\n"

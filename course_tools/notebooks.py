@@ -1,6 +1,6 @@
 """Build notebooks: percent-format masters -> `solutions/` notebooks -> `course/` release.
 
-A master ``solutions/src/NN_name.py`` is a notebook in jupytext's percent format. Each cell opens with a marker
+A master ``masters/NN_name.py`` is a notebook in jupytext's percent format. Each cell opens with a marker
 line; the nbgrader role of a cell is written as jupytext cell metadata on that line:
 
 ``# %% [markdown]``                              prose; jupytext strips the leading ``# `` of each line
@@ -19,19 +19,17 @@ Every notebook starts with two cells the builder adds (see :mod:`induction_cours
 from __future__ import annotations
 
 import json
-import os
-import subprocess
-import sys
 import tempfile
 from pathlib import Path
 
 import jupytext
 import nbformat
 
+from autograder.nbgrader_run import generate_assignment
 from induction_course import colab
+from induction_course.repository import MASTERS, ROOT
 
-ROOT = Path(__file__).resolve().parent.parent
-SOURCES = ROOT / "solutions" / "src"
+SOURCES = MASTERS  # the masters: outside nbgrader's source folder (solutions/), so nbgrader never lists them
 SOLUTIONS = ROOT / "solutions"
 COURSE = ROOT / "course"
 CONFIG = ROOT / "autograder" / "nbgrader_config.py"
@@ -119,29 +117,18 @@ def write_notebook(nb: nbformat.NotebookNode, path: Path) -> None:
 
 
 def build_solution(name: str) -> Path:
-    """Master ``solutions/src/<name>.py`` -> ``solutions/<name>/<name>.ipynb``."""
+    """Master ``masters/<name>.py`` -> ``solutions/<name>/<name>.ipynb``."""
     nb = parse_master((SOURCES / f"{name}.py").read_text(), name)
     out = SOLUTIONS / name / f"{name}.ipynb"
     write_notebook(nb, out)
     return out
 
 
-def nbgrader_env() -> dict[str, str]:
-    """The environment for an nbgrader subprocess.
-
-    nbgrader runs ``alembic`` from PATH, so this interpreter's scripts go first, even when the
-    virtual environment is not activated.
-    """
-    return {**os.environ, "PATH": os.pathsep.join([str(Path(sys.executable).parent), os.environ.get("PATH", "")])}
-
-
 def release(name: str, dest: Path) -> Path:
     """Run nbgrader ``generate_assignment`` for ``name`` and write the release under ``dest``."""
     with tempfile.TemporaryDirectory() as tmp:
-        cmd = [sys.executable, "-m", "nbgrader", "generate_assignment", name, "--force",
-               f"--CourseDirectory.release_directory={tmp}/release",
-               f"--CourseDirectory.db_url=sqlite:///{tmp}/gradebook.db", "--log-level=ERROR"]
-        proc = subprocess.run(cmd, cwd=CONFIG.parent, capture_output=True, text=True, env=nbgrader_env())
+        proc = generate_assignment(name, CONFIG.parent, f"--CourseDirectory.release_directory={tmp}/release",
+                                   f"--CourseDirectory.db_url=sqlite:///{tmp}/gradebook.db")
         if proc.returncode != 0:
             raise RuntimeError(f"nbgrader generate_assignment {name} failed:\n{proc.stderr}{proc.stdout}")
         return finish_release(Path(tmp) / "release" / name / f"{name}.ipynb", name, dest)

@@ -41,9 +41,6 @@ from autograder.settings import Limits
 
 CHECKS = "induction_course.checks"
 _NOTEBOOK_MODULE = re.compile(r"nb\d+")
-# The purge line the course's check cells carried before the grader's guard took it over: allowed, never needed.
-_PURGE = ast.dump(ast.parse(
-    '[sys.modules.pop(m) for m in list(sys.modules) if m.startswith("induction_course")]').body[0])
 MARK = "autograder"  # cell metadata the grader writes: the calls it decided, the index of its verdict output
 
 
@@ -109,7 +106,7 @@ def _planned_call(node: ast.stmt, aliases: dict[str, str], source: str) -> Call:
 def plan_cell(source: str) -> list[Call] | None:
     """The check calls of a test cell's source, in order; None if it uses no notebook's checks.
 
-    Only imports, the old purge line and top-level calls ``alias.check_x(<answers>, <literal params>)``
+    Only imports and top-level calls ``alias.check_x(<answers>, <literal params>)``
     are allowed beside each other; anything else raises PlanError.
     """
     try:
@@ -120,7 +117,7 @@ def plan_cell(source: str) -> list[Call] | None:
     if not aliases:
         return None
     calls = [_planned_call(node, aliases, source) for node in tree.body
-             if not isinstance(node, (ast.Import, ast.ImportFrom)) and ast.dump(node) != _PURGE]
+             if not isinstance(node, (ast.Import, ast.ImportFrom))]
     if not calls:
         raise PlanError("it imports a notebook's checks but calls none")
     return calls

@@ -18,10 +18,6 @@ _FACTORS = {1 / math.log(2): "log base 2 instead of the natural log",
             math.log(10): "natural log and log base 10 mixed up"}
 
 
-def axis_name(dims: Sequence[str], i: int) -> str:
-    return f"`{dims[i]}`" if i < len(dims) else f"{i}"
-
-
 def named(shape: Sequence[int], dims: Sequence[str]) -> str:
     """``[batch=2, pos=7]`` when every axis has a name, else ``[2, 7]``."""
     if len(dims) == len(shape):

@@ -2,8 +2,8 @@
 
 Modules are named after what they hold:
 - maths and models: ``attention`` (reference attention), ``heads`` (head scores), ``circuits``
-  (composition, copying, ICL), ``training`` (data, loop, checkpoints), ``ablation``, ``handbuilt``, ``models``,
-  ``data``, ``tokenizer`` (token ids as text, for TransformerLens's string tools), ``device``;
+  (composition, copying, ICL), ``training`` (the loop), ``batches`` (its data), ``checkpoint_files`` (the saved
+  models), ``ablation``, ``handbuilt``, ``models``, ``data``, ``tokenizer`` (token ids as text, for TransformerLens's string tools), ``device``;
 - pictures: ``plotting`` (with ``jupyter_extension`` serving circuitsvis offline), ``progress`` (live progress
   that saves as one line);
 - feedback: ``checks`` (shared by check cells and graded cells; the grader itself is the separate

@@ -26,13 +26,16 @@ on the bridge's own parameters; the model stays a ``TransformerBridge`` for ever
 ``python -m induction_course.training`` trains, with seed 0, the standard 2-layer model, its 1-layer control and
 the 1-layer model with smeared keys, and saves them in ``checkpoints/`` (``attn_only_2l.pt``, ``attn_only_1l.pt``,
 ``smeared_keys_1l.pt``), which :func:`load_trained` and :func:`load_smeared_key_model` read back offline.
+
+This module holds the loop (:func:`train`) and the recipe; the batch generators are in
+:mod:`induction_course.batches`, the checkpoint files in :mod:`induction_course.checkpoint_files`, and both
+modules' names are importable from here too.
 """
 from __future__ import annotations
 
 import contextlib
 import functools
 import time
-from pathlib import Path
 from typing import Callable, Iterator, Sequence
 
 import matplotlib.pyplot as plt
@@ -40,70 +43,26 @@ import torch
 from transformer_lens.model_bridge import TransformerBridge
 
 from induction_course.circuits import per_token_loss
-from induction_course.data import BOS, repeated_tokens
+# The batch generators and the checkpoint files live in their own modules; their names stay importable from here.
+from induction_course.batches import (HELD_OUT_LENGTHS, SHUFFLED_SHARE, TRAIN_LENGTHS,  # noqa: F401
+                                      repeating_batch, shuffled_batch, training_batch)
+from induction_course.checkpoint_files import (CHECKPOINT, CHECKPOINTS, CONTROL_CHECKPOINT,  # noqa: F401
+                                               SMEARED_CHECKPOINT, load_checkpoint, load_induction_model,
+                                               load_smeared_key_model, load_trained, save_checkpoint)
+from induction_course.data import repeated_tokens
 from induction_course.heads import induction_score, previous_token_score
 from induction_course.models import make_model, plain_forward, plain_parameters
 from induction_course.progress import Progress
 
 STANDARD_CONFIG = {"n_layers": 2, "d_model": 64, "n_heads": 4, "d_head": 16, "n_ctx": 64, "d_vocab": 128,
                    "positional_embedding_type": "rotary"}
-HELD_OUT_LENGTHS = (13, 19, 23)
-TRAIN_LENGTHS = tuple(n for n in range(4, 31) if n not in HELD_OUT_LENGTHS)
 EVAL_LEN = 23
 STEPS = 250
 LR = 1e-2
 BATCH_SIZE = 64
 WEIGHT_DECAY = 1.0
-SHUFFLED_SHARE = 0.1875
 EVAL_EVERY = 10
 SMEARED_STEPS = 150
-CHECKPOINTS = Path(__file__).resolve().parent / "checkpoints"
-CHECKPOINT = CHECKPOINTS / "attn_only_2l.pt"
-CONTROL_CHECKPOINT = CHECKPOINTS / "attn_only_1l.pt"
-SMEARED_CHECKPOINT = CHECKPOINTS / "smeared_keys_1l.pt"
-
-
-def repeating_batch(batch: int, seq_len: int, d_vocab: int, generator: torch.Generator,
-                    lengths: tuple[int, ...] = TRAIN_LENGTHS) -> tuple[torch.Tensor, torch.Tensor]:
-    """``[BOS]`` then a random block of random length (one of ``lengths``) repeated to fill ``seq_len``.
-
-    Returns (tokens [batch, seq_len] long, repeated [batch, seq_len - 1] bool). ``repeated[b, i]``
-    says whether the token at ``i + 1`` (the target predicted at position ``i``) is induction-
-    predictable: it and the token before it both lie in a later copy of the block, so the same
-    pair occurred earlier. The first token of the second copy follows a first-copy token, so it
-    counts as unrepeated.
-    """
-    block_len = torch.tensor(lengths)[torch.randint(len(lengths), (batch,), generator=generator)]
-    blocks = torch.randint(1, d_vocab, (batch, max(lengths)), generator=generator)
-    offset = torch.arange(seq_len - 1)  # position in the repeating part, i.e. token position - 1
-    body = blocks.gather(1, offset % block_len[:, None])
-    tokens = torch.cat([torch.full((batch, 1), BOS, dtype=torch.long), body], dim=1)
-    return tokens, offset > block_len[:, None]
-
-
-def shuffled_batch(batch: int, seq_len: int, generator: torch.Generator) -> torch.Tensor:
-    """``[BOS]`` then a shuffled deck: the tokens 1 … ``seq_len - 1``, each exactly once: [batch, seq_len] long.
-
-    Nothing repeats, so a token already dealt never comes again, and late in the sequence only a few
-    tokens remain: a head that attends to every earlier token and lowers their logits pays off.
-    """
-    deck = torch.rand(batch, seq_len - 1, generator=generator).argsort(dim=1) + 1
-    return torch.cat([torch.full((batch, 1), BOS, dtype=torch.long), deck], dim=1)
-
-
-def training_batch(batch: int, seq_len: int, d_vocab: int, generator: torch.Generator,
-                   shuffled_share: float = SHUFFLED_SHARE) -> tuple[torch.Tensor, torch.Tensor]:
-    """The training data: :func:`repeating_batch` rows, then a ``shuffled_share`` of :func:`shuffled_batch` rows.
-
-    Returns (tokens [batch, seq_len] long, repeated [batch, seq_len - 1] bool), as :func:`repeating_batch`;
-    no target of a shuffled row is repeated.
-    """
-    n_shuffled = round(batch * shuffled_share)
-    tokens, repeated = repeating_batch(batch - n_shuffled, seq_len, d_vocab, generator)
-    return (torch.cat([tokens, shuffled_batch(n_shuffled, seq_len, generator)]),
-            torch.cat([repeated, torch.zeros(n_shuffled, seq_len - 1, dtype=torch.bool)]))
-
-
 @torch.no_grad()
 def head_scores(model: TransformerBridge, tokens: torch.Tensor, seq_len: int) -> tuple[torch.Tensor, torch.Tensor]:
     """Induction and previous-token scores of every head on ``[BOS] R R`` tokens with |R| = ``seq_len``.
@@ -343,52 +302,6 @@ def plot_history(history: dict[str, torch.Tensor], title: str = "", ax: plt.Axes
     ax.legend(lines, [line.get_label() for line in lines], loc="upper center", bbox_to_anchor=(0.5, -0.16),
               ncol=2, fontsize=8, frameon=False)
     return ax
-
-
-def save_checkpoint(model: TransformerBridge, history: dict, config: dict, path: Path = CHECKPOINT,
-                    alphas: Sequence[torch.Tensor] = ()) -> None:
-    """Save weights (on CPU), the ``make_model`` config, the training history and any smeared-key ``alphas``
-    (one [head] tensor per layer) to ``path``."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    state = {k: v.detach().cpu() for k, v in model.state_dict().items()}
-    extra = {"alphas": [a.detach().cpu() for a in alphas]} if alphas else {}
-    torch.save({"state_dict": state, "config": config, "history": history, **extra}, path)
-
-
-def load_checkpoint(path: Path | str = CHECKPOINT) -> dict:
-    """The checkpoint dict: ``state_dict``, ``config`` (for ``make_model``), ``history`` (and ``alphas``)."""
-    return torch.load(path, map_location="cpu", weights_only=True)
-
-
-def load_trained(path: Path | str = CHECKPOINT, device: torch.device | str | None = None
-                 ) -> tuple[TransformerBridge, dict]:
-    """(model, history) of a model the course's script trained, as :func:`train_induction_model` returns them:
-    ``path`` defaults to the standard 2-layer model (``CONTROL_CHECKPOINT`` is its 1-layer control), ``device``
-    to ``pick_device()``. Needs no training and no download."""
-    model, checkpoint = _from_checkpoint(path, device)
-    return model, checkpoint["history"]
-
-
-def load_induction_model(path: Path | str = CHECKPOINT, device: torch.device | str | None = None) -> TransformerBridge:
-    """The model of :func:`load_trained`, without its history."""
-    return _from_checkpoint(path, device)[0]
-
-
-def load_smeared_key_model(path: Path | str = SMEARED_CHECKPOINT, device: torch.device | str | None = None
-                           ) -> tuple[TransformerBridge, dict, list]:
-    """The smeared-key model the course's script trained (:func:`train_smeared_key_model`, seed 0,
-    ``SMEARED_STEPS`` steps): (model, history, hooks), as that function returns them."""
-    model, checkpoint = _from_checkpoint(path, device)
-    device = next(model.parameters()).device
-    return model, checkpoint["history"], smeared_key_hooks([alpha.to(device) for alpha in checkpoint["alphas"]])
-
-
-def _from_checkpoint(path: Path | str, device: torch.device | str | None) -> tuple[TransformerBridge, dict]:
-    """The model saved at ``path`` (on ``device``, in eval mode) and the whole checkpoint dict, read once."""
-    checkpoint = load_checkpoint(path)
-    model = make_model(device=device, **checkpoint["config"])
-    model.load_state_dict(checkpoint["state_dict"])
-    return model.eval(), checkpoint
 
 
 def main() -> None:

@@ -27,9 +27,10 @@ from autograder import guard, sandbox
 from autograder.restoring import check_modules, is_test, meta
 from autograder.settings import Job, Limits, SubmissionError
 
-# The course's record.MIME: a graded check call displays one output of this type, the record of the student's
-# answers, which ``deciding`` decodes and judges after execution; its own per-cell allowance is Limits.record_kb.
-RECORD_MIME = "application/vnd.induction-course.record+json"
+# A graded check call displays one output of this type (the course's record.MIME, defined there), the record of the
+# student's answers, which ``deciding`` decodes and judges after execution; its own per-cell allowance is
+# Limits.record_kb.
+from induction_course.checks.record import MIME as RECORD_MIME  # noqa: E402
 # Said in a cell's output when its records went over their allowance: the cell's test then fails (deciding.py).
 RECORDS_DROPPED = "records of answers"
 KERNEL_START_TIMEOUT = 300  # seconds for the sandboxed kernel to start and answer (a loaded machine is slow)

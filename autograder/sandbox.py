@@ -21,9 +21,9 @@ from autograder.settings import GRADER, Limits, course_package
 GUARD = GRADER / "guard.py"  # the one grader file that runs in the kernel
 GUARD_INSIDE = "/run/grader/guard.py"
 PROBE_TIMEOUT = 60  # seconds for the trial sandbox that checks bubblewrap works here
-# The course's record.RECORD_ENV: set in every grading kernel, so graded checks only collect and hand out
-# records, and the grader decides them outside (``deciding``). Without it (at home, plain nbgrader) they judge.
-RECORD_ENV = "INDUCTION_COURSE_RECORD"
+# Set in every grading kernel, so graded checks only collect and hand out records, and the grader decides them
+# outside (``deciding``). Without it (at home, plain nbgrader) they judge. The course's record module owns it.
+from induction_course.checks.record import RECORD_ENV  # noqa: E402
 
 
 def sandbox_problem() -> str | None:

@@ -54,6 +54,10 @@ class Withheld(RuntimeError):
     """Something of the notebook being graded that its kernel may not use: the grader keeps it outside."""
 
 
+class _MissingAttribute(Withheld, AttributeError):
+    pass
+
+
 def _message(name: str) -> str:
     return (f"{name} is not available while grading: the grader keeps this notebook's reference, "
             "expected values and answer keys outside the kernel")
@@ -83,7 +87,10 @@ class _Value:
     def _raise(self, *args, **kwargs):
         raise Withheld(_message(object.__getattribute__(self, "_name")))
 
-    __getattr__ = __getitem__ = __call__ = __iter__ = __len__ = __bool__ = __contains__ = __eq__ = _raise
+    def __getattr__(self, attribute):  # an AttributeError too, so hasattr() and getattr(x, a, default) still work
+        raise _MissingAttribute(_message(object.__getattribute__(self, "_name")))
+
+    __getitem__ = __call__ = __iter__ = __len__ = __bool__ = __contains__ = __eq__ = _raise
     __hash__ = None
 
 

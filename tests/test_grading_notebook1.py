@@ -112,7 +112,9 @@ def test_stripped_metadata_is_restored_and_a_switched_off_check_still_counts(bat
 # A project without its bias fails check_project (2), check_attention_layer (2) and the TransformerLens comparison
 # (3), which runs on non-zero biases; a trick that changes the checks while they run fails the same tests.
 TRICK_SCORES = {"patch_engine": 11, "frames": 11, "computed_import": 11, "subclass": 11, "no_record": 11,
-                "forged_record": 11, "emit_collects_reference": 11}
+                "forged_record": 11, "emit_collects_reference": 11,
+                # out of reach: these call the reference itself, which the graded kernel does not have
+                "test_cells_nb1": 11, "exercise_reference": 11, "gc_objects": 11, "hex_exec": 11}
 
 
 @pytest.mark.parametrize("trick", TRICKS)

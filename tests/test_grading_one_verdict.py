@@ -1,0 +1,66 @@
+"""One verdict: for any answer, the verdict and message at home and in ``course grade`` are the same.
+
+Every entry of the mistake catalogue and every correct alternative (``tests/catalogue/``), with the visible
+and, where it has one, the hidden parameters, is collected once and then judged both ways, in this process:
+
+- at home, as the notebook's check call does: the judge reads the record ``collect`` returned;
+- the grading way, as ``deciding.py`` does: the record is encoded as the sandbox displays it (JSON plus
+  safetensors), decoded on the trusted side and judged with the planned parameters.
+
+The success line, or the failure's message and the student's traceback, must be identical. A few real
+``course grade`` runs of these answers are in ``test_grading_notebook1.py``.
+"""
+from __future__ import annotations
+
+import contextlib
+import io
+
+import pytest
+
+from autograder import deciding
+from autograder.settings import Limits
+from catalogue import NOTEBOOKS, Correct, Mistake, entries
+from induction_course.checks import record
+from induction_course.checks.core import Check, CheckFailed
+
+ENTRIES = [e for nb in NOTEBOOKS for kind in entries(nb) for e in kind]
+
+
+def _id(entry: Mistake | Correct) -> str:
+    name = getattr(entry.check, "id", None) or getattr(entry.check, "__name__", "?")
+    return f"{name}: {entry.kind}"
+
+
+def _home(check: Check, data, params: dict) -> tuple:
+    try:
+        with contextlib.redirect_stdout(io.StringIO()):
+            return ("passed", str(check.judge(data, **params)), "")
+    except CheckFailed as failure:
+        return ("failed", str(failure), failure.student_traceback)
+
+
+def _graded(check: Check, payload: dict, given: dict) -> tuple:
+    module, name = check.id.split(".", 1)
+    call = deciding.Call(module, name, given)
+    try:
+        return ("passed", deciding._judge(call, check, payload, Limits().record_kb << 10), "")
+    except deciding._Verdict as verdict:
+        return ("failed", str(verdict.failure), getattr(verdict.failure, "student_traceback", ""))
+
+
+@pytest.mark.parametrize("entry", ENTRIES, ids=_id)
+def test_home_and_grading_give_the_same_verdict(entry, monkeypatch):
+    check = entry.check
+    if not isinstance(check, Check):
+        pytest.skip("not a notebook's Check: judged in the kernel at home and in grading alike")
+    for given in ({}, entry.hidden) if entry.hidden else ({},):
+        params = {**check.defaults, **given}
+        monkeypatch.setenv(record.RECORD_ENV, "1")  # collect as in the sandbox
+        with contextlib.redirect_stdout(io.StringIO()):
+            data = check.collect(*entry.answers, **params)
+        payload = record.encode(check.id, params, data)
+        monkeypatch.delenv(record.RECORD_ENV)
+        home, graded = _home(check, data, params), _graded(check, payload, given)
+        assert graded == home, f"{'hidden' if given else 'visible'} parameters"
+        if isinstance(entry, Correct):
+            assert home[0] == "passed", home

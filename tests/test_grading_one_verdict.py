@@ -16,6 +16,7 @@ import contextlib
 import io
 
 import pytest
+import torch
 
 from autograder import deciding
 from autograder.settings import Limits
@@ -64,3 +65,19 @@ def test_home_and_grading_give_the_same_verdict(entry, monkeypatch):
         assert graded == home, f"{'hidden' if given else 'visible'} parameters"
         if isinstance(entry, Correct):
             assert home[0] == "passed", home
+
+
+def test_an_index_past_the_end_is_explained_for_a_model_too():
+    """The explainer of Notebook 3's every-head scores once read a pattern its model's case does not have
+    (KeyError: 'pattern'), so the student was told their answers "could not be judged"."""
+    from induction_course.checks import nb3
+
+    def induction_scores_of_model(model, tokens, seq_len):
+        return torch.zeros(3)[torch.arange(seq_len)]  # IndexError: index 3 is out of bounds
+
+    check = nb3.check_induction_scores_of_model
+    params = dict(check.defaults)
+    data = check.collect(induction_scores_of_model, **params)
+    home, graded = _home(check, data, params), _graded(check, record.encode(check.id, params, data), {})
+    assert graded == home and home[0] == "failed", home
+    assert "an index went past the end" in home[1], home

@@ -104,8 +104,12 @@ def test_no_route_reaches_notebook_1s_references_while_it_is_graded(tmp_path, nb
 
 
 COLLECT = '''
-import json, sys, types
+import importlib.util, json, sys, types
 from induction_course.checks import nb1, record
+spec = importlib.util.spec_from_file_location("_course_guard", "/run/grader/guard.py")
+guard = importlib.util.module_from_spec(spec)
+spec.loader.exec_module(guard)
+before = guard._course_attributes()
 answers = types.ModuleType("answers")
 exec(compile({source!r}, "answers", "exec"), answers.__dict__)
 out = []
@@ -116,6 +120,8 @@ for label, params in {calls!r}:
               "pattern_answers": {{"first_row": "b", "longer_rows": "c"}}}}.get(name) or getattr(answers, name)
     params = {{**check.defaults, **params}}
     out.append(record.encode(check.id, params, check.collect(answer, **params)))
+guard._STATE["course"] = before
+out.append(guard._course_problems())  # collecting changes nothing of the course's modules (ChecksChanged)
 print(json.dumps(out))
 '''
 
@@ -125,7 +131,8 @@ def test_notebook_1s_checks_still_collect_and_their_records_pass(tmp_path, nb1_c
     judged outside by the real checks: every planned call passes, so the solution keeps its marks."""
     calls = withhold.planned_calls(_plans())
     source = "import math\nimport torch\n" + textwrap.dedent(inspect.getsource(attention).split("\nimport torch\n", 1)[1])
-    payloads = _in_sandbox(tmp_path, nb1_copy, COLLECT.format(source=source, calls=calls))
+    *payloads, changed = _in_sandbox(tmp_path, nb1_copy, COLLECT.format(source=source, calls=calls))
+    assert changed == []
     assert len(payloads) == len(calls) >= 8
     for (label, params), payload in zip(calls, payloads):
         check_id, _, data = record.decode(payload)

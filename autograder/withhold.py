@@ -484,6 +484,73 @@ def _cases(fn: Any, label: str, params_list: list[dict]) -> dict[str, Any]:
     return tensors
 
 
+# ---------------------------------------------------------------- what the notebook's own cells use
+def notebook_uses(nb: Any) -> list[tuple[str, str]]:
+    """(module, name) of the package that the code cells of ``nb`` (the release: trusted) import or use as
+    ``module.name``; the notebook's checks excluded."""
+    uses: set[tuple[str, str]] = set()
+    for cell in nb.cells:
+        if cell.cell_type != "code":
+            continue
+        source = "\n".join(line for line in cell.source.splitlines() if not line.lstrip().startswith(("%", "!")))
+        try:
+            tree = ast.parse(source)
+        except SyntaxError:
+            continue
+        aliases: dict[str, str] = {}
+        for node in ast.walk(tree):
+            if isinstance(node, ast.ImportFrom) and (node.module or "").startswith("induction_course"):
+                for alias in node.names:
+                    if node.module == "induction_course":
+                        aliases[alias.asname or alias.name] = f"induction_course.{alias.name}"
+                    else:
+                        uses.add((node.module, alias.name))
+            elif isinstance(node, ast.Import):
+                for alias in node.names:
+                    if alias.name.startswith("induction_course") and alias.asname:
+                        aliases[alias.asname] = alias.name
+        for node in ast.walk(tree):
+            if isinstance(node, ast.Attribute) and isinstance(node.value, ast.Name) and node.value.id in aliases:
+                uses.add((aliases[node.value.id], node.attr))
+    return sorted(u for u in uses if not u[0].startswith("induction_course.checks"))
+
+
+def _reachable(uses: Iterable[tuple[str, str]]) -> set[int]:
+    """ids of every function and class of the package that the ``uses`` run, through the globals they read."""
+    found: set[int] = set()
+    todo: list[Any] = []
+    for module, name in uses:
+        try:
+            todo.append(getattr(importlib.import_module(module), name))
+        except (ImportError, AttributeError):
+            continue
+    while todo:
+        obj = todo.pop()
+        if id(obj) in found:
+            continue
+        if isinstance(obj, type) and (obj.__module__ or "").startswith("induction_course"):
+            found.add(id(obj))
+            todo += [getattr(v, "__func__", v) for v in vars(obj).values()]
+        elif isinstance(obj, types.FunctionType) and (obj.__module__ or "").startswith("induction_course"):
+            found.add(id(obj))
+            names = _names(obj.__code__)
+            for value in [obj.__globals__.get(n) for n in names] + list(obj.__defaults__ or ()):
+                if isinstance(value, types.ModuleType) and value.__name__.startswith("induction_course"):
+                    todo += [getattr(value, n) for n in names if hasattr(value, n)]
+                elif value is not None:
+                    todo.append(value)
+            todo += [c.cell_contents for c in obj.__closure__ or () if _filled(c)]
+    return found
+
+
+def _filled(cell: Any) -> bool:
+    try:
+        cell.cell_contents
+    except ValueError:
+        return False
+    return True
+
+
 # ---------------------------------------------------------------- the copy, cached
 def _digest(package: Path, modules: list[str], calls: list[tuple[str, dict]]) -> str:
     h = hashlib.sha256()
@@ -501,11 +568,13 @@ def check_modules_of(modules: Iterable[str]) -> list[str]:
 
 
 def build(package: Path, modules: Iterable[str], calls: Iterable[tuple[str, dict]] = (),
-          cache: Path | None = None) -> Path | None:
+          cache: Path | None = None, uses: Iterable[tuple[str, str]] = ()) -> Path | None:
     """The withheld copy of ``package`` for a notebook whose test cells use ``modules`` (None: nothing to withhold).
 
-    ``calls`` are the planned (check name, params) of its test cells, for the inputs computed here.
+    ``calls`` are the planned (check name, params) of its test cells, for the inputs computed here; ``uses``
+    what its own cells use of the package (``notebook_uses``): a reference that those run stays.
     """
+    uses = sorted({(str(m), str(n)) for m, n in uses})
     modules = check_modules_of(modules)
     if not modules:
         return None
@@ -513,14 +582,14 @@ def build(package: Path, modules: Iterable[str], calls: Iterable[tuple[str, dict
     calls = sorted(((n, p) for n, p in calls), key=lambda c: json.dumps(c, sort_keys=True, default=str))
     cache = Path(cache) if cache else Path(tempfile.gettempdir()) / f"course-grader-{os.getuid()}"
     cache.mkdir(parents=True, exist_ok=True, mode=0o700)
-    target = cache / f"{_digest(package, modules, calls)}-{'+'.join(m.rsplit('.', 1)[-1] for m in modules)}"
+    target = cache / f"{_digest(package, modules, [calls, uses])}-{'+'.join(m.rsplit('.', 1)[-1] for m in modules)}"
     if (target / package.name / "checks" / f"{HELPER}.py").is_file():
         return target / package.name
     work = Path(tempfile.mkdtemp(prefix=".build-", dir=cache))
     try:
         copy = work / package.name
         shutil.copytree(package, copy, ignore=shutil.ignore_patterns("__pycache__", "*.pyc"))
-        _write_copy(package, copy, modules, calls)
+        _write_copy(package, copy, modules, calls, uses)
         for path in [copy, *copy.rglob("*")]:  # readable by the kernel's own uid (setpriv as root)
             path.chmod(0o755 if path.is_dir() else 0o644)
         work.chmod(0o755)
@@ -534,7 +603,8 @@ def build(package: Path, modules: Iterable[str], calls: Iterable[tuple[str, dict
     return target / package.name
 
 
-def _write_copy(package: Path, copy: Path, modules: list[str], calls: list[tuple[str, dict]]) -> None:
+def _write_copy(package: Path, copy: Path, modules: list[str], calls: list[tuple[str, dict]],
+                uses: list[tuple[str, str]]) -> None:
     from safetensors.torch import save_file
 
     analyses = [_Analysis(m) for m in modules]
@@ -550,8 +620,10 @@ def _write_copy(package: Path, copy: Path, modules: list[str], calls: list[tuple
         if "__pycache__" in rel.parts or rel.parts[0] == "checks" or os.path.realpath(path) in check_files:
             continue
         sources[".".join((package.name, *rel.with_suffix("").parts)).removesuffix(".__init__")] = (rel, path.read_text())
-    spare: set[tuple[str, str]] = set()  # withheld functions that inputs which are not tensors are made of
-    for _ in range(3):
+    # withheld functions that the notebook's own cells run, or that inputs which are not tensors are made of
+    spare: set[tuple[str, str]] = set()
+    needed = _reachable(uses)
+    for _ in range(4):
         transformed, objects = {}, {}
         for module, (rel, source) in sources.items():
             new, stubbed = transform_module(source, module, (wanted.get(module, set()) | names)
@@ -560,13 +632,13 @@ def _write_copy(package: Path, copy: Path, modules: list[str], calls: list[tuple
                 transformed[rel] = new
                 real = importlib.import_module(module)
                 objects.update({id(getattr(real, n)): (module, n) for n in stubbed if hasattr(real, n)})
-        tensors, keys_of, more = {}, {}, set()
+        tensors, keys_of, more = {}, {}, {objects[i] for i in needed & set(objects)}
         for a in analyses:
             own = [(label.split(".", 1)[1], p) for label, p in calls if label.startswith(a.short + ".")]
-            keys, found, needed = _precompute(a, set(objects), own)
+            keys, found, made_of = _precompute(a, set(objects), own)
             keys_of[a.name] = keys
             tensors.update(found)
-            more |= {objects[i] for i in needed}
+            more |= {objects[i] for i in made_of}
         if more <= spare:
             break
         spare |= more

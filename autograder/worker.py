@@ -76,8 +76,9 @@ def withheld_package(job: Job, nb: NotebookNode, plans: deciding.Plan) -> Path |
     if not job.sandbox:
         return None
     try:
+        release = nbformat.read(job.release, as_version=4)  # trusted: what the notebook's own cells use
         return withhold.build(job.package, check_modules(nb), withhold.planned_calls(plans),
-                              cache=job.out / ".grading" / "withheld")
+                              cache=job.out / ".grading" / "withheld", uses=withhold.notebook_uses(release))
     except Exception as e:  # the course's problem: never grade with the answers in reach
         raise SubmissionError(f"the grader could not withhold this notebook's answers from its kernel "
                               f"({type(e).__name__}: {str(e)[:200]})", "internal") from None

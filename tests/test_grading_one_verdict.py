@@ -81,3 +81,21 @@ def test_an_index_past_the_end_is_explained_for_a_model_too():
     home, graded = _home(check, data, params), _graded(check, record.encode(check.id, params, data), {})
     assert graded == home and home[0] == "failed", home
     assert "an index went past the end" in home[1], home
+
+
+def test_tensors_that_share_memory_travel_in_the_record():
+    """An output that is its input, views of it (a slice, a transpose, an expanded view), two outputs sharing
+    memory, a conjugate and a subclass: each is recorded, its values intact (a subclass as its type name)."""
+    x = torch.randn(3, 4)
+
+    class Sub(torch.Tensor):
+        pass
+
+    data = {"output": (x, x[:, 1:], x.T, x[:1].expand(5, 4), x), "inputs": {"x": x},
+            "complex": torch.randn(2, dtype=torch.complex64).conj(), "sub": record.as_data(x.as_subclass(Sub))}
+    _, _, back = record.decode(record.encode("nb1.check_x", {}, data))
+    for got, want in zip(back["output"], data["output"]):
+        assert type(got) is torch.Tensor and torch.equal(got, want) and got.is_contiguous()
+    assert torch.equal(back["inputs"]["x"], x)
+    assert torch.equal(back["complex"], data["complex"].resolve_conj())
+    assert back["sub"] == record.Opaque("Sub", back["sub"].detail)

@@ -178,3 +178,28 @@ def test_the_build_is_cached_and_the_tiny_assignment_needs_none(tmp_path):
     assert withhold.build(course_package(), ["induction_course.checks.nb1"], cache=tmp_path) == first
     assert withhold.build(course_package(), ["induction_course.checks.core"], cache=tmp_path) is None
     assert not (course_package() / "checks" / withhold.CASES).exists()  # the real package is never touched
+
+
+def test_a_reference_that_the_notebooks_own_cells_run_stays(tmp_path):
+    """Notebook 3 trains models with the package (``train_induction_model`` computes ``per_token_loss``): what
+    its release's cells run stays, the rest of its references do not."""
+    from induction_course.notebooks import COURSE
+
+    release = nbformat.read(COURSE / "03_induction" / "03_induction.ipynb", as_version=4)
+    uses = withhold.notebook_uses(release)
+    assert ("induction_course.training", "train_induction_model") in uses
+    copy = withhold.build(course_package(), ["induction_course.checks.nb3"], cache=tmp_path / "cache", uses=uses)
+    found = _in_sandbox(tmp_path, copy, """
+import json, torch
+from induction_course import circuits, training
+found = {}
+for label, route in (("per_token_loss", lambda: training.per_token_loss(torch.zeros(1, 2, 3), torch.zeros(1, 2, dtype=torch.long))),
+                     ("icl_score", lambda: circuits.icl_score(torch.zeros(1, 60), slice(0, 5), slice(40, 50)))):
+    try:
+        route()
+        found[label] = "reached"
+    except Exception as e:
+        found[label] = type(e).__name__
+print(json.dumps(found))
+""")
+    assert found == {"per_token_loss": "reached", "icl_score": "Withheld"}, found

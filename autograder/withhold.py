@@ -16,7 +16,9 @@ read-only over the package's own path, a copy of the package made here from its 
   ``attention_pattern``, for ``weighted_values``) are computed here, on the trusted side, for every seed and
   shape the notebook's test cells use, and shipped as data (``checks/_withheld_cases.safetensors``).
 
-Earlier notebooks' functions stay (later notebooks use them), and so does everything else of the package.
+Earlier notebooks' functions stay (later notebooks use them), and so does everything else of the package; so
+does a reference that the release's own cells run through the package (``notebook_uses``: Notebook 3 trains
+with ``per_token_loss``) or that inputs which are not tensors are made of (Notebook 4's ablation hooks).
 ``collect`` works as before, so the records are the same; the judge runs outside with the real package.
 The copy is cached by the package's digest and the notebook's planned calls; at home nothing changes.
 """

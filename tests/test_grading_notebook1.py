@@ -1,6 +1,7 @@
 """`course grade` on the real Notebook 1, in sandboxes, as an instructor would run it on a class folder: the
 solution, the untouched release, a solution whose metadata was stripped and that tries to switch a check off,
-wrong answers dressed to pass their check from inside the student's function (grading_cases.TRICKS), honest
+wrong answers dressed to pass their check from inside the student's function, or calling the reference through
+routes that the graded kernel no longer has (grading_cases.TRICKS; autograder/withhold.py), honest
 habits, malformed files, links of both kinds (to a student outside the class folder) and files nobody should
 grade; then a manual grade and a plain re-run. The odd layouts and colliding names that do get graded are
 tried on a tiny assignment (test_grading_sandbox.py): they exercise the same code, at a fifth of the cost.

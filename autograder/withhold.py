@@ -453,6 +453,10 @@ def _precompute(analysis: _Analysis, withheld: set[int], calls: Iterable[tuple[s
     for name, exercises in by_check.items():
         for exercise in exercises:
             fn = exercise.make_case
+            handed = _handed(fn, params_of[name], withheld)
+            if handed:  # a reference given to the student as an input (a score function, a hook maker): it stays
+                spare |= handed
+                continue
             touched = _touched(fn, withheld, analysis.path)
             if not touched:
                 continue
@@ -466,6 +470,17 @@ def _precompute(analysis: _Analysis, withheld: set[int], calls: Iterable[tuple[s
             keys[(fn.__name__, fn.__code__.co_firstlineno)] = label
             tensors.update(found)
     return keys, tensors, spare
+
+
+def _handed(fn: Any, params_list: list[dict], withheld: set[int]) -> set[int]:
+    """The withheld functions among the inputs ``fn`` makes for the planned seeds and shapes, closures included."""
+    found: list[Any] = []
+    seen: set[int] = set()
+    for params in params_list:
+        for shape in params.get("shapes", ({},)):
+            for seed in params.get("seeds", (0,))[:1]:
+                _walk(list(fn(seed, **dict(shape)).values()), seen, found)
+    return {id(f) for f in found} & withheld
 
 
 def _cases(fn: Any, label: str, params_list: list[dict]) -> dict[str, Any]:

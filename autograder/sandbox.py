@@ -1,7 +1,8 @@
 """The sandbox: a kernel started by ``prlimit`` then ``bwrap`` (bubblewrap) and, as root, ``setpriv``.
 
 Inside, student code sees only /usr, the Python installation, the virtual environment, the course
-package (read-only) and the grader's guard file (read-only, at ``GUARD_INSIDE``); it can write only to
+package (read-only; while a notebook is graded, the build of it without that notebook's answers, bound over
+its path: ``withhold``) and the grader's guard file (read-only, at ``GUARD_INSIDE``); it can write only to
 private tmpfs folders; it has no network, no view of other processes, no capabilities and a clean
 environment. Nothing else of the grader package is visible, and students' kernels at home never load it.
 """

@@ -171,6 +171,8 @@ def _walk(obj: Any, seen: set[int], found: list[Any], follow_globals_of: str | N
             == follow_globals_of:
         for value in vars(obj).values():
             _walk(getattr(value, "__func__", value), seen, found, follow_globals_of)
+    elif isinstance(getattr(obj, "__wrapped__", None), types.FunctionType):  # functools.lru_cache, wraps
+        _walk(obj.__wrapped__, seen, found, follow_globals_of)
     elif hasattr(obj, "func") and hasattr(obj, "args"):  # functools.partial
         _walk(obj.func, seen, found, follow_globals_of)
         _walk(obj.args, seen, found, follow_globals_of)
@@ -413,6 +415,7 @@ def transform_module(source: str, module: str, names: set[str]) -> tuple[str, se
 def _touched(fn: Any, withheld: set[int], path: str, seen: set[int] | None = None) -> set[int]:
     """The withheld functions that ``fn`` (a function of ``path``) reads, itself or through its helpers."""
     seen = seen if seen is not None else set()
+    fn = fn.__wrapped__ if isinstance(getattr(fn, "__wrapped__", None), types.FunctionType) else fn
     if id(fn) in seen or not isinstance(fn, types.FunctionType) or fn.__code__.co_filename != path:
         return set()
     seen.add(id(fn))
@@ -543,6 +546,9 @@ def _reachable(uses: Iterable[tuple[str, str]]) -> set[int]:
             continue
     while todo:
         obj = todo.pop()
+        if isinstance(getattr(obj, "__wrapped__", None), types.FunctionType):  # functools.lru_cache, wraps
+            found.add(id(obj))
+            obj = obj.__wrapped__
         if id(obj) in found:
             continue
         if isinstance(obj, type) and (obj.__module__ or "").startswith("induction_course"):

@@ -77,6 +77,11 @@ def batch(tmp_path_factory) -> dict:
     (folder / "malformed.ipynb").write_bytes(malformed(solved, *MALFORMED))
     for trick in {**TRICKS, **REFUSED_TRICKS}:
         nbformat.write(_tricked(solved, trick), folder / f"trick_{trick}.ipynb")
+    # a wrong mask that returns its input itself: its record once failed to save, hiding the mistake's name
+    unmasked = copy.deepcopy(solved)
+    mask = next(c for c in unmasked.cells if c.source.startswith("def apply_causal_mask("))
+    mask.source = mask.source.replace("return scores.masked_fill(", "scores.masked_fill(") + "\n    return scores"
+    nbformat.write(unmasked, folder / "unmasked.ipynb")
     victim = copy.deepcopy(solved)  # a student outside the class folder, whom links point at
     victim.cells.append(nbformat.v4.new_code_cell(VICTIM_MARK))
     (folder.parent / "elsewhere").mkdir()
@@ -143,6 +148,7 @@ def test_a_trick_on_the_whole_notebook_is_refused(batch, trick):
     ("trick_subclass", "but a plain torch.Tensor was expected"), ("trick_no_record", "checks were changed while it ran"),
     ("trick_emit_collects_reference", "checks were changed while it ran"),
     ("trick_forged_record", "checks were changed while it ran"), ("trick_patch_engine", "the bias b is missing"),
+    ("unmasked", "nothing is masked"), ("trick_test_cells_nb1", "not available while grading"),
 ])
 def test_feedback_shows_the_graders_verdict(batch, student, words):
     page = (batch["out"] / "feedback" / student / NAME / f"{NAME}.html").read_text()

@@ -99,3 +99,18 @@ def test_tensors_that_share_memory_travel_in_the_record():
     assert torch.equal(back["inputs"]["x"], x)
     assert torch.equal(back["complex"], data["complex"].resolve_conj())
     assert back["sub"] == record.Opaque("Sub", back["sub"].detail)
+
+
+def test_a_mask_that_returns_its_input_when_nothing_is_masked_gets_one_verdict():
+    """Its record once failed to save in grading (the output is the input itself), unlike at home."""
+    from induction_course.checks import nb1
+
+    def apply_causal_mask(scores):
+        future = torch.triu(torch.ones(scores.shape[-2:], dtype=torch.bool), diagonal=1)
+        return scores if not future.any() else scores.masked_fill(future, float("-inf"))
+
+    check = nb1.check_apply_causal_mask
+    for given in ({}, {"shapes": ({"pos": 1},)}):
+        params = {**check.defaults, **given}
+        data = check.collect(apply_causal_mask, **params)
+        assert _graded(check, record.encode(check.id, params, data), given) == _home(check, data, params)

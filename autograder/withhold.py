@@ -621,6 +621,10 @@ def build(package: Path, modules: Iterable[str], calls: Iterable[tuple[str, dict
         except OSError:  # another worker built it first
             if not (target / package.name / "checks" / f"{HELPER}.py").is_file():
                 raise
+        suffix = target.name.split("-", 1)[1]
+        for old in cache.glob(f"*-{suffix}"):  # this notebook's builds for other versions of the package
+            if old != target and not old.name.startswith("."):
+                shutil.rmtree(old, ignore_errors=True)
     finally:
         shutil.rmtree(work, ignore_errors=True)
     return target / package.name

@@ -70,6 +70,9 @@ def plan(nb: NotebookNode) -> deciding.Plan:
         raise SubmissionError(f"the grader cannot decide this notebook's checks: {e}", "internal") from None
 
 
+WITHHELD_CACHE: Path | None = None  # where the builds are kept; None: under --out/.grading/ (a cluster node sets its own)
+
+
 def withheld_package(job: Job, nb: NotebookNode, plans: deciding.Plan) -> Path | None:
     """The build of the course package its sandbox sees: without this notebook's references, expected values and
     answer keys (``withhold``); None when its test cells use no notebook's checks or there is no sandbox."""
@@ -78,7 +81,8 @@ def withheld_package(job: Job, nb: NotebookNode, plans: deciding.Plan) -> Path |
     try:
         release = nbformat.read(job.release, as_version=4)  # trusted: what the notebook's own cells use
         return withhold.build(job.package, check_modules(nb), withhold.planned_calls(plans),
-                              cache=job.out / ".grading" / "withheld", uses=withhold.notebook_uses(release))
+                              cache=WITHHELD_CACHE or job.out / ".grading" / "withheld",
+                              uses=withhold.notebook_uses(release))
     except Exception as e:  # the course's problem: never grade with the answers in reach
         raise SubmissionError(f"the grader could not withhold this notebook's answers from its kernel "
                               f"({type(e).__name__}: {str(e)[:200]})", "internal") from None

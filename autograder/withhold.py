@@ -38,8 +38,6 @@ import types
 from pathlib import Path
 from typing import Any, Iterable
 
-from autograder.settings import GRADER
-
 HELPER = "_withheld"  # induction_course/checks/_withheld.py, in the copy only
 CASES = "_withheld_cases.safetensors"
 # Exercise fields that only the judge reads: the copy's Exercises keep the others (name, make_case, dims, probe).
@@ -683,5 +681,3 @@ def planned_calls(plans: dict) -> list[tuple[str, dict]]:
     """(``nbK.check_x``, params) of every planned call of ``deciding.plan``."""
     return [(call.label, dict(call.params)) for calls in plans.values() for call, _ in calls]
 
-
-GRADER_FILE = GRADER / "withhold.py"

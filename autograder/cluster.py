@@ -115,6 +115,7 @@ def _materialise(files_: dict[str, str]) -> dict[str, Path]:
 
 def grade_remote(job: Job, files_: dict[str, str], expected: dict[str, str]) -> dict[str, Any]:
     """On a worker: grade one job into a scratch --out; return its row and the files written, as plain data."""
+    from autograder import worker
     from autograder.scoring import db_url
     from autograder.worker import grade_one
 
@@ -124,6 +125,7 @@ def grade_remote(job: Job, files_: dict[str, str], expected: dict[str, str]) -> 
     local = _materialise(files_)
     snapshot = job.source_db.split("file:", 1)[1].split("?")[0]
     _SCRATCH.mkdir(parents=True, exist_ok=True)
+    worker.WITHHELD_CACHE = _SCRATCH / "withheld"  # the node's own builds, never shipped back as output
     with tempfile.TemporaryDirectory(prefix="out-", dir=_SCRATCH) as out:
         mine = replace(job, release=local[str(job.release)], source_db=db_url(local[snapshot], read_only=True),
                        out=Path(out), package=course_package())

@@ -275,15 +275,17 @@ def finish(exe: NotebookNode, roles: list[str], executed: set[int], outcome: str
     return cells, notes
 
 
-def execute(job: Job, nb: NotebookNode) -> Executed:
-    """Run the restored notebook in a fresh (sandboxed) kernel; the student's executed cells and notes."""
+def execute(job: Job, nb: NotebookNode, source: Path | None = None) -> Executed:
+    """Run the restored notebook in a fresh (sandboxed) kernel; the student's executed cells and notes.
+
+    ``source`` is the build of the course package the sandbox shows at the package's path (``withhold``)."""
     nonce = uuid.uuid4().hex
     exe, roles = with_guards(nb, nonce, job.package, sandbox.guard_path(job.sandbox))
     with tempfile.TemporaryDirectory(prefix="course-grade-") as tmp:
         ipc = Path(tmp) / "ipc"
         ipc.mkdir(mode=0o700)
         with open(Path(tmp) / "kernel.log", "w+b") as log:
-            km = sandbox.kernel_manager(ipc, job.limits, job.package, job.sandbox)
+            km = sandbox.kernel_manager(ipc, job.limits, job.package, job.sandbox, source)
             client = _client(exe, km, job.limits)
             if not job.sandbox:
                 client.resources = {"metadata": {"path": tmp}}

@@ -1,7 +1,8 @@
 """The sandbox: a kernel started by ``prlimit`` then ``bwrap`` (bubblewrap) and, as root, ``setpriv``.
 
 Inside, student code sees only /usr, the Python installation, the virtual environment, the course
-package (read-only) and the grader's guard file (read-only, at ``GUARD_INSIDE``); it can write only to
+package (read-only; while a notebook is graded, the build of it without that notebook's answers, bound over
+its path: ``withhold``) and the grader's guard file (read-only, at ``GUARD_INSIDE``); it can write only to
 private tmpfs folders; it has no network, no view of other processes, no capabilities and a clean
 environment. Nothing else of the grader package is visible, and students' kernels at home never load it.
 """
@@ -49,8 +50,13 @@ def _ancestors(path: Path) -> list[Path]:
     return list(reversed(path.parents))[1:]
 
 
-def bwrap_args(ipc: Path, uid: int | None, limits: Limits, package: Path | None = None) -> list[str]:
-    """The bwrap command line: read-only system, python, course package and guard; private /tmp and home; no network."""
+def bwrap_args(ipc: Path, uid: int | None, limits: Limits, package: Path | None = None,
+               source: Path | None = None) -> list[str]:
+    """The bwrap command line: read-only system, python, course package and guard; private /tmp and home; no network.
+
+    ``source``, when given, is what the kernel sees at the package's path: the build of the package without the
+    graded notebook's references, expected values and answer keys (``withhold.build``).
+    """
     package = (package or course_package()).resolve()
     args = ["bwrap", "--die-with-parent", "--unshare-ipc", "--unshare-pid", "--unshare-net", "--unshare-uts",
             "--unshare-cgroup-try", "--clearenv", "--hostname", "grader"]
@@ -78,6 +84,8 @@ def bwrap_args(ipc: Path, uid: int | None, limits: Limits, package: Path | None 
                 args += ["--perms", "0755", "--dir", str(parent)]
                 made.add(parent)
         args += ["--ro-bind", str(mount), str(mount)]
+    if source is not None:  # over the package (wherever it was bound, e.g. inside the virtual environment)
+        args += ["--ro-bind", str(Path(source).resolve()), str(package)]
     args += ["--perms", "0755", "--dir", "/run", "--bind", str(ipc), "/run/kernel",
              "--perms", "0755", "--dir", str(Path(GUARD_INSIDE).parent), "--ro-bind", str(GUARD), GUARD_INSIDE,
              "--chdir", "/home/student"]
@@ -109,8 +117,9 @@ def plain_env() -> dict[str, str]:
             "HF_HUB_OFFLINE": "1", "JPY_PARENT_PID": "", RECORD_ENV: "1"}
 
 
-def kernel_manager(ipc: Path, limits: Limits, package: Path, sandbox: bool) -> Any:
-    """An AsyncKernelManager whose kernel runs in the sandbox and talks over unix sockets in ``ipc``."""
+def kernel_manager(ipc: Path, limits: Limits, package: Path, sandbox: bool, source: Path | None = None) -> Any:
+    """An AsyncKernelManager whose kernel runs in the sandbox and talks over unix sockets in ``ipc``; ``source``
+    is bound over the package (``bwrap_args``)."""
     from jupyter_client.kernelspec import KernelSpec
     from jupyter_client.manager import AsyncKernelManager
 
@@ -119,7 +128,7 @@ def kernel_manager(ipc: Path, limits: Limits, package: Path, sandbox: bool) -> A
     argv = [sys.executable, "-m", "ipykernel_launcher", "-f", f"{inside}/kernel.json",
             "--HistoryManager.hist_file=:memory:"]
     # no kernel outlives its worker: bwrap --die-with-parent, or without the sandbox setpriv's parent-death signal
-    prefix = limits_args(limits, uid) + (bwrap_args(ipc, uid, limits, package) if sandbox else
+    prefix = limits_args(limits, uid) + (bwrap_args(ipc, uid, limits, package, source) if sandbox else
                                          ["setpriv", "--pdeathsig", "KILL"] if shutil.which("setpriv") else [])
 
     class SandboxKernelManager(AsyncKernelManager):

@@ -19,18 +19,19 @@ import hashlib
 import signal
 import threading
 import time
+from pathlib import Path
 from typing import Any
 
 import nbformat
 from nbformat import NotebookNode
 
-from autograder import deciding, files
+from autograder import deciding, files, withhold
 from autograder.copies import copy_notes
 from autograder.executing import execute
 from autograder.inert import make_inert
 from autograder.reading import read_notebook
 from autograder.reporting import autograded_rel, write_failure_feedback, write_feedback
-from autograder.restoring import restore_structure, review_notes, sanitize
+from autograder.restoring import check_modules, restore_structure, review_notes, sanitize
 from autograder.scoring import auto_scores
 from autograder.settings import MAX_NOTEBOOK_BYTES, Job, Row, SubmissionError
 
@@ -67,6 +68,24 @@ def plan(nb: NotebookNode) -> deciding.Plan:
         return deciding.plan(nb)
     except deciding.PlanError as e:  # the course's problem: retried once the course or the grader changes
         raise SubmissionError(f"the grader cannot decide this notebook's checks: {e}", "internal") from None
+
+
+WITHHELD_CACHE: Path | None = None  # where the builds are kept; None: under --out/.grading/ (a cluster node sets its own)
+
+
+def withheld_package(job: Job, nb: NotebookNode, plans: deciding.Plan) -> Path | None:
+    """The build of the course package its sandbox sees: without this notebook's references, expected values and
+    answer keys (``withhold``); None when its test cells use no notebook's checks or there is no sandbox."""
+    if not job.sandbox:
+        return None
+    try:
+        release = nbformat.read(job.release, as_version=4)  # trusted: what the notebook's own cells use
+        return withhold.build(job.package, check_modules(nb), withhold.planned_calls(plans),
+                              cache=WITHHELD_CACHE or job.out / ".grading" / "withheld",
+                              uses=withhold.notebook_uses(release))
+    except Exception as e:  # the course's problem: never grade with the answers in reach
+        raise SubmissionError(f"the grader could not withhold this notebook's answers from its kernel "
+                              f"({type(e).__name__}: {str(e)[:200]})", "internal") from None
 
 
 def score(job: Job, nb: NotebookNode, row: Row) -> str:
@@ -112,7 +131,7 @@ def _grade_one(job: Job) -> tuple[Row, str | None]:
     try:
         nb, prepared = prepare(job)
         plans = plan(nb)
-        executed = execute(job, nb)
+        executed = execute(job, nb, withheld_package(job, nb, plans))
         nb.cells, row.kernel_cpu_s = executed.cells, executed.kernel_cpu_s
         decided = deciding.decide(nb.cells, plans, job.limits)
         autograded = score(job, nb, row)

@@ -261,8 +261,30 @@ def project(x, W, b):
         check = sys.modules["induction_course.checks.nb1"].check_project
         core.emit = lambda name, params, data: real_emit(name, params, check.collect(reference, **params))
     return {_WRONG}""",
+    # the reference reached through the `nb1` that the test cell itself binds (out of reach: withhold.py)
+    "test_cells_nb1": """from induction_course.checks import nb1
+def project(x, W, b):
+    return nb1.ref.project(x, W, b)""",
+    # the exercise's own reference, through its Exercise
+    "exercise_reference": """import sys
+def project(x, W, b):
+    return sys.modules["induction_course.checks.nb1"].PROJECT.reference(x, W, b)""",
+    # a function named project of the package, found among the interpreter's objects
+    "gc_objects": """import gc
+def project(x, W, b):
+    for obj in getattr(gc, "get_" + "objects")():
+        if type(obj) is type(project) and obj is not project and obj.__name__ == "project" \\
+                and obj.__module__.startswith("induction_course"):
+            return obj(x, W, b)
+    return """ + _WRONG + """""",
+    # the reference imported by code hidden in a hex string
+    "hex_exec": f"""def project(x, W, b):
+    space = {{}}
+    exec(bytes.fromhex("{'from induction_course.attention import project as reference'.encode().hex()}").decode(), space)
+    return space["reference"](x, W, b)""",
 }
-HOME = ("patch_engine", "frames", "computed_import", "no_record", "forged_record")
+HOME = ("patch_engine", "frames", "computed_import", "no_record", "forged_record", "test_cells_nb1", "exercise_reference",
+        "gc_objects", "hex_exec")
 # Tricks that change what every later cell runs on: the whole submission is refused, with words of the reason.
 REFUSED_TRICKS: dict[str, str] = {
     # the notebook's binding of __builtins__ replaced by a copy whose __import__ hands the test cell a proxy of the

@@ -1,6 +1,7 @@
 """`course grade` on the real Notebook 1, in sandboxes, as an instructor would run it on a class folder: the
 solution, the untouched release, a solution whose metadata was stripped and that tries to switch a check off,
-wrong answers dressed to pass their check from inside the student's function (grading_cases.TRICKS), honest
+wrong answers dressed to pass their check from inside the student's function, or calling the reference through
+routes that the graded kernel no longer has (grading_cases.TRICKS; autograder/withhold.py), honest
 habits, malformed files, links of both kinds (to a student outside the class folder) and files nobody should
 grade; then a manual grade and a plain re-run. The odd layouts and colliding names that do get graded are
 tried on a tiny assignment (test_grading_sandbox.py): they exercise the same code, at a fifth of the cost.
@@ -76,6 +77,11 @@ def batch(tmp_path_factory) -> dict:
     (folder / "malformed.ipynb").write_bytes(malformed(solved, *MALFORMED))
     for trick in {**TRICKS, **REFUSED_TRICKS}:
         nbformat.write(_tricked(solved, trick), folder / f"trick_{trick}.ipynb")
+    # a wrong mask that returns its input itself: its record once failed to save, hiding the mistake's name
+    unmasked = copy.deepcopy(solved)
+    mask = next(c for c in unmasked.cells if c.source.startswith("def apply_causal_mask("))
+    mask.source = mask.source.replace("return scores.masked_fill(", "scores.masked_fill(") + "\n    return scores"
+    nbformat.write(unmasked, folder / "unmasked.ipynb")
     victim = copy.deepcopy(solved)  # a student outside the class folder, whom links point at
     victim.cells.append(nbformat.v4.new_code_cell(VICTIM_MARK))
     (folder.parent / "elsewhere").mkdir()
@@ -112,7 +118,9 @@ def test_stripped_metadata_is_restored_and_a_switched_off_check_still_counts(bat
 # A project without its bias fails check_project (2), check_attention_layer (2) and the TransformerLens comparison
 # (3), which runs on non-zero biases; a trick that changes the checks while they run fails the same tests.
 TRICK_SCORES = {"patch_engine": 11, "frames": 11, "computed_import": 11, "subclass": 11, "no_record": 11,
-                "forged_record": 11, "emit_collects_reference": 11}
+                "forged_record": 11, "emit_collects_reference": 11,
+                # out of reach: these call the reference itself, which the graded kernel does not have
+                "test_cells_nb1": 11, "exercise_reference": 11, "gc_objects": 11, "hex_exec": 11}
 
 
 @pytest.mark.parametrize("trick", TRICKS)
@@ -140,6 +148,7 @@ def test_a_trick_on_the_whole_notebook_is_refused(batch, trick):
     ("trick_subclass", "but a plain torch.Tensor was expected"), ("trick_no_record", "checks were changed while it ran"),
     ("trick_emit_collects_reference", "checks were changed while it ran"),
     ("trick_forged_record", "checks were changed while it ran"), ("trick_patch_engine", "the bias b is missing"),
+    ("unmasked", "nothing is masked"), ("trick_test_cells_nb1", "not available while grading"),
 ])
 def test_feedback_shows_the_graders_verdict(batch, student, words):
     page = (batch["out"] / "feedback" / student / NAME / f"{NAME}.html").read_text()

@@ -362,7 +362,7 @@ def _score_shape(case: Case, output: Any) -> str | None:
 
 def _explain_score(case: Case, error: Raised) -> str | None:
     if error.type_name == "IndexError" and "out of bounds" in error.message:
-        n = case["pattern"].shape[-1]
+        n = (case["pattern"] if "pattern" in case else case["tokens"]).shape[-1]  # a model's case has tokens
         return (f"an index went past the end: the pattern has {n} positions, 0 .. 2 * seq_len = {n - 1}. Second-copy "
                 "queries are seq_len + 1 .. 2 * seq_len, and range(a, b) already stops at b - 1.")
     return None

@@ -102,7 +102,11 @@ def _encode(value: Any, tensors: dict[str, torch.Tensor]) -> Any:
         return value
     if isinstance(value, torch.Tensor):
         key = str(len(tensors))
-        tensors[key] = value.detach().cpu().contiguous()
+        # A copy of its own: an output that is an input (or a view of one), an expanded or transposed view, a
+        # conjugate: each travels as plain values, and what was shared is in the record's own words ("aliases").
+        plain = value.detach().cpu()
+        plain = plain.resolve_conj().resolve_neg() if not plain.is_sparse else plain.to_dense()
+        tensors[key] = plain.clone(memory_format=torch.contiguous_format)
         return {"tensor": key, "device": str(value.device)}
     if isinstance(value, Opaque):
         return {"opaque": value.type_name, "detail": value.detail}

@@ -73,7 +73,7 @@ def _missing_layer_message(error: Any, n_layers: int, head: int | None = None,
     asked = int(found.group(1))
     if layer is not None and asked == layer + 1:
         why = (f" {asked} is layer + 1 (off by one?)"
-               + (" and also the head you were asked for (layer and head swapped?)." if asked == head else "."))
+               + (" and also the head you were asked for: did you swap layer and head?" if asked == head else "."))
     elif asked == head:
         why = f" {asked} is the head you were asked for: did you swap layer and head?"
     else:
@@ -142,14 +142,15 @@ def _other_stripe(reference: Callable[..., Any], offset: int, known: Sequence[in
             return None
         pattern = case["pattern"]
         want = reference(**clone(case))
-        if output.shape != want.shape or torch.allclose(output, want, atol=1e-5, rtol=1e-4):
+        if (output.shape != want.shape or output.dtype != want.dtype
+                or torch.allclose(output, want, atol=1e-5, rtol=1e-4)):
             return None
-        for k in range(-(pattern.shape[-1] - 1), pattern.shape[-1]):
+        for k in range(pattern.shape[-1]):  # above the diagonal (k < 0) the mask leaves only zeros
             if k == offset or k in known:
                 continue
             stripe = _stripe(pattern, k).mean(dim=(0, -1))
             if stripe.shape == output.shape and torch.allclose(output, stripe, atol=1e-5, rtol=1e-4):
-                key = "key i" + (f" - {k}" if k > 0 else f" + {-k}")
+                key = "key i" + (f" - {k}" if k else "")
                 want_key = "key i" + (f" - {offset}" if offset else "")
                 return (f"your scores are exactly the attention on {key} (off by {abs(k - offset)} position(s)), "
                         f"averaged; this score wants {want_key}: pattern.diagonal(offset={-offset}, dim1=-2, dim2=-1).")
@@ -896,8 +897,10 @@ def _key_hook_point(case: Case, output: Any, inputs: Any = None) -> str | None:
     model, layer = case["model"], case["layer"]
     clean, dirty = _caches(model, case["tokens"]), _caches(model, case["corrupted"])
     prefix = f"blocks.{layer}."
+    named_elsewhere = [clean[f"{prefix}attn.hook_{x}"] for x in "qkv"]   # and their aliases
     for name in sorted(clean.keys(), key=len):
-        if not name.startswith(prefix) or name.split(".")[-1] in ("hook_k", "hook_q", "hook_v"):
+        if not name.startswith(prefix) or any(
+                clean[name].shape == t.shape and torch.equal(clean[name], t) for t in named_elsewhere):
             continue
         change = (dirty[name] - clean[name]).norm(dim=-1).mean(dim=0)
         if change.shape == output.shape and torch.allclose(output, change, atol=1e-4, rtol=1e-4):

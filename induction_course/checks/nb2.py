@@ -904,6 +904,9 @@ def _key_hook_point(case: Case, output: Any, inputs: Any = None) -> str | None:
             continue
         change = (dirty[name] - clean[name]).norm(dim=-1).mean(dim=0)
         if change.shape == output.shape and torch.allclose(output, change, atol=1e-4, rtol=1e-4):
+            same = [n for n in sorted(clean.keys(), key=len) if n != name and n.startswith(prefix)
+                    and clean[n].shape == clean[name].shape and torch.equal(clean[n], clean[name])]
+            name += f" (= {', '.join(same)})" if same else ""
             return (f"these are the changes at the hook point {name}, not the keys: read "
                     f"blocks.{layer}.attn.hook_k (cache['k', layer]).")
     return None

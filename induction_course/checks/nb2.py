@@ -5,6 +5,12 @@ student's code and records plain data (outputs, weights, the picture's pixels, n
 decides from that record and the call's literal parameters alone. The judge rebuilds everything else
 itself from seeds: the small random models, their caches, the hand-built model, the course's trained model.
 Visible checks use the defaults; hidden tests pass other seeds, shapes and layouts.
+
+The function exercises are declared as data (:class:`~induction_course.checks.core.Exercise` with its bugs and
+its diagnoses, each a ``Diagnosis(case, output, inputs)``) and made by ``make_check``, so the engine alone
+collects, judges and formats them. Notebook 2's diagnoses read what the output shows: a wrong shape that a
+known bug gives, an index run off a named axis of the pattern, a score that is another stripe of the pattern,
+float16 digits, the change at another hook point than ``hook_k``.
 """
 from __future__ import annotations
 

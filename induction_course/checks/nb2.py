@@ -5,11 +5,18 @@ student's code and records plain data (outputs, weights, the picture's pixels, n
 decides from that record and the call's literal parameters alone. The judge rebuilds everything else
 itself from seeds: the small random models, their caches, the hand-built model, the course's trained model.
 Visible checks use the defaults; hidden tests pass other seeds, shapes and layouts.
+
+The function exercises are declared as data (:class:`~induction_course.checks.core.Exercise` with its bugs and
+its diagnoses, each a ``Diagnosis(case, output, inputs)``) and made by ``make_check``, so the engine alone
+collects, judges and formats them. Notebook 2's diagnoses read what the output shows: a wrong shape that a
+known bug gives, an index run off a named axis of the pattern, a score that is another stripe of the pattern,
+float16 digits, the change at another hook point than ``hook_k``.
 """
 from __future__ import annotations
 
 import math
 import re
+from dataclasses import replace
 from typing import Any, Callable, Sequence
 
 import torch
@@ -19,51 +26,18 @@ from transformer_lens.model_bridge import TransformerBridge
 from induction_course import handbuilt as hb
 from induction_course import heads as ref
 from induction_course.attention import apply_causal_mask
-from induction_course.checks.core import (Bug, Case, Check, CheckFailed, Exercise, choices_check, clone,
-                                          make_check, not_a_function, raised, seeded, unwrap)
+from induction_course.checks.core import (Bug, Case, Check, CheckFailed, Diagnosis, Exercise, choices_check,
+                                          clone, make_check, not_a_function, raised, seeded, unwrap)
 from induction_course.checks.record import Opaque, Raised, as_data, capture
 from induction_course.checks.symptoms import named, shape_problem
 from induction_course.models import make_model
 from induction_course.tokenizer import IdTokenizer, tokens_to_text
 
-Diagnosis = Callable[[Case, Any], "str | None"]   # (case, the student's recorded output) -> message or None
 
-
-# ---------------------------------------------------------------- diagnoses beyond the engine's
-def _diagnosed(exercise: Exercise, diagnose: Diagnosis, **defaults: Any) -> Check:
-    """``make_check(exercise)`` whose failures are first offered to ``diagnose``, case by case.
-
-    ``diagnose`` names mistakes the engine's structure-then-bugs order cannot: a wrong *shape* that a
-    known mistake produces, or an exception the student's code raised whose meaning we can tell.
-    """
-    base = make_check(exercise, "nb2")
-
-    def judge(record: Any, seeds: Sequence[int], shapes: Sequence[dict]) -> str:
-        try:
-            return base.judge(record, seeds=seeds, shapes=shapes)
-        except CheckFailed as failure:
-            cases = [(seed, dict(shape)) for shape in shapes for seed in seeds]
-            for entry, (seed, shape) in zip(record if isinstance(record, list) else [], cases):
-                output = entry.get("output") if isinstance(entry, dict) else None
-                message = diagnose(exercise.make_case(seed, **shape), output)
-                if message:
-                    trace = output.traceback if isinstance(output, Raised) else ""
-                    raise CheckFailed(f"{exercise.name}: {message}", trace) from None
-            raise failure
-
-    return Check(base.id, base.collect, judge, {**base.defaults, **defaults})
-
-
-def _first(*diagnoses: Diagnosis) -> Diagnosis:
-    """The diagnosis of the first of ``diagnoses`` that has one."""
-    def diagnose(case: Case, output: Any) -> str | None:
-        return next((m for d in diagnoses if (m := d(case, output))), None)
-    return diagnose
-
-
+# ---------------------------------------------------------------- Notebook 2's diagnoses (stage 1 of core's order)
 def _shape_bugs(reference: Callable[..., Any], *bugs: Bug) -> Diagnosis:
     """Name a wrong shape that one of ``bugs`` gives exactly (values included)."""
-    def diagnose(case: Case, output: Any) -> str | None:
+    def diagnose(case: Case, output: Any, inputs: Any = None) -> str | None:
         if type(output) is not torch.Tensor:  # noqa: E721
             return None
         if output.shape == reference(**clone(case)).shape:
@@ -82,7 +56,7 @@ def _shape_bugs(reference: Callable[..., Any], *bugs: Bug) -> Diagnosis:
 
 def _raised_as(*hints: tuple[str, str, str]) -> Diagnosis:
     """Name an exception the student's code raised: ``(type name, regex on its message, what it means)``."""
-    def diagnose(case: Case, output: Any) -> str | None:
+    def diagnose(case: Case, output: Any, inputs: Any = None) -> str | None:
         if not isinstance(output, Raised):
             return None
         for type_name, pattern, meaning in hints:
@@ -92,7 +66,8 @@ def _raised_as(*hints: tuple[str, str, str]) -> Diagnosis:
     return diagnose
 
 
-def _missing_layer_message(error: Any, n_layers: int, head: int | None = None) -> str | None:
+def _missing_layer_message(error: Any, n_layers: int, head: int | None = None,
+                           layer: int | None = None) -> str | None:
     """What a KeyError from the cache means: no such hook name, a layer past the end, or layer and head swapped."""
     if not (isinstance(error, Raised) and error.type_name == "KeyError"):
         return None
@@ -102,12 +77,17 @@ def _missing_layer_message(error: Any, n_layers: int, head: int | None = None) -
                 "cache['pattern', l] (or cache[f'blocks.{l}.attn.hook_pattern']); its keys cache['k', l] "
                 "(blocks.{l}.attn.hook_k).")
     asked = int(found.group(1))
-    why = (f" {asked} is the head you were asked for: did you swap layer and head?" if asked == head
-           else " Loop over range(model.cfg.n_layers), not over the heads or one past the end.")
+    if layer is not None and asked == layer + 1:
+        why = (f" {asked} is layer + 1 (off by one?)"
+               + (" and also the head you were asked for: did you swap layer and head?" if asked == head else "."))
+    elif asked == head:
+        why = f" {asked} is the head you were asked for: did you swap layer and head?"
+    else:
+        why = " Loop over range(model.cfg.n_layers), not over the heads or one past the end."
     return f"your code raised KeyError: there is no layer {asked}; this model has layers 0 … {n_layers - 1}.{why}"
 
 
-def _missing_layer(case: Case, output: Any) -> str | None:
+def _missing_layer(case: Case, output: Any, inputs: Any = None) -> str | None:
     return _missing_layer_message(output, case["model"].cfg.n_layers)
 
 
@@ -126,14 +106,74 @@ def _stripe(pattern: torch.Tensor, offset: int) -> torch.Tensor:
     return pattern.diagonal(offset=-offset, dim1=-2, dim2=-1)
 
 
-def _score_shape_bugs(reference: Callable[..., Any], offset: int | None) -> Diagnosis:
-    """Wrong axes in a score: the default diagonal of the first two axes, or the mean over the wrong axis."""
+PATTERN_AXES = ("batch", "head", "q_pos", "k_pos")
+
+
+def _score_index_error(case: Case, output: Any, inputs: Any = None) -> str | None:
+    """An IndexError on the pattern, read from torch's message: which axis the index ran off."""
+    if not (isinstance(output, Raised) and output.type_name == "IndexError"):
+        return None
+    first = output.message.splitlines()[0] if output.message else ""
+    found = re.search(r"index (-?\d+) is out of bounds for dimension (\d+) with size (\d+)", first)
+    if found and int(found.group(2)) < 2:
+        axis = PATTERN_AXES[int(found.group(2))]
+        return (f"your code raised IndexError: {first}\nDimension {found.group(2)} of the pattern is its {axis} "
+                "axis, so a position was used as an index into it. A guess: the code was written for one "
+                "sequence's pattern [head, q_pos, k_pos], but pattern is [batch, head, q_pos, k_pos]: index "
+                "the last two axes, pattern[..., i, j] (or pattern[:, :, i, j]).")
+    if found or re.search("out of bounds|out of range", first):
+        return (f"your code raised IndexError: {first}\nAn index past the end: positions run from 0 to pos-1, "
+                "and query 0 has no key -1.")
+    return None
+
+
+def _half_rounded(case: Case, output: Any, inputs: Any = None, reference: Callable[..., Any] = None) -> str | None:
+    """A few scores (too few for the engine's float16 test) that are all exactly float16 numbers, close to the
+    expected ones, where the expected ones are not: the computation ran in float16 and was cast back."""
+    if type(output) is not torch.Tensor or output.dtype != torch.float32 or not output.numel():  # noqa: E721
+        return None
+    want = reference(**clone(case))
+    if output.shape != want.shape or (want.half().float() == want).all():
+        return None
+    if (output.half().float() == output).all() and torch.allclose(output, want, rtol=2e-2, atol=2e-3):
+        return ("every score is exactly a float16 number and close to the expected one: the computation ran in "
+                "float16 (.half() or autocast) and was cast back to float32, losing digits. Keep float32 throughout.")
+    return None
+
+
+def _other_stripe(reference: Callable[..., Any], offset: int, known: Sequence[int]) -> Diagnosis:
+    """Scores that are exactly the mean of another stripe of the pattern (key i-k for some k not in ``known``)."""
+    def diagnose(case: Case, output: Any, inputs: Any = None) -> str | None:
+        if type(output) is not torch.Tensor:  # noqa: E721
+            return None
+        pattern = case["pattern"]
+        want = reference(**clone(case))
+        if (output.shape != want.shape or output.dtype != want.dtype
+                or torch.allclose(output, want, atol=1e-5, rtol=1e-4)):
+            return None
+        for k in range(pattern.shape[-1]):  # above the diagonal (k < 0) the mask leaves only zeros
+            if k == offset or k in known:
+                continue
+            stripe = _stripe(pattern, k).mean(dim=(0, -1))
+            if stripe.shape == output.shape and torch.allclose(output, stripe, atol=1e-5, rtol=1e-4):
+                key = "key i" + (f" - {k}" if k else "")
+                want_key = "key i" + (f" - {offset}" if offset else "")
+                return (f"your scores are exactly the attention on {key} (off by {abs(k - offset)} position(s)), "
+                        f"averaged; this score wants {want_key}: pattern.diagonal(offset={-offset}, dim1=-2, dim2=-1).")
+        return None
+    return diagnose
+
+
+def _score_diagnoses(reference: Callable[..., Any], offset: int | None, known: Sequence[int] = ()) -> tuple:
+    """Wrong axes in a score (the default diagonal of the first two axes, the mean over the wrong axis), an
+    index run off an axis, float16, and (for the stripe scores) another stripe than the one asked for."""
     stripe = (lambda p: p[..., 1:, 0]) if offset is None else (lambda p: _stripe(p, offset))
     bugs = [Bug("you averaged over the head axis and kept the batch axis: a score has one value per head, "
                 "so average over the batch (dim 0) and the queries.",
                 lambda pattern: stripe(pattern).mean(dim=(1, -1))),
-            Bug("you squeezed away a size-1 axis (the batch has 1 sequence here) and then averaged over the "
-                "wrong axis: don't .squeeze(); average over dim 0 and the queries.",
+            Bug("on the case with a batch of 1 sequence your result lost the head axis. A guess: the size-1 batch "
+                "axis was squeezed away (.squeeze()) and then the mean went over the wrong axis: don't .squeeze(); "
+                "average over dim 0 and the queries.",
                 lambda pattern: stripe(pattern).squeeze().mean(dim=(0, -1)))]
     if offset is not None:
         bugs.append(Bug("pattern.diagonal(...) without dim1/dim2 takes the diagonal of the first two axes (batch "
@@ -143,9 +183,15 @@ def _score_shape_bugs(reference: Callable[..., Any], offset: int | None) -> Diag
         bugs.append(Bug("pattern[:, 1:, 0] indexes the head axis (dim 1), not the queries: index the last two "
                         "axes, pattern[..., 1:, 0] (or pattern[:, :, 1:, 0]).",
                         lambda pattern: pattern[:, 1:, 0].mean(dim=(0, -1))))
-    return _first(_shape_bugs(reference, *bugs),
-                  _raised_as(("IndexError", "out of bounds|out of range",
-                              "An index past the end: positions run from 0 to pos-1, and query 0 has no key -1.")))
+    found = [_shape_bugs(reference, *bugs), _score_index_error,
+             lambda case, output, inputs=None: _half_rounded(case, output, inputs, reference)]
+    if offset is not None:
+        found.append(_other_stripe(reference, offset, known))
+    return tuple(found)
+
+
+def _score_check(exercise: Exercise, diagnoses: tuple) -> Check:
+    return make_check(replace(exercise, diagnoses=diagnoses), "nb2", shapes=SCORE_SHAPES)
 
 
 PREVIOUS = Exercise(
@@ -213,9 +259,11 @@ FIRST = Exercise(
     ),
 )
 
-check_previous_token_score = _diagnosed(PREVIOUS, _score_shape_bugs(ref.previous_token_score, 1), shapes=SCORE_SHAPES)
-check_current_token_score = _diagnosed(CURRENT, _score_shape_bugs(ref.current_token_score, 0), shapes=SCORE_SHAPES)
-check_first_token_score = _diagnosed(FIRST, _score_shape_bugs(ref.first_token_score, None), shapes=SCORE_SHAPES)
+# The stripes named by a Bug (key i+1, i, i-2 for the previous-token score; i-1 for the current one) keep their
+# own messages; any other stripe is named by _other_stripe.
+check_previous_token_score = _score_check(PREVIOUS, _score_diagnoses(ref.previous_token_score, 1, (-1, 0, 2)))
+check_current_token_score = _score_check(CURRENT, _score_diagnoses(ref.current_token_score, 0, (1,)))
+check_first_token_score = _score_check(FIRST, _score_diagnoses(ref.first_token_score, None))
 
 
 # ---------------------------------------------------------------- 2. every head of a model
@@ -261,7 +309,7 @@ SCORE_ALL = Exercise(
     ),
 )
 
-check_score_all_heads = _diagnosed(SCORE_ALL, _first(
+check_score_all_heads = make_check(replace(SCORE_ALL, diagnoses=(
     _shape_bugs(_score_all_heads,
                 Bug("torch.cat joined the layers' [head] scores end to end into one long vector: torch.stack "
                     "them, which adds a new layer axis in front.",
@@ -273,7 +321,8 @@ check_score_all_heads = _diagnosed(SCORE_ALL, _first(
     _raised_as(("ValueError", "only one element tensors",
                 "torch.tensor(...) cannot build one tensor out of a list of tensors: use torch.stack(list)."),
                ("TypeError", "expected Tensor as element|must be tuple of Tensors",
-                "torch.stack needs a list of tensors: give it the [head] tensors that score_fn returns."))))
+                "torch.stack needs a list of tensors: give it the [head] tensors that score_fn returns."))),
+    ), "nb2")
 
 
 # ---------------------------------------------------------------- 3. the head in the trained model
@@ -484,7 +533,7 @@ def _judge_plot(record: Any, seed: int, n_layers: int, layer: int, head: int) ->
     if not isinstance(record, dict) or "returned" not in record:
         raise not_a_function(name, record)
     returned = record["returned"]
-    message = _missing_layer_message(returned, n_layers, head)
+    message = _missing_layer_message(returned, n_layers, head, layer)
     if message:
         raise CheckFailed(f"{name}: {message}", returned.traceback)
     returned = unwrap(returned, name)
@@ -829,8 +878,8 @@ KEY_CHANGE = Exercise(
             lambda model, tokens, corrupted, layer: _key_change(model, tokens, corrupted, layer, hook="q")),
         Bug("these are the values' changes (hook_v); the question is about the keys, hook_k.",
             lambda model, tokens, corrupted, layer: _key_change(model, tokens, corrupted, layer, hook="v")),
-        Bug("these are layer 0's keys, whatever `layer` is: build the hook name from `layer` "
-            "(f\"blocks.{layer}.attn.hook_k\").",
+        Bug("these are layer 0's keys, not those of the layer `layer` asks for: build the hook name from `layer` "
+            "itself (f\"blocks.{layer}.attn.hook_k\"), not from a fixed 0 or from layer - 1.",
             lambda model, tokens, corrupted, layer: _key_change(model, tokens, corrupted, 0)),
         Bug("you took the squared length; use the Euclidean norm, .norm(dim=-1).",
             lambda model, tokens, corrupted, layer: _key_change(model, tokens, corrupted, layer,
@@ -844,7 +893,33 @@ KEY_CHANGE = Exercise(
 )
 
 
-check_key_change = _diagnosed(KEY_CHANGE, _first(
+def _key_hook_point(case: Case, output: Any, inputs: Any = None) -> str | None:
+    """The change at another hook point of the same layer than hook_k (hook_q and hook_v are Bugs of their own),
+    measured as the exercise asks (length over the last axis, mean over the batch)."""
+    if type(output) is not torch.Tensor or not output.is_floating_point():  # noqa: E721
+        return None
+    if output.shape == (want := _key_change(**clone(case))).shape and torch.allclose(output, want, atol=1e-4, rtol=1e-4):
+        return None
+    model, layer = case["model"], case["layer"]
+    clean, dirty = _caches(model, case["tokens"]), _caches(model, case["corrupted"])
+    prefix = f"blocks.{layer}."
+    named_elsewhere = [clean[f"{prefix}attn.hook_{x}"] for x in "qkv"]   # and their aliases
+    for name in sorted(clean.keys(), key=len):
+        if not name.startswith(prefix) or any(
+                clean[name].shape == t.shape and torch.equal(clean[name], t) for t in named_elsewhere):
+            continue
+        change = (dirty[name] - clean[name]).norm(dim=-1).mean(dim=0)
+        if change.shape == output.shape and torch.allclose(output, change, atol=1e-4, rtol=1e-4):
+            same = [n for n in sorted(clean.keys(), key=len) if n != name and n.startswith(prefix)
+                    and clean[n].shape == clean[name].shape and torch.equal(clean[n], clean[name])]
+            name += f" (= {', '.join(same)})" if same else ""
+            return (f"these are the changes at the hook point {name}, not the keys: read "
+                    f"blocks.{layer}.attn.hook_k (cache['k', layer]).")
+    return None
+
+
+check_key_change = make_check(replace(KEY_CHANGE, diagnoses=(
+    _key_hook_point,
     _shape_bugs(_key_change,
                 Bug("you took the norm over the head axis (dim=-2); a key's length is over its own components, "
                     "d_head, the last axis: .norm(dim=-1).",
@@ -857,7 +932,7 @@ check_key_change = _diagnosed(KEY_CHANGE, _first(
                     "take the length of each key, .norm(dim=-1), then average over the batch.",
                     lambda model, tokens, corrupted, layer: _key_change(model, tokens, corrupted, layer,
                                                                          norm=lambda d: d.norm(dim=(-2, -1))))),
-    _missing_layer))
+    _missing_layer)), "nb2")
 
 
 # ---------------------------------------------------------------- 7. why an earlier layer

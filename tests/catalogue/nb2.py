@@ -8,6 +8,8 @@ from __future__ import annotations
 
 import math
 
+import numpy
+
 import matplotlib
 
 matplotlib.use("Agg")
@@ -16,17 +18,17 @@ import matplotlib.pyplot as plt  # noqa: E402
 import torch  # noqa: E402
 from transformer_lens.head_detector import detect_head  # noqa: E402
 
-from catalogue import Correct, Mistake  # noqa: E402
+from catalogue import Correct, Mistake, hidden  # noqa: E402
 from induction_course import heads  # noqa: E402
 from induction_course.checks import nb2  # noqa: E402
 from induction_course.data import BOS, random_tokens  # noqa: E402
 from induction_course.plotting import attention_heatmap, token_labels  # noqa: E402
 from induction_course.tokenizer import tokens_to_text  # noqa: E402
 
-SCORE_HIDDEN = {"seeds": (11, 12), "shapes": ({}, {"pos": 2}, {"batch": 1, "head": 7})}
-MODEL_HIDDEN = {"seeds": (11,), "shapes": ({"n_layers": 2, "score": "first_token_score"}, {"n_layers": 1, "pos": 5})}
-KEY_HIDDEN = {"seeds": (11,), "shapes": ({"layer": 0}, {"n_layers": 3, "layer": 2, "at": 1})}
-LAYOUT_HIDDEN = {"layouts": ({"d_vocab": 10, "n_ctx": 40}, {"d_vocab": 30, "n_ctx": 12}), "seeds": (5, 6)}
+
+
+def H(check):  # noqa: N802  (the master's hidden parameters of nb2.<check>, never copied here)
+    return hidden("nb2", check.id.split(".")[1])
 
 
 # ---------------------------------------------------------------- 2.1 previous-token score
@@ -684,6 +686,134 @@ def _choice(why, fix, kind, expect):
     return Mistake(nb2.check_layer_answers, ({"why_earlier": why, "one_layer_fix": fix},), kind, expect)
 
 
+# ---------------------------------------------------------------- by symptom class (issue 18), written blind
+# A notebook global: the notebook's own `pattern`, `model` and `tokens` stand in for the arguments.
+def all_uses_notebook_model(model, tokens, score_fn):
+    cache = _cache(MODEL, tokens)
+    return torch.stack([score_fn(cache["pattern", l]) for l in range(MODEL.cfg.n_layers)])
+
+
+def key_uses_notebook_model(model, tokens, corrupted, layer):
+    clean, dirty = _two_caches(MODEL, tokens, corrupted)
+    return (dirty["k", layer] - clean["k", layer]).norm(dim=-1).mean(dim=0)
+
+
+# Off by one position: a stripe one further back, or one query too many or too few.
+def prev_three_back(pattern):
+    n = pattern.shape[-1]
+    return torch.stack([pattern[:, :, i, i - 3] for i in range(3, n)], dim=-1).mean(dim=(0, 2))
+
+
+def cur_off_by_one_stripe(pattern):
+    return torch.diagonal(pattern, offset=-2, dim1=2, dim2=3).mean(dim=(0, 2))
+
+
+# A sum where a mean was wanted.
+def first_sums_queries(pattern):
+    return pattern[:, :, 1:, 0].sum(dim=2).mean(dim=0)
+
+
+def key_sums_heads_and_batch(model, tokens, corrupted, layer):
+    clean, dirty = _two_caches(model, tokens, corrupted)
+    return (dirty["k", layer] - clean["k", layer]).norm(dim=-1).sum(dim=0)
+
+
+# A hook on the wrong hook point.
+def key_attention_output(model, tokens, corrupted, layer):
+    clean, dirty = _two_caches(model, tokens, corrupted)
+    name = f"blocks.{layer}.attn.hook_z"
+    return (dirty[name] - clean[name]).norm(dim=-1).mean(dim=0)
+
+
+def key_residual_input(model, tokens, corrupted, layer):
+    clean, dirty = _two_caches(model, tokens, corrupted)
+    name = f"blocks.{layer}.hook_resid_pre"
+    return (dirty[name] - clean[name]).norm(dim=-1).mean(dim=0)
+
+
+# A hook left on the model.
+def key_hook_left(model, tokens, corrupted, layer):
+    kept = []
+    model.add_hook(f"blocks.{layer}.attn.hook_k", lambda k, hook: kept.append(k.detach()))
+    with torch.no_grad():
+        model(tokens)
+        model(corrupted)
+    return (kept[1] - kept[0]).norm(dim=-1).mean(dim=0)
+
+
+def all_hook_left(model, tokens, score_fn):
+    patterns = {}
+    for l in range(model.cfg.n_layers):
+        model.add_hook(f"blocks.{l}.attn.hook_pattern", lambda p, hook, l=l: patterns.__setitem__(l, p.detach()))
+    with torch.no_grad():
+        model(tokens)
+    return torch.stack([score_fn(patterns[l]) for l in range(model.cfg.n_layers)])
+
+
+# float16 inside, cast back.
+def prev_half_precision(pattern):
+    return pattern.half().diagonal(offset=-1, dim1=-2, dim2=-1).mean(dim=(0, -1)).float()
+
+
+def key_half_precision(model, tokens, corrupted, layer):
+    clean, dirty = _two_caches(model, tokens, corrupted)
+    return (dirty["k", layer].half() - clean["k", layer].half()).norm(dim=-1).mean(dim=0).float()
+
+
+# NumPy results.
+def prev_numpy(pattern):
+    return pattern.numpy().diagonal(offset=-1, axis1=-2, axis2=-1).mean(axis=(0, -1))
+
+
+def all_numpy(model, tokens, score_fn):
+    cache = _cache(model, tokens)
+    import numpy as np
+    return np.stack([score_fn(cache["pattern", l]).numpy() for l in range(model.cfg.n_layers)])
+
+
+# A batch axis forgotten: code written for one sequence's pattern [head, q, k].
+def prev_one_sequence_index(pattern):
+    n = pattern.shape[-1]
+    return torch.stack([pattern[:, i, i - 1] for i in range(1, n)], dim=-1).mean(dim=(0, -1))
+
+
+def cur_keeps_batch(pattern):
+    return torch.diagonal(pattern, 0, -2, -1).mean(dim=-1)
+
+
+# In place.
+def first_zeroes_query_zero_in_place(pattern):
+    pattern[:, :, 0, 0] = 0
+    return pattern[..., 0].sum(dim=-1).mean(dim=0) / (pattern.shape[-1] - 1)
+
+
+def cur_masks_in_place(pattern):
+    n = pattern.shape[-1]
+    pattern.mul_(torch.eye(n))
+    return pattern.sum(dim=(-2, -1)).mean(dim=0) / n
+
+
+# ---------------------------------------------------------------- moved from tests/test_nb2_checks.py
+def score_not_written(pattern):
+    raise NotImplementedError()
+
+
+def prev_zeros_per_sequence(pattern):
+    return torch.zeros(pattern.shape[0])
+
+
+def qk_positions_in_prev_block(layout):
+    W_pos, W_Q, W_K = _qk(layout)
+    moved = torch.zeros_like(W_pos)
+    width = min(layout.n_ctx, layout.d_model - layout.prev.start)
+    moved[:, layout.prev.start:layout.prev.start + width] = W_pos[:, layout.pos][:, :width]
+    return moved, W_Q, W_K
+
+
+def factor_raises_for_long_sequences(seq_len):
+    return (seq_len - 1) / seq_len if seq_len < 50 else [][0]
+
+
 MISTAKES = [
     # 2.1
     Mistake(nb2.check_previous_token_score, (prev_next_key,), "reads key i+1", "key i+1"),
@@ -699,10 +829,11 @@ MISTAKES = [
     Mistake(nb2.check_previous_token_score, (prev_default_diagonal_axes,), "diagonal of the first two axes",
             "without dim1/dim2"),
     Mistake(nb2.check_previous_token_score, (prev_squeezes,), "squeeze drops the size-1 batch", "squeezed away"),
-    Mistake(nb2.check_previous_token_score, (prev_in_place,), "multiplies the input in place", "in place"),
+    Mistake(nb2.check_previous_token_score, (prev_in_place,), "multiplies the input in place", "in place",
+            symptom="in place/alias"),
     Mistake(nb2.check_previous_token_score, (prev_float64,), "returns float64", "dtype torch.float64"),
     Mistake(nb2.check_previous_token_score, (prev_as_list,), "returns a list", "plain torch.Tensor"),
-    Mistake(nb2.check_previous_token_score, (prev_two_back,), "offset -2", "key i-2"),
+    Mistake(nb2.check_previous_token_score, (prev_two_back,), "offset -2", "key i-2", symptom="off by one"),
     Mistake(nb2.check_previous_token_score, (prev_index_past_end,), "loop one past the end (IndexError)",
             "index past the end"),
     # 2.2
@@ -731,7 +862,8 @@ MISTAKES = [
     Mistake(nb2.check_score_all_heads, (all_stack_dim1,), "stacked along dim 1", "rows are the heads"),
     Mistake(nb2.check_score_all_heads, (all_cat,), "torch.cat instead of torch.stack", "torch.cat"),
     Mistake(nb2.check_score_all_heads, (all_loops_over_heads,), "loops over n_heads", "there is no layer 3"),
-    Mistake(nb2.check_score_all_heads, (all_skips_layer_zero,), "range(1, n_layers)", "off-by-one"),
+    Mistake(nb2.check_score_all_heads, (all_skips_layer_zero,), "range(1, n_layers)", "off-by-one",
+            symptom="off by one"),
     Mistake(nb2.check_score_all_heads, (all_torch_tensor,), "torch.tensor of a list of tensors", "torch.stack"),
     Mistake(nb2.check_score_all_heads, (all_returns_list,), "returns a list", "plain torch.Tensor"),
     Mistake(nb2.check_score_all_heads, (all_reversed,), "layers in reverse order", "reverse layer order"),
@@ -831,8 +963,8 @@ MISTAKES = [
             "shape for the default layout"),
     Mistake(nb2.check_handbuilt_head, (qk_negative_scale, ov_slices_ok), "QK sign flipped", "sign is flipped"),
     # 2.9
-    Mistake(nb2.check_key_change, (key_queries,), "queries instead of keys", "queries"),
-    Mistake(nb2.check_key_change, (key_values,), "values instead of keys", "values'"),
+    Mistake(nb2.check_key_change, (key_queries,), "queries instead of keys", "queries", symptom="wrong hook point"),
+    Mistake(nb2.check_key_change, (key_values,), "values instead of keys", "values'", symptom="wrong hook point"),
     Mistake(nb2.check_key_change, (key_layer_zero,), "layer 0 hard-coded", "layer 0's keys"),
     Mistake(nb2.check_key_change, (key_layer_minus_one,), "layer - 1", "layer 0's keys"),
     Mistake(nb2.check_key_change, (key_squared,), "squared length", "squared length"),
@@ -856,40 +988,91 @@ MISTAKES = [
     _choice("b", "(c)", "a letter in brackets", "choose one of"),
     Mistake(nb2.check_layer_answers, ({"why_earlier": "b"},), "a key missing", "must be a dict"),
     Mistake(nb2.check_layer_answers, (["b", "c"],), "a list, not a dict", "must be a dict"),
+
+    # ---- by symptom class (issue 18)
+    Mistake(nb2.check_score_all_heads, (all_uses_notebook_model,), "the notebook's model, not the argument",
+            "`model` is not used", symptom="global"),
+    Mistake(nb2.check_key_change, (key_uses_notebook_model,), "the notebook's model, not the argument",
+            "`model` is not used", symptom="global"),
+    Mistake(nb2.check_previous_token_score, (prev_three_back,), "key i-3", "key i - 3", symptom="off by one"),
+    Mistake(nb2.check_current_token_score, (cur_off_by_one_stripe,), "key i-2 for the current token", "key i - 2",
+            symptom="off by one"),
+    Mistake(nb2.check_first_token_score, (first_sums_queries,), "sum over the queries", "a sum of 8 things",
+            symptom="sum/mean"),
+    Mistake(nb2.check_key_change, (key_sums_heads_and_batch,), "sum over the batch", "summed over the batch",
+            symptom="sum/mean"),
+    Mistake(nb2.check_key_change, (key_attention_output,), "hook_z instead of hook_k", "hook_z",
+            symptom="wrong hook point"),
+    Mistake(nb2.check_key_change, (key_residual_input,), "hook_resid_pre instead of hook_k", "hook_resid_pre",
+            symptom="wrong hook point"),
+    Mistake(nb2.check_key_change, (key_hook_left,), "add_hook never removed", "left a hook on the model",
+            symptom="hook left"),
+    Mistake(nb2.check_score_all_heads, (all_hook_left,), "add_hook never removed", "left a hook on the model",
+            symptom="hook left"),
+    Mistake(nb2.check_previous_token_score, (prev_half_precision,), "float16 inside, cast back", "float16",
+            symptom="float16"),
+    Mistake(nb2.check_key_change, (key_half_precision,), "float16 inside, cast back", "float16", symptom="float16"),
+    Mistake(nb2.check_previous_token_score, (prev_numpy,), "NumPy result", "NumPy array", symptom="numpy/device"),
+    Mistake(nb2.check_score_all_heads, (all_numpy,), "NumPy result", "NumPy array", symptom="numpy/device"),
+    Mistake(nb2.check_previous_token_score, (prev_one_sequence_index,), "indexed as if [head, q, k]",
+            "written for one sequence", symptom="batch axis"),
+    Mistake(nb2.check_current_token_score, (cur_keeps_batch,), "no mean over the batch", "extra axis",
+            symptom="batch axis"),
+    Mistake(nb2.check_first_token_score, (first_zeroes_query_zero_in_place,), "zeroes the pattern in place",
+            "in place", symptom="in place/alias"),
+    Mistake(nb2.check_current_token_score, (cur_masks_in_place,), "mul_ by the identity", "in place",
+            symptom="in place/alias"),
+    # ---- moved from tests/test_nb2_checks.py
+    Mistake(nb2.check_previous_token_score, (score_not_written,), "not written yet", "not written yet"),
+    Mistake(nb2.check_previous_token_score, (prev_zeros_per_sequence,), "one zero per sequence",
+            "returned shape [3], expected [head=4]"),
+    Mistake(nb2.check_previous_token_qk, (qk_positions_in_prev_block,), "positions in the previous-token block",
+            "outside the position block"),
+    Mistake(nb2.check_handbuilt_head, (qk_positions_in_prev_block, ov_slices_ok), "positions in the prev block",
+            "outside the position block"),
+    Mistake(nb2.check_detect_factor, (factor_raises_for_long_sequences,), "raises for long sequences",
+            "detect_factor raised IndexError"),
+    head_mistake("a layer past the end", found=(FOUND[0] + 5, FOUND[1]), expect="is not a head"),
+    head_mistake("numpy ints", found=tuple(numpy.int64(i) for i in FOUND), expect="convert each with int"),
+    Mistake(nb2.check_previous_token_head, (FOUND, DETECT, factor_ok, TOKENS.float()), "tokens as floats",
+            "re-run the cell that defines `tokens`"),
+    head_mistake("exclude_current_token=True", expect="exclude_current_token=True",
+                 detect_scores=detect_head(MODEL, tokens_to_text(TOKENS), "previous_token_head",
+                                           exclude_current_token=True)),
 ]
 
 CORRECT = [
-    Correct(nb2.check_previous_token_score, (prev_loop_ok,), "loop over queries", SCORE_HIDDEN),
+    Correct(nb2.check_previous_token_score, (prev_loop_ok,), "loop over queries", H(nb2.check_previous_token_score)),
     Correct(nb2.check_previous_token_score, (prev_swapped_dims_ok,), "diagonal(offset=1, dim1=-1, dim2=-2)",
-            SCORE_HIDDEN),
-    Correct(nb2.check_previous_token_score, (prev_mask_ok,), "shifted-identity mask", SCORE_HIDDEN),
-    Correct(nb2.check_previous_token_score, (prev_float64_cast_back_ok,), "float64 cast back", SCORE_HIDDEN),
-    Correct(nb2.check_current_token_score, (cur_einsum_ok,), "einsum bhii->h", SCORE_HIDDEN),
-    Correct(nb2.check_current_token_score, (cur_eye_mask_ok,), "identity mask", SCORE_HIDDEN),
-    Correct(nb2.check_first_token_score, (first_select_ok,), "select and narrow", SCORE_HIDDEN),
-    Correct(nb2.check_first_token_score, (first_sum_ok,), "sum over both, one division", SCORE_HIDDEN),
-    Correct(nb2.check_score_all_heads, (all_hook_names_ok,), "hook names and names_filter", MODEL_HIDDEN),
-    Correct(nb2.check_score_all_heads, (all_fill_ok,), "fill a preallocated tensor", MODEL_HIDDEN),
+            H(nb2.check_previous_token_score)),
+    Correct(nb2.check_previous_token_score, (prev_mask_ok,), "shifted-identity mask", H(nb2.check_previous_token_score)),
+    Correct(nb2.check_previous_token_score, (prev_float64_cast_back_ok,), "float64 cast back", H(nb2.check_previous_token_score)),
+    Correct(nb2.check_current_token_score, (cur_einsum_ok,), "einsum bhii->h", H(nb2.check_current_token_score)),
+    Correct(nb2.check_current_token_score, (cur_eye_mask_ok,), "identity mask", H(nb2.check_current_token_score)),
+    Correct(nb2.check_first_token_score, (first_select_ok,), "select and narrow", H(nb2.check_first_token_score)),
+    Correct(nb2.check_first_token_score, (first_sum_ok,), "sum over both, one division", H(nb2.check_first_token_score)),
+    Correct(nb2.check_score_all_heads, (all_hook_names_ok,), "hook names and names_filter", H(nb2.check_score_all_heads)),
+    Correct(nb2.check_score_all_heads, (all_fill_ok,), "fill a preallocated tensor", H(nb2.check_score_all_heads)),
     Correct(nb2.check_previous_token_head, (FOUND, DETECT, lambda seq_len: 1 - 1 / seq_len, TOKENS),
             "1 - 1/n"),
     Correct(nb2.check_previous_token_head, ((FOUND[0], FOUND[1]), DETECT.clone(),
                                             lambda n: torch.tensor((n - 1) / n), TOKENS), "factor as a tensor"),
-    Correct(nb2.check_detect_factor, (lambda seq_len: 1 - 1 / seq_len,), "1 - 1/n", {"lengths": (2, 7, 1000)}),
+    Correct(nb2.check_detect_factor, (lambda seq_len: 1 - 1 / seq_len,), "1 - 1/n", H(nb2.check_detect_factor)),
     Correct(nb2.check_plot_head_pattern, (plot_imshow_ok,), "plt.imshow and plt.gca()",
-            {"seed": 3, "n_layers": 3, "layer": 2, "head": 0}),
+            H(nb2.check_plot_head_pattern)),
     Correct(nb2.check_plot_head_pattern, (plot_own_axes_ok,), "own Axes passed to attention_heatmap",
-            {"seed": 3, "n_layers": 3, "layer": 2, "head": 0}),
-    Correct(nb2.check_previous_token_qk, (qk_key_shift_ok,), "the shift in W_K", LAYOUT_HIDDEN),
-    Correct(nb2.check_previous_token_qk, (qk_big_scale_ok,), "a much larger scale", LAYOUT_HIDDEN),
+            H(nb2.check_plot_head_pattern)),
+    Correct(nb2.check_previous_token_qk, (qk_key_shift_ok,), "the shift in W_K", H(nb2.check_previous_token_qk)),
+    Correct(nb2.check_previous_token_qk, (qk_big_scale_ok,), "a much larger scale", H(nb2.check_previous_token_qk)),
     Correct(nb2.check_previous_token_qk, (qk_float64_ok,), "float64 built, cast back; margin ln(19 n) + 1",
-            LAYOUT_HIDDEN),
-    Correct(nb2.check_previous_token_ov, (ov_scaled_ok,), "scaled W_V and W_O", LAYOUT_HIDDEN),
-    Correct(nb2.check_previous_token_ov, (ov_slices_ok,), "negative slice for the prev block", LAYOUT_HIDDEN),
-    Correct(nb2.check_previous_token_ov, (ov_other_directions_ok,), "other head directions", LAYOUT_HIDDEN),
+            H(nb2.check_previous_token_qk)),
+    Correct(nb2.check_previous_token_ov, (ov_scaled_ok,), "scaled W_V and W_O", H(nb2.check_previous_token_ov)),
+    Correct(nb2.check_previous_token_ov, (ov_slices_ok,), "negative slice for the prev block", H(nb2.check_previous_token_ov)),
+    Correct(nb2.check_previous_token_ov, (ov_other_directions_ok,), "other head directions", H(nb2.check_previous_token_ov)),
     Correct(nb2.check_handbuilt_head, (qk_key_shift_ok, ov_other_directions_ok), "shift in W_K, other directions",
-            {"layouts": ({"d_vocab": 10, "n_ctx": 40},), "seeds": (7,)}),
-    Correct(nb2.check_key_change, (key_reverse_difference_ok,), "clean - dirty, sqrt of squares", KEY_HIDDEN),
-    Correct(nb2.check_key_change, (key_float64_ok,), "float64 cast back", KEY_HIDDEN),
-    Correct(nb2.check_key_change, (key_hooks_ok,), "keys kept by hooks", KEY_HIDDEN),
+            H(nb2.check_handbuilt_head)),
+    Correct(nb2.check_key_change, (key_reverse_difference_ok,), "clean - dirty, sqrt of squares", H(nb2.check_key_change)),
+    Correct(nb2.check_key_change, (key_float64_ok,), "float64 cast back", H(nb2.check_key_change)),
+    Correct(nb2.check_key_change, (key_hooks_ok,), "keys kept by hooks", H(nb2.check_key_change)),
     Correct(nb2.check_layer_answers, ({"why_earlier": "B", "one_layer_fix": " c"},), "capitals and spaces"),
 ]

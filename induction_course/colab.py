@@ -35,7 +35,10 @@ import tempfile
 import tomllib
 from pathlib import Path
 
-from induction_course.repository import PYPROJECT, ROOT  # noqa: F401  (ROOT: read by the tests)
+# Defined here, not imported: this file runs as a script on Colab before the course is installed.
+# induction_course.repository re-exports them for everything else.
+ROOT = Path(__file__).resolve().parent.parent
+PYPROJECT = ROOT / "pyproject.toml"
 
 #: The environment variable that overrides the repository the setup cell installs from.
 REPO_ENV = "COURSE_REPO_URL"

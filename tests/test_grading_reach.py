@@ -24,7 +24,7 @@ from autograder.sandbox import bwrap_args, sandbox_problem
 from autograder.settings import Limits, course_package
 from induction_course import attention
 from induction_course.checks import nb1, record
-from induction_course.notebooks import SOLUTIONS
+from course_tools.notebooks import SOLUTIONS
 
 pytestmark = pytest.mark.skipif(bool(sandbox_problem()), reason=f"no sandbox: {sandbox_problem()}")
 NB1 = SOLUTIONS / "01_attention" / "01_attention.ipynb"
@@ -183,7 +183,7 @@ def test_the_build_is_cached_and_the_tiny_assignment_needs_none(tmp_path):
 def test_a_reference_that_the_notebooks_own_cells_run_stays(tmp_path):
     """Notebook 3 trains models with the package (``train_induction_model`` computes ``per_token_loss``): what
     its release's cells run stays, the rest of its references do not."""
-    from induction_course.notebooks import COURSE
+    from course_tools.notebooks import COURSE
 
     release = nbformat.read(COURSE / "03_induction" / "03_induction.ipynb", as_version=4)
     uses = withhold.notebook_uses(release)

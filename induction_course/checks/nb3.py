@@ -12,6 +12,7 @@ down here, so a retrained model changes nothing.
 from __future__ import annotations
 
 import functools
+from dataclasses import replace
 import math
 import re
 from typing import Any, Callable, Sequence
@@ -26,50 +27,42 @@ from induction_course.data import BOS, repeated_tokens
 from induction_course.heads import diagonal_score, induction_score, previous_token_score
 from induction_course.training import STANDARD_CONFIG
 
-Diagnosis = Callable[[Case, Any], "str | None"]
+Question = Callable[[Case, Any], "str | None"]
 Explanation = Callable[[Case, Raised], "str | None"]
 
 
-# ---------------------------------------------------------------- Notebook 3's diagnoses on top of the engine
-def _diagnosed(exercise: Exercise, diagnoses: Sequence[Diagnosis] = (), explain: Explanation | None = None,
+# ---------------------------------------------------------------- Notebook 3's diagnoses, as the engine's data
+def _diagnosed(exercise: Exercise, questions: Sequence[Question] = (), explain: Explanation | None = None,
                wrap: Callable[[Callable], Callable] | None = None) -> Check:
-    """``make_check(exercise)``, whose judge first asks Notebook 3's own questions of each recorded case.
+    """``make_check`` of ``exercise`` with Notebook 3's questions as its :data:`Diagnosis` (stage 1 of the engine).
 
-    ``diagnoses(case, output)`` name a structural mistake (a flattened or concatenated result, a
+    ``questions(case, output)`` name a structural mistake (a flattened or concatenated result, a
     list...) or return None; ``explain(case, raised)`` says what the student's own exception means,
     or returns None. Both only ever fail a case; everything else is the engine's judge.
     """
-    base = make_check(exercise, "nb3", wrap)
-
-    def judge(record: Any, seeds: Sequence[int], shapes: Sequence[dict]) -> str:
-        cases = [(seed, dict(shape)) for shape in shapes for seed in seeds]
-        if isinstance(record, list) and len(record) == len(cases):
-            for (seed, shape), entry in zip(cases, record):
-                output = entry.get("output") if isinstance(entry, dict) else None
-                _diagnose(exercise, exercise.make_case(seed, **shape), output, diagnoses, explain)
-        return base.judge(record, seeds=seeds, shapes=shapes)
-
-    return Check(base.id, base.collect, judge, base.defaults)
+    def diagnose(case: Case, output: Any, inputs_after: Any) -> str | None:
+        return _diagnose(exercise, case, output, questions, explain)
+    return make_check(replace(exercise, diagnoses=(diagnose, *exercise.diagnoses)), "nb3", wrap)
 
 
-def _diagnose(exercise: Exercise, case: Case, output: Any, diagnoses: Sequence[Diagnosis],
-              explain: Explanation | None) -> None:
+def _diagnose(exercise: Exercise, case: Case, output: Any, questions: Sequence[Question],
+              explain: Explanation | None) -> str | None:
     if isinstance(output, Raised):
         hint = explain(case, output) if explain and output.type_name != "NotImplementedError" else None
         if hint:
-            raise CheckFailed(f"{exercise.name} raised {output.type_name}: {output.message.splitlines()[0]}\n"
-                              f"{hint}", output.traceback)
-        return
+            return f"{exercise.name} raised {output.type_name}: {output.message.splitlines()[0]}\n{hint}"
+        return None
     if isinstance(output, (list, tuple)) and output and all(isinstance(o, torch.Tensor) for o in output):
-        raise CheckFailed(f"{exercise.name} returned a {type(output).__name__} of {len(output)} tensors; return one "
-                          "tensor (torch.stack(...) the pieces along a new axis).")
+        return (f"{exercise.name} returned a {type(output).__name__} of {len(output)} tensors; return one "
+                "tensor (torch.stack(...) the pieces along a new axis).")
     if isinstance(output, (bool, int, float)):
-        raise CheckFailed(f"{exercise.name} returned a Python {type(output).__name__}; return the tensor itself "
-                          "(drop the .item() or float(...)).")
-    for diagnosis in diagnoses:
-        problem = diagnosis(case, output)
+        return (f"{exercise.name} returned a Python {type(output).__name__}; return the tensor itself "
+                "(drop the .item() or float(...)).")
+    for question in questions:
+        problem = question(case, output)
         if problem:
-            raise CheckFailed(f"{exercise.name} {problem}")
+            return f"{exercise.name} {problem}"
+    return None
 
 
 def _shape(output: Any) -> tuple[int, ...] | None:

@@ -93,6 +93,14 @@ def held_out_batch(batch: int = 64, n_ctx: int = 128, seed: int = 0) -> torch.Te
     return windows(token_stream("held_out"), batch, n_ctx, torch.Generator().manual_seed(seed))
 
 
+def held_out_windows(n_ctx: int = 128) -> torch.Tensor:
+    """All non-overlapping windows of the held-out books, each ``[BOS]`` then ``n_ctx - 1`` tokens: [n, n_ctx]."""
+    stream = token_stream("held_out")
+    n = len(stream) // (n_ctx - 1)
+    body = stream[: n * (n_ctx - 1)].view(n, n_ctx - 1)
+    return torch.cat([torch.full((n, 1), BOS, dtype=torch.long), body], dim=1)
+
+
 def icl_positions(n_ctx: int, window: int = 5) -> tuple[torch.Tensor, torch.Tensor]:
     """Loss positions (indices into the [n_ctx - 1] per-token losses) of the ICL score's early and late windows:
     ``window`` positions around 0.1 and 0.98 of the context."""

@@ -21,6 +21,7 @@ from induction_course.ablation import ablation_hooks, quiet_hooks, run_loss, z_n
 from induction_course.checks.core import (Bug, Check, CheckFailed, Exercise, choices_check, collect_calls,
                                           judge_case, not_a_function, seeded)
 from induction_course.checks.record import Raised
+from induction_course.checks.symptoms import unknown_hook_symptom
 from induction_course.circuits import ICL_EARLY, ICL_LATE
 from induction_course.data import repeated_tokens
 from induction_course.heads import diagonal_score, induction_score, previous_token_score
@@ -129,10 +130,10 @@ def _hook_name(case: Case, output: Any, inputs: Any) -> str | None:
     message = _raised(output, "KeyError")
     if message is None:
         return None
-    found = re.search(r"'([\w.]+)'", message)
-    name = found.group(1) if found else message
-    return (f"there is no hook or cache entry named '{name}'. The names used here are "
-            "f\"blocks.{layer}.attn.hook_z\", f\"blocks.{layer}.attn.hook_pattern\" and \"ln_final.hook_scale\".")
+    model = case.get("model") if isinstance(case, dict) else None
+    n_layers = getattr(getattr(model, "cfg", None), "n_layers", None)
+    return unknown_hook_symptom(message, "f\"blocks.{layer}.attn.hook_z\", f\"blocks.{layer}.attn.hook_pattern\" "
+                                "and \"ln_final.hook_scale\"", n_layers)
 
 
 # ================================================================ 5.1 the ICL score, scaled to the context

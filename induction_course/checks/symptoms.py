@@ -201,3 +201,16 @@ def _region_symptom(g: torch.Tensor, w: torch.Tensor, dims: Sequence[str], atol:
         if 0 < len(bad) <= max(1, w.shape[a] // 3) and w.shape[a] > 2:
             return f"Only the entries at {dims[a]} = {bad} differ from the expected ones."
     return None
+
+
+def unknown_hook_symptom(message: str, names: str, n_layers: int | None = None) -> str:
+    """The feedback for a KeyError ``message`` from a hook or cache look-up: which name was unknown, a hint
+    when its layer is past ``n_layers``, and the ``names`` this notebook uses (shared by Notebooks 4 and 5)."""
+    import re
+    found = re.search(r"'([\w.]+)'", message)
+    name = found.group(1) if found else message
+    layer = re.match(r"blocks\.(\d+)\.", name)
+    if n_layers is not None and layer and int(layer.group(1)) >= n_layers:
+        return (f"your code asked for '{name}', but this model has {n_layers} layer(s), numbered 0 to "
+                f"{n_layers - 1}. Are layer and head swapped? Every pair in this notebook is (layer, head).")
+    return f"there is no hook or cache entry named '{name}'. The names used here are {names}."

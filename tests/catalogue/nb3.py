@@ -11,7 +11,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from catalogue import Correct, Mistake
+from catalogue import Correct, Mistake, hidden
 from induction_course import circuits
 from induction_course.checks import nb3
 from induction_course.data import repeated_tokens
@@ -832,13 +832,13 @@ MISTAKES = [
     _m(ANSWERS, ({"control_icl": "b", "icl_alone": "yes"},), "not a letter", "choose one of"),
 ]
 
-_HIDDEN_TOKENS = {"cases": ((3, 5, 50), (16, 23, 128), (2, 3, 40))}
-_HIDDEN_LOSS = {"seeds": (11, 12), "shapes": ({}, {"pos": 2}, {"batch": 1, "d_vocab": 3})}
-_HIDDEN_SCORE = {"seeds": (11, 12), "shapes": ({}, {"seq_len": 2}, {"head": 1, "seq_len": 13})}
-_HIDDEN_MODEL = {"seeds": (5,), "shapes": ({"seq_len": 13, "batch": 4},)}
-_HIDDEN_POS = {"seeds": (11, 12), "shapes": ({}, {"n": 1}, {"batch": 1, "n": 9})}
-_HIDDEN_COMP = {"seeds": (11, 12), "shapes": ({}, {"head0": 1, "head1": 4}, {"d_model": 6, "d_head": 6})}
-_HIDDEN_ICL = {"seeds": (11, 12), "shapes": ({}, {"batch": 1, "pos": 20})}
+_HIDDEN_TOKENS = hidden("nb3", "check_generate_repeated_tokens")
+_HIDDEN_LOSS = hidden("nb3", "check_per_token_loss")
+_HIDDEN_SCORE = hidden("nb3", "check_induction_score")
+_HIDDEN_MODEL = hidden("nb3", "check_induction_scores_of_model")
+_HIDDEN_POS = hidden("nb3", "check_eigenvalue_positivity")
+_HIDDEN_COMP = hidden("nb3", "check_k_composition_scores")
+_HIDDEN_ICL = hidden("nb3", "check_icl_score")
 
 CORRECT = [
     Correct(TOKENS, (tokens_global_seed,), "torch.manual_seed and full(), cat on dim -1", _HIDDEN_TOKENS),

@@ -80,7 +80,8 @@ def test_every_expected_output_promises_a_line():
 @pytest.mark.parametrize("expected, printed, missing", [
     (["✓ a matches on 1 input(s) ..."], ["✓ a matches on 1 input(s) (atol=1e-05)."], []),
     (["✓ head 0.x is it (score 0.…)"], ["noise", "✓ head 0.1 is it (score 0.93)"], []),
-    (["✓ a matches on 1 input(s) ..."], ["✓ a matches on 2 input(s) (atol=1e-05)."], ["✓ a matches on 1 input(s) ..."]),
+    (["✓ a matches on 1 input(s) ..."], ["✓ a matches on 2 input(s) (atol=1e-05)."],
+     ["✓ a matches on 1 input(s) ..."]),
     (["✓ one", "✓ two"], ["✓ two", "✓ one"], ["✓ two"]),
     (["✓ head 0.x is it"], ["✓ head 0.a is it"], ["✓ head 0.x is it"]),
 ])

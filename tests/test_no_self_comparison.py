@@ -31,8 +31,8 @@ def _name(check: object) -> str:
 def is_reference_of(value: object, check_name: str) -> bool:
     """``value`` is the course package's function that ``check_name`` (``check_X``) compares answers with."""
     module = getattr(value, "__module__", "") or ""
-    return (callable(value) and module.startswith("induction_course.") and not module.startswith("induction_course.checks")
-            and getattr(value, "__name__", None) == check_name.removeprefix("check_"))
+    return (callable(value) and module.startswith("induction_course.")
+            and not module.startswith("induction_course.checks") and getattr(value, "__name__", None) == check_name.removeprefix("check_"))
 
 
 @pytest.mark.parametrize("notebook", NOTEBOOKS)

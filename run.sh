@@ -3,6 +3,7 @@
 #   ./run.sh lab [ARGS]          set up (if needed) and open the course in JupyterLab, as a student
 #   ./run.sh instructor [ARGS]   the same with nbgrader's instructor tools, opened on the formgrader
 #   ./run.sh test [ARGS]         set up (if needed) and run the test suite (ARGS go to pytest), a worker per core
+#   ./run.sh test --fast [ARGS]  only the fast tier (pure Python: no kernel, sandbox, browser or training; ~2 min)
 #   ./run.sh bench [ARGS]        set up (if needed) and print the time and memory budgets
 #   ./run.sh build               regenerate solutions/*.ipynb and course/ from the masters in masters/
 #   ./run.sh setup               set up only
@@ -133,17 +134,22 @@ case "$command" in
     ;;
   test)
     setup
+    tier=()
+    if [ "${1:-}" = --fast ]; then
+      shift
+      tier=(-m "not slow")  # tests/conftest.py marks slow what needs a kernel, the sandbox, a browser or training
     # The grading tests sandbox student code with bubblewrap; without it they skip and say why, except in CI
     # (CI=true), where a missing sandbox fails the run: a green CI must have tested the grader.
-    if ! sh autograder/install_sandbox.sh; then
+    elif ! sh autograder/install_sandbox.sh; then
       echo "warning: could not install the grading sandbox (bubblewrap)." >&2
       if [ "${CI:-}" = true ]; then echo "CI=true: the grading tests need the sandbox; stopping." >&2; exit 1; fi
     fi
-    # One pytest-xdist worker per core, at most 4 (TEST_WORKERS=0: one process). tests/conftest.py hands each
-    # worker whole units (a module, or one notebook's tests), slowest first, so every fixture is made once.
+    # One pytest-xdist worker per core, at most 4 (TEST_WORKERS=0: one process). xdist's --dist loadgroup hands
+    # each worker whole groups (tests/conftest.py marks them: a notebook's tests, a module's, the browser's), so
+    # every fixture is made once; xdist starts the groups with the most tests first.
     workers=${TEST_WORKERS:-$(python -c 'import os; n = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1; print(min(n, 4) if n > 1 else 0)')}
     set +e
-    python -m pytest -n "$workers" "$@"
+    python -m pytest -n "$workers" --dist loadgroup ${tier[@]+"${tier[@]}"} "$@"
     rc=$?
     set -e
     # pytest's 5 means "no tests were collected": that is a failure of the suite, say so.

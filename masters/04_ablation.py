@@ -749,9 +749,9 @@ for l, h in induction_heads:
 # **Expected output:**
 # ```
 # ✓ direct_logit_contribution matches the reference on 1 fresh random input(s) ...
-# ✓ clean logits − your contribution = the ablated logits with patterns and scales frozen (max error 3.8e-06).
+# ✓ clean logits − your contribution = the ablated logits with patterns and scales frozen (max error …).
 # ```
-# (3.8e-06 on a CPU; any error of the order of 1e-06 is float rounding.)
+# (The max error is float rounding: on a CPU of the order of 1e-06, and it differs from run to run.)
 
 # %% solution="direct_logit_contribution"
 def direct_logit_contribution(model: TransformerBridge, cache: ActivationCache, layer: int, head: int) -> torch.Tensor:

@@ -1,9 +1,14 @@
-"""Shared fixtures (executed solution notebooks, an nbgrader course directory, each made once), and the units
-of work in which ``./run.sh test`` hands the suite to several pytest-xdist workers."""
+"""Shared fixtures (executed solution notebooks, an nbgrader course directory, each made once), the two tiers of
+the suite, and the groups in which ``./run.sh test`` hands the suite to pytest-xdist workers (``--dist loadgroup``).
+
+Both the tier and the group of a test follow from what the test needs, by the rules in
+``pytest_collection_modifyitems`` below; nothing here is a list of tests or of timings.
+"""
 from __future__ import annotations
 
+import inspect
 import os
-import re
+import types
 from pathlib import Path
 
 import nbformat
@@ -55,58 +60,118 @@ def course_dirs(tmp_path_factory) -> dict[str, Path]:
     return Lazy()
 
 
-# Each xdist worker gets whole units, so a fixture is made by one worker only: a module (its module-scoped
-# fixtures), the browser tests (one Chromium), or one notebook's tests in the modules that use the session
-# fixtures above (a notebook's autograde takes up to a minute; its tests need no other notebook's).
-SHARED = {"course_dirs", "graded_solutions", "executed_solutions"}
-NOTEBOOK_MODULES = {"tests/test_notebook_hygiene.py", "tests/test_notebooks.py", "tests/test_offline_pages.py",
-                    "tests/test_pipeline.py"}
-ASSIGNMENTS = set(assignments())
-# The slowest units first, so that the workers finish together (seconds with two workers on 2 cores, in this
-# order: 277, 135, 102, 93, 92, 83, 70, 59, 46, 37, 31, 29; every other unit under 25, 1165 in all).
-SLOWEST_FIRST = ["tests/test_grading_sandbox.py", "tests/test_grading_notebook1.py", "tests/test_nb3_science.py",
-                 "tests/test_colab_simulated.py", "browser", "notebook 03_induction", "tests/test_jupyterlab.py",
-                 "tests/test_nbgrader_exchange.py", "notebook 04_ablation", "notebook 02_previous_token",
-                 "notebook 01_attention", "tests/test_catalogue.py"]
+def pytest_generate_tests(metafunc):
+    if "assignment" in metafunc.fixturenames:
+        metafunc.parametrize("assignment", assignments())
 
 
-def work_unit(nodeid: str) -> str:
-    """The unit of work a test belongs to, from its node id alone (xdist's controller collects nothing)."""
-    module = nodeid.split("::", 1)[0]
-    if module.startswith("tests/browser/"):
+# ----- Tiers and groups
+# The fast tier (`./run.sh test --fast`, i.e. `-m "not slow"`) is what runs in this one Python process in about two
+# minutes on 2 cores. A test is `slow` when it needs one of the session fixtures below (a notebook executed by
+# nbgrader, a browser), or when the code it runs (its function, the fixtures and helpers of tests/ it uses, read
+# transitively) names something that starts another program (STARTS_A_PROGRAM: a kernel, a JupyterLab server,
+# nbgrader, the grading sandbox, a subprocess) or trains a model (calls `train` or a `train_...`).
+TESTS = Path(__file__).resolve().parent
+NOTEBOOK_FIXTURES = {"course_dirs", "graded_solutions", "executed_solutions"}  # one per notebook, above
+BROWSER_FIXTURES = {"chromium", "driver"}                                      # one Chromium, tests/browser/
+STARTS_A_PROGRAM = ("subprocess", "nbclient", "jupyter_client", "labserver", "selenium",
+                    "autograder.plain", "autograder.sandbox", "autograder.batch", "autograder.executing",
+                    "autograder.cluster", "course_tools.cli")
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    config.addinivalue_line("markers", "slow(reason): needs a kernel, nbgrader, the sandbox, a browser, another "
+                                       "program or a training run (set by tests/conftest.py; fast: -m 'not slow')")
+    if not config.pluginmanager.hasplugin("xdist"):  # -p no:xdist: the marks are still set, and mean nothing
+        config.addinivalue_line("markers", "xdist_group(name): pytest-xdist's group (set by tests/conftest.py)")
+
+
+def _origin(value: object) -> str | None:
+    origin = value.__name__ if isinstance(value, types.ModuleType) else getattr(value, "__module__", None)
+    return origin if isinstance(origin, str) else None
+
+
+def _in_tests(value: object) -> bool:
+    file = getattr(inspect.getmodule(value), "__file__", None)
+    return file is not None and Path(file).resolve().is_relative_to(TESTS)
+
+
+def _codes(code: types.CodeType):
+    yield code
+    for const in code.co_consts:
+        if isinstance(const, types.CodeType):
+            yield from _codes(const)
+
+
+def why_slow(function: object, seen: set[int] | None = None) -> str | None:
+    """Why running ``function`` (a test, a fixture, a helper of tests/) is slow, or None: the first name it or a
+    helper of tests/ it calls refers to that starts a program or trains a model."""
+    seen = set() if seen is None else seen
+    function = inspect.unwrap(function)
+    if id(function) in seen:
+        return None
+    seen.add(id(function))
+    if isinstance(function, type):  # a class of tests/: its bases, and its methods
+        for base in function.__mro__[1:]:
+            if (origin := _origin(base)) and origin.startswith(STARTS_A_PROGRAM):
+                return f"{function.__name__} is a {origin}.{base.__name__}"
+        return next(filter(None, (why_slow(v, seen) for v in vars(function).values() if inspect.isfunction(v))), None)
+    code = getattr(function, "__code__", None)
+    if code is None:
+        return None
+    for names in (c.co_names for c in _codes(code)):
+        for name in names:
+            if name == "train" or name.startswith("train_"):
+                return f"trains a model ({name})"
+            if name not in function.__globals__:
+                continue
+            value = function.__globals__[name]
+            origin = _origin(value)
+            if origin and any(origin == p or origin.startswith(p + ".") for p in STARTS_A_PROGRAM):
+                return f"starts a program ({name}, from {origin})"
+            if (inspect.isfunction(value) or isinstance(value, type) or hasattr(value, "__wrapped__")) \
+                    and _in_tests(value) and (reason := why_slow(value, seen)):
+                return reason
+    return None
+
+
+def module_fixtures(item: pytest.Item) -> list[object]:
+    """The fixtures ``item`` uses that its module defines or imports (tests/conftest.py's are NOTEBOOK_FIXTURES
+    and BROWSER_FIXTURES)."""
+    module = vars(getattr(item, "module", None) or types.ModuleType("none"))
+    return [module[name] for name in item.fixturenames if hasattr(module.get(name), "__wrapped__")]
+
+
+def xdist_group(item: pytest.Item) -> str | None:
+    """Each xdist worker gets whole groups, so that a fixture is made by one worker only: one notebook's tests
+    that use its executed notebook (an nbgrader autograde, up to a minute), the browser tests (one Chromium),
+    a module's tests that use a fixture of that module. Any other test is a unit of its own."""
+    fixtures = set(item.fixturenames)
+    if fixtures & NOTEBOOK_FIXTURES:
+        return f"notebook-{item.callspec.params['assignment']}"
+    if fixtures & BROWSER_FIXTURES:
         return "browser"
-    param = re.search(r"\[([^\]]*)\]$", nodeid)
-    if module in NOTEBOOK_MODULES and param and param[1] in ASSIGNMENTS:
-        return f"notebook {param[1]}"
-    return module
+    return item.nodeid.split("::", 1)[0] if module_fixtures(item) else None
 
 
 @pytest.hookimpl(tryfirst=True)
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
     for item in items:
-        if SHARED & set(item.fixturenames) and not work_unit(item.nodeid).startswith("notebook "):
+        fixtures = set(item.fixturenames)
+        if fixtures & NOTEBOOK_FIXTURES and "assignment" not in getattr(getattr(item, "callspec", None), "params", {}):
             raise pytest.UsageError(f"{item.nodeid} uses a session fixture of tests/conftest.py: parametrize it "
-                                    "by `assignment` and add its module to NOTEBOOK_MODULES there")
-    rank = {unit: i for i, unit in enumerate(SLOWEST_FIRST)}
-    items.sort(key=lambda item: rank.get(work_unit(item.nodeid), len(rank)))
-
-
-@pytest.hookimpl(optionalhook=True)  # a hook of pytest-xdist, absent with -p no:xdist
-def pytest_xdist_make_scheduler(config: pytest.Config, log):
-    """Hand xdist's workers whole units (``work_unit``), in the collection's order: slowest first."""
-    from xdist.scheduler import LoadScopeScheduling
-
-    class ByWorkUnit(LoadScopeScheduling):
-        def _split_scope(self, nodeid: str) -> str:
-            return work_unit(nodeid)
-
-    config.option.loadscopereorder = False
-    return ByWorkUnit(config, log)
-
-
-def pytest_generate_tests(metafunc):
-    if "assignment" in metafunc.fixturenames:
-        metafunc.parametrize("assignment", assignments())
+                                    "by `assignment`, so that each notebook's tests share one worker")
+        if fixtures & NOTEBOOK_FIXTURES:
+            reason = "executes a notebook with nbgrader"
+        elif fixtures & BROWSER_FIXTURES:
+            reason = "needs a browser"
+        else:
+            reason = next(filter(None, map(why_slow, [getattr(item, "function", None), *module_fixtures(item)])),
+                          None)
+        if reason:
+            item.add_marker(pytest.mark.slow(reason))
+        if group := xdist_group(item):
+            item.add_marker(pytest.mark.xdist_group(group))
 
 
 # In CI a test that skips for want of the grading sandbox or the browser fails instead: a green CI must have run them.

@@ -1,4 +1,5 @@
-"""Notebook 1's checks: the reference passes, and every diagnostic fires on the bug it names.
+"""Notebook 1's checks: every diagnostic fires on the bug it names.
+Correct answers, written apart from the reference, pass in tests/catalogue/ (tests/test_no_self_comparison.py).
 
 The buggy functions below are written the way a student would write them, independently of
 the ``Bug`` variants inside the checks.
@@ -22,14 +23,6 @@ def fails_with(check, fn, *fragments: str) -> str:
     for fragment in fragments:
         assert fragment in message, f"expected {fragment!r} in: {message}"
     return message
-
-
-@pytest.mark.parametrize("name", ["project", "attention_scores", "apply_causal_mask", "attention_pattern",
-                                  "weighted_values", "attention_output", "attention_layer"])
-def test_reference_passes_visible_and_hidden_cases(name, capsys):
-    check = getattr(nb1, f"check_{name}")
-    check(getattr(ref, name), seeds=(0, 11, 12), shapes=({}, {"pos": 1}))
-    assert "✓" in capsys.readouterr().out
 
 
 # ----- project

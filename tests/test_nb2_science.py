@@ -128,6 +128,8 @@ def test_layer_0_keys_cannot_see_the_previous_token_but_layer_1_keys_can(model, 
 
 def test_the_previous_token_grid_is_bright_in_layer_0_only(prev_scores):
     """Notebook 2's grid text: two bright layer-0 cells, none in layer 1."""
+    print("previous-token scores, layer 0:", [round(float(v), 2) for v in prev_scores[0]],
+          f"highest in later layers: {float(prev_scores[1:].max()):.2f}")
     assert int((prev_scores[0] >= 0.5).sum()) == 2
     assert float(prev_scores[1:].max()) < 0.3
 

@@ -1,4 +1,5 @@
-"""Notebook 3's checks: the reference passes, and every diagnostic fires on the bug it names.
+"""Notebook 3's checks: every diagnostic fires on the bug it names.
+Correct answers, written apart from the reference, pass in tests/catalogue/ (tests/test_no_self_comparison.py).
 
 The buggy functions below are written the way a student would write them, independently of
 the ``Bug`` variants inside the checks.
@@ -27,30 +28,6 @@ def fails_with(check, *args, fragments: tuple[str, ...]) -> str:
 @pytest.fixture(scope="module")
 def model():
     return load_induction_model(device="cpu")
-
-
-# ----- reference solutions pass, on visible and hidden cases
-def good_tokens(batch, seq_len, d_vocab, seed=0):
-    r = torch.randint(1, d_vocab, (batch, seq_len), generator=torch.Generator().manual_seed(seed))
-    return torch.cat([torch.zeros(batch, 1, dtype=torch.long), r, r], dim=1)
-
-
-def ref_scores_of_model(model, tokens, seq_len):
-    _, cache = model.run_with_cache(tokens)
-    return torch.stack([ref_induction_score(cache["pattern", layer], seq_len) for layer in range(model.cfg.n_layers)])
-
-
-def test_references_pass(capsys):
-    nb3.check_generate_repeated_tokens(good_tokens, cases=((8, 10, 12), (3, 5, 50), (16, 23, 128), (2, 3, 40)))
-    nb3.check_per_token_loss(ref.per_token_loss, seeds=(0, 11), shapes=({}, {"pos": 2}, {"batch": 1, "d_vocab": 3}))
-    nb3.check_induction_score(ref_induction_score, seeds=(0, 11), shapes=({}, {"seq_len": 2}, {"head": 1, "seq_len": 13}))
-    nb3.check_induction_scores_of_model(ref_scores_of_model, seeds=(0, 5), shapes=({}, {"seq_len": 13, "batch": 4}))
-    nb3.check_eigenvalue_positivity(ref.eigenvalue_positivity, seeds=(0, 11), shapes=({}, {"n": 1}, {"batch": 1, "n": 9}))
-    nb3.check_k_composition_scores(ref.k_composition_scores, seeds=(0, 11),
-                                   shapes=({}, {"head0": 1, "head1": 4}, {"d_model": 6, "d_head": 6}))
-    nb3.check_icl_score(ref.icl_score, seeds=(0, 11), shapes=({}, {"batch": 1, "pos": 20}))
-    nb3.check_random_baseline(ref.random_composition_baseline(64, 16))
-    assert capsys.readouterr().out.count("✓") == 8
 
 
 def test_student_style_alternatives_pass():
@@ -242,7 +219,7 @@ def test_icl_score_diagnostics(fn, fragment):
 
 # ----- random baseline
 def test_random_baseline_from_one_pair_of_identical_heads():
-    w = torch.randn(1, 64, 16)
+    w = torch.randn(1, 64, 16, generator=torch.Generator().manual_seed(1))  # unseeded, 0.37-0.38 reads as spectral norms
     one_pair = float(ref.k_composition_scores(w, w.transpose(1, 2), w, w).mean())  # the same head everywhere
     fails_with(nb3.check_random_baseline, one_pair, fragments=("1/sqrt(d_model)",))
 

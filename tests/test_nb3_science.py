@@ -419,6 +419,10 @@ def test_the_control_stalls_and_the_smeared_key_model_jumps_early(run):
     assert float(late.max() - late.min()) < 0.3 and float(late.min()) > 3 * float(run[1]["repeated_loss"][-1])
     assert float(history["repeated_loss"][1]) - float(late.mean()) > 0.3, "it falls a little first"
     smeared = T.load_checkpoint(T.SMEARED_CHECKPOINT)["history"]
+    print(f"control, repeated-token loss: {float(history['repeated_loss'][1]):.2f} at step {int(history['step'][1])}, "
+          f"{float(late.min()):.2f}-{float(late.max()):.2f} from step 120 on; 2 layers at the end: "
+          f"{float(run[1]['repeated_loss'][-1]):.2f}. Induction jump: smeared keys at step {T.jump_step(smeared)}, "
+          f"2 layers at step {T.jump_step(run[1])}")
     assert T.jump_step(smeared) < 100 and T.jump_step(smeared) < T.jump_step(run[1])
 
 

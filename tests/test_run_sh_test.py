@@ -73,3 +73,12 @@ def test_setup_reinstalls_when_the_lock_changes_and_only_then(tmp_path):
     assert _run(root).returncode == 0
     again = _pip_calls(root)[len(first):]
     assert any("-r requirements.lock" in call for call in again), again
+
+
+def test_fast_runs_only_the_tests_not_marked_slow_and_installs_no_sandbox(tmp_path):
+    root = _repository(tmp_path, {"test_tiers.py": "import pytest\n\ndef test_quick():\n    pass\n\n"
+                                                   "@pytest.mark.slow\ndef test_heavy():\n    assert False\n"})
+    (root / "autograder" / "install_sandbox.sh").write_text("echo SANDBOX-INSTALL-RAN >&2\nexit 1\n")
+    proc = _run(root, "--fast", "-p", "no:cacheprovider", "-W", "ignore::pytest.PytestUnknownMarkWarning")
+    assert proc.returncode == 0, proc.stdout[-2000:] + proc.stderr[-2000:]
+    assert "1 passed, 1 deselected" in proc.stdout and "SANDBOX-INSTALL-RAN" not in proc.stderr

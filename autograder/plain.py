@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import shutil
 import subprocess
-import sys
 from pathlib import Path
 
 from autograder.sandbox import RECORD_ENV
@@ -39,15 +38,11 @@ def _db(root: Path) -> str:
 
 
 def _nbgrader(args: list[str], root: Path) -> None:
-    from autograder.nbgrader_run import generate_assignment, nbgrader_env
+    from autograder.nbgrader_run import nbgrader, nbgrader_env
 
     env = {k: v for k, v in nbgrader_env().items() if k != RECORD_ENV}  # the checks judge in the kernel here
     try:
-        if args[0] == "generate_assignment":
-            proc = generate_assignment(args[1], root, *args[2:], env=env, timeout=NBGRADER_TIMEOUT)
-        else:
-            proc = subprocess.run([sys.executable, "-m", "nbgrader", *args, "--log-level=ERROR"], cwd=root,
-                                  capture_output=True, text=True, env=env, timeout=NBGRADER_TIMEOUT)
+        proc = nbgrader(args, root, env, NBGRADER_TIMEOUT)
     except subprocess.TimeoutExpired:
         raise RuntimeError(f"{' '.join(args[:2])} took over {NBGRADER_TIMEOUT} s") from None
     if proc.returncode != 0:
@@ -61,7 +56,7 @@ def prepare(assignment: str, root: Path, solutions: Path = ROOT / "solutions") -
     shutil.copytree(solutions / assignment, root / "source" / assignment)
     (root / "nbgrader_config.py").write_text(_CONFIG.format(course=str(COURSE_CONFIG), root=str(root), db=_db(root),
                                                             timeout=CELL_TIMEOUT))
-    _nbgrader(["generate_assignment", assignment], root)
+    _nbgrader(["generate_assignment", assignment, "--force"], root)
 
 
 def autograde(submission: Path, assignment: str, root: Path) -> dict[str, tuple[float, float]]:

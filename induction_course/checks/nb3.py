@@ -12,9 +12,9 @@ down here, so a retrained model changes nothing.
 from __future__ import annotations
 
 import functools
-from dataclasses import replace
 import math
 import re
+from dataclasses import replace
 from typing import Any, Callable, Sequence
 
 import torch

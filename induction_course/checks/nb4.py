@@ -27,6 +27,7 @@ from induction_course import ablation as ref
 from induction_course.checks.core import (Bug, Case, Check, CheckFailed, Diagnosis, Exercise, choices_check,
                                           make_check, seeded)
 from induction_course.checks.record import Raised
+from induction_course.checks.symptoms import unknown_hook_symptom
 from induction_course.circuits import ICL_EARLY, ICL_LATE
 from induction_course.data import BOS, repeated_tokens
 from induction_course.heads import diagonal_score, induction_score
@@ -131,16 +132,9 @@ def _hook_name(case: Case, output: Any, inputs: Any) -> str | None:
     message = _raised(output, "KeyError")
     if message is None:
         return None
-    found = re.search(r"'([\w.]+)'", message)
-    name = found.group(1) if found else message
-    layer = re.match(r"blocks\.(\d+)\.", name)
-    n_layers = case["model"].cfg.n_layers
-    if layer and int(layer.group(1)) >= n_layers:
-        return (f"your code asked for '{name}', but this model has {n_layers} layer(s), numbered 0 to "
-                f"{n_layers - 1}. Are layer and head swapped? Every pair in this notebook is (layer, head).")
-    return (f"there is no hook or cache entry named '{name}'. The names used here are "
-            "f\"blocks.{layer}.attn.hook_z\", f\"blocks.{layer}.attn.hook_pattern\", "
-            "f\"blocks.{layer}.ln1.hook_scale\" and \"ln_final.hook_scale\".")
+    names = ("f\"blocks.{layer}.attn.hook_z\", f\"blocks.{layer}.attn.hook_pattern\", "
+             "f\"blocks.{layer}.ln1.hook_scale\" and \"ln_final.hook_scale\"")
+    return unknown_hook_symptom(message, names, case["model"].cfg.n_layers)
 
 
 def _hook_list(case: Case, output: Any, inputs: Any) -> str | None:

@@ -8,6 +8,7 @@ offset, a shift by one, swapped axes, or differences confined to one region).
 from __future__ import annotations
 
 import math
+import re
 from typing import Sequence
 
 import torch
@@ -206,7 +207,6 @@ def _region_symptom(g: torch.Tensor, w: torch.Tensor, dims: Sequence[str], atol:
 def unknown_hook_symptom(message: str, names: str, n_layers: int | None = None) -> str:
     """The feedback for a KeyError ``message`` from a hook or cache look-up: which name was unknown, a hint
     when its layer is past ``n_layers``, and the ``names`` this notebook uses (shared by Notebooks 4 and 5)."""
-    import re
     found = re.search(r"'([\w.]+)'", message)
     name = found.group(1) if found else message
     layer = re.match(r"blocks\.(\d+)\.", name)

@@ -144,9 +144,8 @@ case "$command" in
       echo "warning: could not install the grading sandbox (bubblewrap)." >&2
       if [ "${CI:-}" = true ]; then echo "CI=true: the grading tests need the sandbox; stopping." >&2; exit 1; fi
     fi
-    # One pytest-xdist worker per core, at most 4 (TEST_WORKERS=0: one process). xdist's --dist loadgroup hands
-    # each worker whole groups (tests/conftest.py marks them: a notebook's tests, a module's, the browser's), so
-    # every fixture is made once; xdist starts the groups with the most tests first.
+    # One pytest-xdist worker per core, at most 4 (TEST_WORKERS=0: one process), with --dist loadgroup and the
+    # groups tests/conftest.py marks (with pytest 9.2 and xdist 3.8 they are ignored: see tests/README.md).
     workers=${TEST_WORKERS:-$(python -c 'import os; n = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1; print(min(n, 4) if n > 1 else 0)')}
     set +e
     python -m pytest -n "$workers" --dist loadgroup ${tier[@]+"${tier[@]}"} "$@"

@@ -18,7 +18,8 @@ read-only over the package's own path, a copy of the package made here from its 
 
 Earlier notebooks' functions stay (later notebooks use them), and so does everything else of the package; so
 does a reference that the release's own cells run through the package (``notebook_uses``: Notebook 3 trains
-with ``per_token_loss``) or that inputs which are not tensors are made of (Notebook 4's ablation hooks).
+with ``per_token_loss``) or that inputs which are not tensors are made of (none in the course: the checks
+hand over score functions and hook makers of their own).
 ``collect`` works as before, so the records are the same; the judge runs outside with the real package.
 The copy is cached by the package's digest and the notebook's planned calls; at home nothing changes.
 """
@@ -502,6 +503,53 @@ def _cases(fn: Any, label: str, params_list: list[dict]) -> dict[str, Any]:
     return tensors
 
 
+# ---------------------------------------------------------------- runs that a release makes, replayed
+# A function that a release runs whose real body would keep the graded notebook's references within reach
+# (Notebook 3 trains its model live, and train_induction_model computes per_token_loss and induction_score).
+# In the copy its body is a replay of the course's own run, read from the shipped checkpoint made with the
+# same arguments (the tests assert that a live run reproduces it); any other call raises Withheld, saying what
+# can be replayed. So the references it would reach stay withheld.
+REPLAYS = {("induction_course.training", "train_induction_model"): '''
+def train_induction_model(n_layers=2, seed=0, steps=STEPS, progress=True, device=None, **train_kwargs):
+    """While this notebook is graded: the course's own training run with these arguments, from its checkpoint."""
+    from induction_course.checks._withheld import Withheld
+    for path in (CHECKPOINT, CONTROL_CHECKPOINT):
+        saved = load_checkpoint(path)
+        if not train_kwargs and saved["config"] == {**STANDARD_CONFIG, "n_layers": n_layers, "seed": seed} \\
+                and int(saved["history"]["step"][-1]) == steps:
+            return load_trained(path, device=device)
+    raise Withheld(f"train_induction_model(n_layers={n_layers}, seed={seed}, steps={steps}) cannot run while "
+                   "this notebook is graded: training uses the functions you are graded on, so the grader "
+                   f"replays the course's own runs (n_layers 1 or 2, seed 0, {STEPS} steps) from their "
+                   "checkpoints. Keep the release's arguments in the submitted notebook.")
+''', ("induction_course.training", "train_smeared_key_model"): '''
+def train_smeared_key_model(n_layers=1, seed=0, steps=STEPS, progress=True, device=None):
+    """While this notebook is graded: the course's own smeared-key run, from its checkpoint."""
+    from induction_course.checks._withheld import Withheld
+    saved = load_checkpoint(SMEARED_CHECKPOINT)
+    if saved["config"] == {**STANDARD_CONFIG, "n_layers": n_layers, "seed": seed} \\
+            and int(saved["history"]["step"][-1]) == steps:
+        return load_smeared_key_model(device=device)
+    raise Withheld(f"train_smeared_key_model(n_layers={n_layers}, seed={seed}, steps={steps}) cannot run while "
+                   "this notebook is graded: training uses the functions you are graded on, so the grader "
+                   f"replays the course's own run (n_layers 1, seed 0, {SMEARED_STEPS} steps) from its "
+                   "checkpoint. Keep the release's arguments in the submitted notebook.")
+'''}
+
+
+def _replayed_ids() -> dict[int, tuple[str, str]]:
+    return {id(getattr(importlib.import_module(m), n)): (m, n) for m, n in REPLAYS}
+
+
+def replay_module(source: str, module: str, names: set[str]) -> str:
+    """``module``'s source with the functions ``names`` replaced by their replays (``REPLAYS``)."""
+    tree = ast.parse(source)
+    for i, stmt in enumerate(tree.body):
+        if isinstance(stmt, ast.FunctionDef) and stmt.name in names:
+            tree.body[i] = ast.parse(REPLAYS[(module, stmt.name)]).body[0]
+    return ast.unparse(ast.fix_missing_locations(tree)) + "\n"
+
+
 # ---------------------------------------------------------------- what the notebook's own cells use
 def notebook_uses(nb: Any) -> list[tuple[str, str]]:
     """(module, name) of the package that the code cells of ``nb`` (the release: trusted) import or use as
@@ -533,9 +581,11 @@ def notebook_uses(nb: Any) -> list[tuple[str, str]]:
     return sorted(u for u in uses if not u[0].startswith("induction_course.checks"))
 
 
-def _reachable(uses: Iterable[tuple[str, str]]) -> set[int]:
-    """ids of every function and class of the package that the ``uses`` run, through the globals they read."""
+def _reachable(uses: Iterable[tuple[str, str]], leaves: Iterable[int] = ()) -> set[int]:
+    """ids of every function and class of the package that the ``uses`` run, through the globals they read;
+    the functions ``leaves`` (replayed ones) count, but what they read does not."""
     found: set[int] = set()
+    leaves = set(leaves)
     todo: list[Any] = []
     for module, name in uses:
         try:
@@ -547,6 +597,9 @@ def _reachable(uses: Iterable[tuple[str, str]]) -> set[int]:
         if isinstance(getattr(obj, "__wrapped__", None), types.FunctionType):  # functools.lru_cache, wraps
             found.add(id(obj))
             obj = obj.__wrapped__
+        if id(obj) in leaves:
+            found.add(id(obj))
+            continue
         if id(obj) in found:
             continue
         if isinstance(obj, type) and (obj.__module__ or "").startswith("induction_course"):
@@ -646,8 +699,14 @@ def _write_copy(package: Path, copy: Path, modules: list[str], calls: list[tuple
             continue
         sources[".".join((package.name, *rel.with_suffix("").parts)).removesuffix(".__init__")] = (rel, path.read_text())
     # withheld functions that the notebook's own cells run, or that inputs which are not tensors are made of
+    replayed = _replayed_ids()
+    needed = _reachable(uses, leaves=replayed)
+    for i in needed & set(replayed):
+        module, name = replayed[i]
+        rel, source = sources[module]
+        sources[module] = (rel, replay_module(source, module, {name}))
+        (copy / rel).write_text(sources[module][1])  # and again below if something there is stubbed too
     spare: set[tuple[str, str]] = set()
-    needed = _reachable(uses)
     for _ in range(4):
         transformed, objects = {}, {}
         for module, (rel, source) in sources.items():

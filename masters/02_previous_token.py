@@ -418,7 +418,8 @@ print("tokens:", tuple(tokens.shape), "e.g.", token_labels(tokens[0, :10]))
 #
 # Write `score_all_heads(model, tokens, score_fn)`: run the model once with `run_with_cache`, then apply
 # `score_fn` (one of your three score functions) to each layer's pattern, and stack the results into a
-# `[layer, head]` tensor.
+# `[layer, head]` tensor. The check passes score functions of its own (for example the mean attention to
+# key 1), so apply `score_fn` as it is, to the whole `[batch, head, q_pos, k_pos]` pattern.
 #
 # <details><summary>Hint 1 (idea)</summary>
 #
@@ -458,7 +459,7 @@ def score_all_heads(model: TransformerBridge, tokens: torch.Tensor,
 from induction_course.checks import nb2
 nb2.check_score_all_heads(score_all_heads)
 ### BEGIN HIDDEN TESTS
-nb2.check_score_all_heads(score_all_heads, seeds=(11,), shapes=({"n_layers": 2, "score": "first_token_score"},
+nb2.check_score_all_heads(score_all_heads, seeds=(11,), shapes=({"n_layers": 2, "score": "peak"},
                                                                   {"n_layers": 1, "pos": 5}))
 ### END HIDDEN TESTS
 

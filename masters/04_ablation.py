@@ -230,7 +230,9 @@ for name, hook_fn in hooks.items():
 # head ablated and record how much the second-copy loss rises above the clean run's. `make_hook(layer, head)`
 # returns the hook function to put on `blocks.{layer}.attn.hook_z`, so the same code does zero- or
 # mean-ablation. Return a `[layer, head]` tensor: **ablated − clean**, so positive means the model needed
-# the head.
+# the head. The check hands your function hook makers of its own (one puts a fixed vector in the head's
+# place, another halves the head's output), so use `make_hook` for every ablation and assume nothing else
+# about it.
 #
 # <details><summary>Hint 1 (idea)</summary>
 #
@@ -269,7 +271,7 @@ from induction_course.checks import nb4
 nb4.check_loss_increase_per_head(loss_increase_per_head)
 ### BEGIN HIDDEN TESTS
 nb4.check_loss_increase_per_head(loss_increase_per_head, seeds=(11,),
-                                 shapes=({"ablation": "mean"}, {"n_layers": 1, "n_heads": 2, "seq_len": 5}))
+                                 shapes=({"ablation": "halve"}, {"n_layers": 1, "n_heads": 2, "seq_len": 5}))
 ### END HIDDEN TESTS
 
 # %%

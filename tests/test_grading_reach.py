@@ -180,9 +180,10 @@ def test_the_build_is_cached_and_the_tiny_assignment_needs_none(tmp_path):
     assert not (course_package() / "checks" / withhold.CASES).exists()  # the real package is never touched
 
 
-def test_a_reference_that_the_notebooks_own_cells_run_stays(tmp_path):
-    """Notebook 3 trains models with the package (``train_induction_model`` computes ``per_token_loss``): what
-    its release's cells run stays, the rest of its references do not."""
+def test_the_training_run_that_notebook_3s_release_makes_is_replayed_and_its_references_stay_withheld(tmp_path):
+    """Notebook 3's release trains its model live (``train_induction_model`` computes ``per_token_loss`` and
+    ``induction_score``). In the copy that run is replayed from the shipped checkpoint, so both stay withheld;
+    a run the course never made raises ``Withheld`` and says what can be replayed."""
     from course_tools.notebooks import COURSE
 
     release = nbformat.read(COURSE / "03_induction" / "03_induction.ipynb", as_version=4)
@@ -191,15 +192,54 @@ def test_a_reference_that_the_notebooks_own_cells_run_stays(tmp_path):
     copy = withhold.build(course_package(), ["induction_course.checks.nb3"], cache=tmp_path / "cache", uses=uses)
     found = _in_sandbox(tmp_path, copy, """
 import json, torch
-from induction_course import circuits, training
+from induction_course import circuits, heads, training
 found = {}
-for label, route in (("per_token_loss", lambda: training.per_token_loss(torch.zeros(1, 2, 3), torch.zeros(1, 2, dtype=torch.long))),
-                     ("icl_score", lambda: circuits.icl_score(torch.zeros(1, 60), slice(0, 5), slice(40, 50)))):
+routes = {"per_token_loss": lambda: training.per_token_loss(torch.zeros(1, 2, 3), torch.zeros(1, 2, dtype=torch.long)),
+          "induction_score": lambda: heads.induction_score(torch.ones(1, 2, 9, 9) / 9, 4),
+          "icl_score": lambda: circuits.icl_score(torch.zeros(1, 60), slice(0, 5), slice(40, 50)),
+          "seed 1": lambda: training.train_induction_model(seed=1, device="cpu")}
+for label, route in routes.items():
     try:
         route()
         found[label] = "reached"
     except Exception as e:
-        found[label] = type(e).__name__
+        found[label] = type(e).__name__ + (": " + str(e) if label == "seed 1" else "")
+model, history = training.train_induction_model(n_layers=2, seed=0, device="cpu", progress=False)
+saved = training.load_checkpoint(training.CHECKPOINT)
+found["same weights"] = all(torch.equal(v, saved["state_dict"][k]) for k, v in model.state_dict().items())
+found["same history"] = torch.equal(history["induction_score"], saved["history"]["induction_score"])
+smeared, smeared_history, hooks = training.train_smeared_key_model(n_layers=1, seed=0, steps=training.SMEARED_STEPS)
+found["same smeared"] = torch.equal(smeared_history["induction_score"], training.load_checkpoint(training.SMEARED_CHECKPOINT)["history"]["induction_score"])
 print(json.dumps(found))
 """)
-    assert found == {"per_token_loss": "reached", "icl_score": "Withheld"}, found
+    assert found.pop("same weights") and found.pop("same history") and found.pop("same smeared"), found
+    assert "seed=1" in found["seed 1"] and "Keep the release's arguments" in found.pop("seed 1"), found
+    assert found == dict.fromkeys(("per_token_loss", "induction_score", "icl_score"), "Withheld"), found
+
+
+@pytest.mark.parametrize("notebook, routes", [
+    ("02_previous_token", {
+        "training.previous_token_score": "training.previous_token_score(torch.ones(1, 2, 4, 4) / 4)",
+        "heads.first_token_score": "heads.first_token_score(torch.ones(1, 2, 4, 4) / 4)",
+        "heads.current_token_score": "heads.current_token_score(torch.ones(1, 2, 4, 4) / 4)"}),
+    ("04_ablation", {
+        "ablation.zero_ablation_hook": "ablation.zero_ablation_hook(torch.ones(1, 2, 3, 4), None, 1)",
+        "ablation.mean_ablation_hook": "ablation.mean_ablation_hook(torch.ones(1, 2, 3, 4), None, 1, torch.ones(5, 2, 3, 4))"}),
+])
+def test_no_input_a_check_hands_over_is_made_of_the_graded_notebooks_references(tmp_path, notebook, routes):
+    """Notebook 2's score_all_heads gets score functions and Notebook 4's loss_increase_per_head hook makers of
+    the checks' own, so the score functions and ablation hooks they ask for stay withheld while they are
+    graded, release and planned calls included."""
+    from course_tools.notebooks import COURSE
+
+    release = nbformat.read(COURSE / notebook / f"{notebook}.ipynb", as_version=4)
+    solution = nbformat.read(SOLUTIONS / notebook / f"{notebook}.ipynb", as_version=4)
+    copy = withhold.build(course_package(), check_modules(solution),
+                          withhold.planned_calls(deciding.plan(solution)), cache=tmp_path / "cache",
+                          uses=withhold.notebook_uses(release))
+    script = "import json, torch\nfrom induction_course import ablation, heads, training\nfound = {}\n"
+    for label, route in routes.items():
+        script += (f"try:\n    {route}\n    found[{label!r}] = 'reached'\n"
+                   f"except Exception as e:\n    found[{label!r}] = type(e).__name__\n")
+    found = _in_sandbox(tmp_path, copy, script + "print(json.dumps(found))")
+    assert found == dict.fromkeys(routes, "Withheld"), found

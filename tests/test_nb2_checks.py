@@ -40,7 +40,7 @@ def test_reference_score_all_heads_passes(capsys):
     def score_all_heads(model, tokens, score_fn):
         _, cache = model.run_with_cache(tokens)
         return torch.stack([score_fn(cache[f"blocks.{l}.attn.hook_pattern"]) for l in range(model.cfg.n_layers)])
-    nb2.check_score_all_heads(score_all_heads, seeds=(0, 11), shapes=({}, {"n_layers": 2, "score": "first_token_score"}))
+    nb2.check_score_all_heads(score_all_heads, seeds=(0, 11), shapes=({}, {"n_layers": 2, "score": "peak"}))
     assert "✓" in capsys.readouterr().out
 
 

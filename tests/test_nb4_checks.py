@@ -199,7 +199,7 @@ def test_loss_increase_per_head_diagnostics(fn, message):
 
 
 def test_loss_increase_per_head_reference_passes():
-    nb4.check_loss_increase_per_head(increase_good, shapes=({}, {"ablation": "mean"}, {"n_layers": 1, "n_heads": 2}))
+    nb4.check_loss_increase_per_head(increase_good, shapes=({}, {"ablation": "halve"}, {"n_layers": 1, "n_heads": 2}))
 
 
 # ---------------------------------------------------------------- 4.4 ICL change per head
@@ -495,7 +495,7 @@ DEEP = {**SMALL, "n_layers": 3}
     (nb4.check_zero_ablation_hook, zero_next_head, r"zeroed head `head \+ 1`", {}),
     (nb4.check_mean_ablation_hook, mean_previous_head, r"replaced head `head - 1`", {}),
     (nb4.check_loss_increase_per_head, increase_arguments_swapped, r"you called make_hook\(head, layer\)",
-     {"ablation": "zero"}),
+     {"ablation": "halve"}),
     (nb4.check_loss_increase_per_head, increase_arguments_swapped, r"It takes \(layer, head\)", {}),
     (nb4.check_induction_scores_after_ablation, after_pairs_backwards, "layer and head are swapped",
      {**DEEP, "heads": [(0, 1), (0, 2)]}),

@@ -364,27 +364,46 @@ def _zero_maker(layer: int, head: int) -> Callable:
 MAKE_HOOK_ORDER = "make_hook takes (layer, head), in that order"
 
 
-def _mean_maker(z_refs: list[torch.Tensor], n_heads: int) -> Callable:
+def _checked(n_layers: int, n_heads: int, make: Callable[[int, int], Callable]) -> Callable:
+    """``make(layer, head)``, refusing a layer or head the model does not have (with ``MAKE_HOOK_ORDER``)."""
     def make_hook(layer: int, head: int) -> Callable:
-        if not (0 <= layer < len(z_refs) and 0 <= head < n_heads):
+        if not (0 <= layer < n_layers and 0 <= head < n_heads):
             raise IndexError(f"make_hook(layer={layer}, head={head}): this model has layers 0 to "
-                             f"{len(z_refs) - 1} and heads 0 to {n_heads - 1}; {MAKE_HOOK_ORDER}.")
-        return lambda z, hook: ref.mean_ablation_hook(z, hook, head, z_refs[layer])
+                             f"{n_layers - 1} and heads 0 to {n_heads - 1}; {MAKE_HOOK_ORDER}.")
+        return make(layer, head)
     return make_hook
 
 
+def _replace_with(z: torch.Tensor, head: int, value: torch.Tensor) -> torch.Tensor:
+    z = z.clone()
+    z[:, :, head] = value
+    return z
+
+
+# The hook makers handed to loss_increase_per_head are the check's own interventions (a head replaced by fixed
+# seeded vectors, one per position, or halved), not the notebook's zero- or mean-ablation, so that while
+# Notebook 4 is graded no input of a check computes an answer the notebook asks for. Any make_hook works: the
+# function only places it. The vectors differ by position, so the same hook on hook_v gives another z.
+def _replace_maker(seed: int, n_layers: int, n_heads: int, n_ctx: int, d_head: int) -> Callable:
+    values = torch.randn(n_layers, n_ctx, d_head, generator=seeded(seed + 7))
+
+    def hook(layer: int, head: int) -> Callable:
+        return lambda z, hook: _replace_with(z, head, values[layer, :z.shape[1]].to(z.device, z.dtype))
+    return _checked(n_layers, n_heads, hook)
+
+
+def _halve_maker(layer: int, head: int) -> Callable:
+    """Unlike the other maker, this one does not refuse a swapped (head, layer): the known bug then shows."""
+    return lambda z, hook: _replace_with(z, head, z[:, :, head] / 2)
+
+
 def _loss_case(seed: int, trained: bool = False, n_layers: int = 2, n_heads: int = 4, batch: int = 4,
-               seq_len: int = 10, ablation: str = "mean") -> dict:
+               seq_len: int = 10, ablation: str = "replace") -> dict:
     model = _model(seed, trained, n_layers, n_heads)
-    device = model.cfg.device
-    tokens = repeated_tokens(batch, seq_len, model.cfg.d_vocab, seed=seed).to(device)
-    if ablation == "zero":
-        maker = _zero_maker
-    else:
-        ref_tokens = repeated_tokens(8, seq_len, model.cfg.d_vocab, seed=seed + 1).to(device)
-        with torch.no_grad():
-            _, cache = model.run_with_cache(ref_tokens)
-        maker = _mean_maker([cache[ref.z_name(layer)] for layer in range(model.cfg.n_layers)], model.cfg.n_heads)
+    tokens = repeated_tokens(batch, seq_len, model.cfg.d_vocab, seed=seed).to(model.cfg.device)
+    cfg = model.cfg
+    maker = (_halve_maker if ablation == "halve"
+             else _replace_maker(seed, cfg.n_layers, cfg.n_heads, cfg.n_ctx, cfg.d_head))
     return {"model": model, "tokens": tokens, "seq_len": seq_len, "make_hook": maker}
 
 

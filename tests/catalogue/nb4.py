@@ -888,7 +888,7 @@ CORRECT = [
     Correct(_MEAN, (mean_where,), "torch.where with the mean of every head", hidden={"shapes": ({"ref_batch": 1},)}),
     Correct(_MEAN, (mean_float64,), "float64 sum / count, cast back on assignment", hidden={"seeds": (11,)}),
     Correct(_LOSS, (increase_cross_entropy,), "F.cross_entropy(reduction='none') and model.hooks",
-            hidden={"seeds": (11,), "shapes": ({"ablation": "zero"}, {"n_layers": 1, "n_heads": 2, "seq_len": 5})}),
+            hidden={"seeds": (11,), "shapes": ({"ablation": "halve"}, {"n_layers": 1, "n_heads": 2, "seq_len": 5})}),
     Correct(_LOSS, (increase_float64,), "add_hook + reset_hooks, float64 result",
             hidden={"seeds": (11,), "shapes": ({"n_layers": 1, "n_heads": 2, "seq_len": 5},)}),
     Correct(_ICL, (icl_with_helpers,), "icl_score, model.hooks and an in-place hook",

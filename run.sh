@@ -145,7 +145,7 @@ case "$command" in
       if [ "${CI:-}" = true ]; then echo "CI=true: the grading tests need the sandbox; stopping." >&2; exit 1; fi
     fi
     # One pytest-xdist worker per core, at most 4 (TEST_WORKERS=0: one process), with --dist loadgroup and the
-    # groups tests/conftest.py marks (with pytest 9.2 and xdist 3.8 they are ignored: see tests/README.md).
+    # groups tests/conftest.py marks (the lock's pytest 9.1 is one whose groups xdist 3.8 can set: tests/README.md).
     workers=${TEST_WORKERS:-$(python -c 'import os; n = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1; print(min(n, 4) if n > 1 else 0)')}
     set +e
     python -m pytest -n "$workers" --dist loadgroup ${tier[@]+"${tier[@]}"} "$@"

@@ -82,3 +82,31 @@ def test_fast_runs_only_the_tests_not_marked_slow_and_installs_no_sandbox(tmp_pa
     proc = _run(root, "--fast", "-p", "no:cacheprovider", "-W", "ignore::pytest.PytestUnknownMarkWarning")
     assert proc.returncode == 0, proc.stdout[-2000:] + proc.stderr[-2000:]
     assert "1 passed, 1 deselected" in proc.stdout and "SANDBOX-INSTALL-RAN" not in proc.stderr
+
+
+GROUPED = """import os, pytest
+
+@pytest.mark.parametrize("n", range(6))
+@pytest.mark.xdist_group("one")
+def test_grouped(n, tmp_path_factory):
+    (tmp_path_factory.getbasetemp().parent / f"grouped-{n}").write_text(os.environ["PYTEST_XDIST_WORKER"])
+
+@pytest.mark.parametrize("n", range(6))
+def test_free(n):
+    pass
+"""
+
+
+def test_the_suites_xdist_groups_take_effect(tmp_path):
+    """``./run.sh test`` runs ``--dist loadgroup``: every test of one ``xdist_group`` runs on one worker (so a
+    fixture they share is made once). pytest-xdist 3.8 marks a group in ``item._nodeid``, which pytest 9.2
+    no longer reads; the lock's pytest must be one that does."""
+    root = _repository(tmp_path, {"test_groups.py": GROUPED})
+    env = {k: v for k, v in os.environ.items() if k not in ("CONDA_PREFIX", "CI")}
+    env.update(TORCH_INDEX_URL="", TEST_WORKERS="2", PYTHONDONTWRITEBYTECODE="1")
+    base = tmp_path / "base"
+    proc = subprocess.run(["bash", "./run.sh", "test", "-p", "no:cacheprovider", "--basetemp", str(base)], cwd=root,
+                          env=env, capture_output=True, text=True, timeout=600)
+    assert proc.returncode == 0, proc.stdout[-2000:] + proc.stderr[-2000:]
+    workers = {p.read_text() for p in base.glob("grouped-*")}
+    assert len(list(base.glob("grouped-*"))) == 6 and len(workers) == 1, workers

@@ -165,7 +165,7 @@ def _swapped(g, w, dims, close) -> str | None:
 def _shifted(g, w, dims, close) -> str | None:
     for a in range(w.dim()):
         n = w.shape[a]
-        if n < 3:
+        if n < 3 or torch.allclose(w.narrow(a, 1, n - 1), w.narrow(a, 0, n - 1)):  # a shift would not show
             continue
         inner_g, inner_w = g.narrow(a, 1, n - 1), w.narrow(a, 0, n - 1)
         if torch.allclose(inner_g, inner_w) and not torch.allclose(g.narrow(a, 0, n - 1), inner_w):
@@ -241,9 +241,9 @@ def position_shift(got: torch.Tensor, want: torch.Tensor, dims: Sequence[str], a
 
 def _shift_message(name: str, k: int, later: bool, both: int) -> str:
     steps = f"{_WORDS.get(k, k)} position{'s' if k > 1 else ''}"
-    yours, theirs = (f"{name} = i + {k}", f"{name} = i") if later else (f"{name} = i", f"{name} = i + {k}")
-    return (f"your values are shifted {steps} {'later' if later else 'earlier'} along `{name}`: your entry at "
-            f"{yours} holds the expected entry at {theirs}, on all {both} positions where both exist. "
+    yours, theirs = (f"i + {k}", "i") if later else ("i", f"i + {k}")
+    return (f"your values are shifted {steps} {'later' if later else 'earlier'} along `{name}`: your entry "
+            f"{yours} holds the expected entry {theirs}, at all {both} positions where both exist. "
             f"An index or slice off by {_WORDS.get(k, k)}?")
 
 
@@ -252,16 +252,15 @@ def size_factor(got: torch.Tensor, want: torch.Tensor, lengths: dict[int, list[s
     """``got`` is N or 1/N times ``want`` (flat, the entries to compare), where N is a key of ``lengths``
     {N: what has that length, e.g. ["the length of `pos`"]}; None if no such N fits."""
     g, w = got.detach().cpu().double().flatten(), want.detach().cpu().double().flatten()
-    if g.numel() < 2 or torch.allclose(g, w, atol=atol, rtol=rtol):
+    if not g.numel() or torch.allclose(g, w, atol=atol, rtol=rtol):
         return None
+    yours, theirs = ("your value is", "one") if g.numel() == 1 else ("your values are", "ones")
     for n, what in sorted(lengths.items()):
-        is_ = " or ".join(what)
+        why = f"{n} is {' or '.join(what)}"
         if torch.allclose(g, n * w, atol=n * atol, rtol=rtol):
-            return (f"your values are {n} times the expected ones ({n} is {is_}): a sum of {n} things "
-                    "where a mean was wanted?")
+            return f"{yours} {n} times the expected {theirs} ({why}): a sum of {n} things where a mean was wanted?"
         if torch.allclose(g, w / n, atol=atol, rtol=rtol):
-            return (f"your values are 1/{n} of the expected ones ({n} is {is_}): a mean where a sum "
-                    "was wanted?")
+            return f"{yours} 1/{n} of the expected {theirs} ({why}): a mean where a sum was wanted?"
     return None
 
 

@@ -8,7 +8,7 @@ import pytest
 import torch
 
 from induction_course.checks import nb1
-from induction_course.checks.core import CheckFailed, Exercise, make_check
+from induction_course.checks.core import Bug, CheckFailed, Exercise, make_check
 from induction_course.checks.record import MIME, RECORD_ENV, Opaque, Raised, capture, decode, encode
 from induction_course.checks.symptoms import shape_problem, value_symptom
 
@@ -188,3 +188,88 @@ def test_a_hook_left_on_the_model_is_named_and_removed_with_a_message():
                                           r"'blocks.0.attn.hook_z'.*The check removed it"):
         check(leaves_a_hook)
     check(logits)
+
+
+# ---------------------------------------------------------------- stage 8: a shift along positions, a factor that is a length
+def _running_case(seed, batch=2, pos=7, d=3):
+    return {"x": torch.randn(batch, pos, d, generator=torch.Generator().manual_seed(seed))}
+
+
+def _running_mean(x):
+    return x.cumsum(dim=1) / torch.arange(1, x.shape[1] + 1)[:, None]
+
+
+RUNNING = Exercise(name="running_mean", make_case=_running_case, reference=_running_mean, dims=("batch", "pos", "d"))
+WINDOW = Exercise(name="window_mean", make_case=_running_case, reference=lambda x: x.mean(dim=1), dims=("batch", "d"),
+                  input_dims={"x": ("batch", "pos", "d")})
+TOTAL = Exercise(name="total", make_case=_running_case, reference=lambda x: x.sum(dim=1), dims=("batch", "d"))
+
+
+def _running_loop(x, start=0, stop=1):
+    """The running mean with the slice x[:, :i + stop] starting at ``start`` positions: a student's loop."""
+    return torch.stack([x[:, start:max(i + stop, 1)].mean(dim=1) for i in range(x.shape[1])], dim=1)
+
+
+@pytest.mark.parametrize("check, student, message", [
+    (RUNNING, lambda x: _running_loop(x, stop=0), r"shifted one position later along `pos`: your entry i \+ 1 holds the "
+                                                  "expected entry i, at all 6 positions where both exist"),
+    (RUNNING, lambda x: _running_loop(x, stop=2), r"shifted one position earlier along `pos`: your entry i holds the "
+                                                  r"expected entry i \+ 1, at all 6 positions"),
+    (RUNNING, lambda x: _running_loop(x, stop=-1), "shifted two positions later along `pos`.*off by two\\?"),
+    (WINDOW, lambda x: x.sum(dim=1), r"your values are 7 times the expected ones \(7 is the length of `pos`\): a sum "
+                                     "of 7 things where a mean was wanted\\?"),
+    (WINDOW, lambda x: x.mean(dim=1) / len(x), r"1/2 of the expected ones \(2 is the length of `batch`\)"),
+    (TOTAL, lambda x: x.mean(dim=1), r"your values are 1/7 of the expected ones \(7 is the length of axis 1 of `x`\): "
+                                     "a mean where a sum was wanted\\?"),
+    (replace(WINDOW, reference=lambda x: x[:, 1:].mean(dim=1)), lambda x: x[:, 1:].sum(dim=1),
+     r"6 times the expected ones \(6 is one less than the length of `pos`\)"),
+    (replace(TOTAL, reference=lambda x: x.sum()), lambda x: x.sum(dim=(1, 2)).mean(),
+     r"your value is 1/2 of the expected one \(2 is the length of axis 0 of `x`\)"),
+], ids=["later", "earlier", "two-later", "sum-for-mean", "one-over-batch", "mean-for-sum", "count-but-one", "scalar"])
+def test_axis_symptoms_state_the_shift_or_factor_and_guess_the_cause(check, student, message):
+    with pytest.raises(CheckFailed, match=message):
+        make_check(check, "test")(student)
+
+
+@pytest.mark.parametrize("check, student", [
+    (RUNNING, lambda x: torch.cat([x[:, :1], x.cumsum(1)[:, 1:] / torch.arange(2, x.shape[1] + 1)[:, None]], 1)),
+    (RUNNING, lambda x: torch.stack([x[:, :i + 1].sum(1) / (i + 1) for i in range(x.shape[1])], dim=1)),
+    (WINDOW, lambda x: x.sum(dim=1) / x.shape[1]),
+    (TOTAL, lambda x: x.mean(dim=1) * x.shape[1]),
+], ids=["first-position-apart", "loop", "sum-over-length", "mean-times-length"])
+def test_axis_symptoms_never_fire_on_a_right_answer(check, student):
+    make_check(check, "test")(student)
+
+
+@pytest.mark.parametrize("check, student, absent", [
+    (WINDOW, lambda x: 1.5 * x.mean(dim=1), "times the expected ones ("),   # 1.5 is no axis's length
+    (RUNNING, lambda x: _running_mean(x.roll(1, dims=0)), "position"),     # a shift along batch, not a position
+    (replace(RUNNING, reference=lambda x: x[:, :1].expand_as(x)),          # the same at every position: no shift
+     lambda x: torch.cat([torch.zeros_like(x[:, :1]), x[:, :1].expand_as(x)[:, 1:]], dim=1), "shifted"),
+    (RUNNING, lambda x: (7 * _running_mean(x)).index_fill(1, torch.tensor([3]), 0.0), "7 times"),  # but at pos 3
+], ids=["factor-no-length", "shift-along-batch", "shift-invisible", "factor-not-everywhere"])
+def test_axis_symptoms_claim_only_what_the_output_shows(check, student, absent):
+    with pytest.raises(CheckFailed) as failure:
+        make_check(check, "test")(student)
+    assert absent not in str(failure.value) and "is wrong" in str(failure.value), failure.value
+
+
+def test_a_factor_is_judged_on_the_values_the_transform_leaves_alone():
+    def case(seed, pos=5):
+        return {"s": torch.randn(2, pos, pos, generator=torch.Generator().manual_seed(seed))}
+
+    masked = Exercise(name="masked", make_case=case, dims=("batch", "q_pos", "k_pos"),
+                      reference=lambda s: s.masked_fill(torch.ones_like(s, dtype=torch.bool).triu(1), float("-inf")),
+                      transform=lambda t: t.clamp(min=-1e4))
+    with pytest.raises(CheckFailed, match=r"5 times the expected ones \(5 is the length of `q_pos` or the length of "
+                                          r"`k_pos`\): a sum of 5 things"):
+        make_check(masked, "test")(lambda s: (5 * s).masked_fill(torch.ones_like(s, dtype=torch.bool).triu(1), -1e9))
+
+
+def test_a_known_bug_or_diagnosis_is_named_before_a_shift_or_factor():
+    bug = Bug("your slices stop one position short.", lambda x: _running_loop(x, stop=0))
+    with pytest.raises(CheckFailed, match="^running_mean: your slices stop one position short.$"):
+        make_check(replace(RUNNING, bugs=(bug,)), "test")(lambda x: torch.cat([x[:, :1], _running_mean(x)[:, :-1]], 1))
+    diagnosed = replace(WINDOW, diagnoses=(lambda case, output, inputs: "a sum: divide by x.shape[1]",))
+    with pytest.raises(CheckFailed, match="^window_mean: a sum: divide by x.shape"):
+        make_check(diagnosed, "test")(lambda x: x.sum(dim=1))

@@ -24,7 +24,9 @@ The judge reads each recorded case in one order, and the first stage with someth
    where the reference's is a new tensor;
 6. symptom diagnoses that read the values: a float16 round trip, an argument the result ignores;
 7. each known :class:`Bug`: "is this what you would have got?";
-8. a description of how the values differ (:mod:`.symptoms`).
+8. two value symptoms read from the axes' names: values shifted along a position axis (an off by one), and
+   values N or 1/N times the expected ones where N is the length of an axis (a sum for a mean, or the converse);
+9. a description of how the values differ (:mod:`.symptoms`).
 
 To see an ignored argument, ``collect`` reruns the function on the first case once per argument, with that
 argument alone taken from another seed's case (the record's ``probes``); ``hooks_left`` and ``aliases``
@@ -39,7 +41,8 @@ from typing import Any, Callable, Mapping, Sequence
 import torch
 
 from induction_course.checks.record import Opaque, Raised, as_data, capture, emit, recording
-from induction_course.checks.symptoms import named, shape_problem, value_symptom
+from induction_course.checks.symptoms import (is_position_axis, named, position_shift, shape_problem, size_factor,
+                                              value_symptom)
 
 Case = dict[str, Any]
 Diagnosis = Callable[[Case, Any, Any], "str | None"]
@@ -78,8 +81,9 @@ class Exercise:
     """Everything needed to check one student function.
 
     make_case(seed, **shape) -> dict of named inputs; reference(**inputs) -> expected output.
-    ``dims`` names the output's axes, for messages. ``transform`` maps outputs before
-    the value comparison (e.g. clamp -inf so any large negative mask value is accepted).
+    ``dims`` names the output's axes and ``input_dims`` {input: its axes} the inputs' (optional), for messages
+    and for the symptoms that read them (stage 8). ``transform`` maps outputs before the value comparison
+    (e.g. clamp -inf so any large negative mask value is accepted).
     ``diagnoses`` are asked first, in order, about each recorded case (stage 1 of the module's order);
     ``after(case, seed, shape, output)`` adds a line about the first case to the success line.
     ``probe=False`` skips the reruns that look for an ignored argument (for very slow functions).
@@ -89,6 +93,7 @@ class Exercise:
     make_case: Callable[..., Case]
     reference: Callable[..., Any]
     dims: Sequence[str] | Sequence[Sequence[str]] = ()
+    input_dims: Mapping[str, Sequence[str]] = field(default_factory=dict)
     bugs: Sequence[Bug] = ()
     nan_hint: str = ""
     atol: float = 1e-5
@@ -314,7 +319,8 @@ def judge_case(exercise: Exercise, case: Case, output: Any, inputs_after: Any = 
         raise CheckFailed(f"{exercise.name} is wrong. {ignored}")
     for i, (g, w) in enumerate(zip(got, want)):
         if not _close(g, w, exercise):
-            raise CheckFailed(_value_message(g, w, exercise, i, len(want)))
+            raise CheckFailed(_axis_symptom(g, w, exercise, case, i, len(want)) or
+                              _value_message(g, w, exercise, i, len(want)))
 
 
 # ---------------------------------------------------------------- symptom diagnoses, written once
@@ -465,6 +471,45 @@ def _matches(got_outputs: tuple, bug_output: Any, exercise: Exercise) -> bool:
         if not _close(got, bad, exercise):
             return False
     return True
+
+
+def _axis_symptom(got: torch.Tensor, want: torch.Tensor, exercise: Exercise, case: Case, index: int,
+                  n_outputs: int) -> str | None:
+    """Stage 8: values shifted along a position axis, or N or 1/N times the expected ones for an axis length N.
+    The factor is judged on the entries that ``transform`` leaves alone (a masked -inf is no value to scale);
+    the others must be right."""
+    label, dims = _label(exercise, index, n_outputs), _dims_for(exercise, index, n_outputs)
+    g, w = exercise.transform(got), exercise.transform(want)
+    symptom = position_shift(g, w, dims, exercise.atol, exercise.rtol)
+    if not symptom and not want.dtype.is_complex and want.dtype != torch.bool:
+        kept = torch.isfinite(want) & (w == want)
+        rest = torch.isclose(g, w, atol=exercise.atol, rtol=exercise.rtol, equal_nan=True)
+        if bool(rest[~kept].all()):
+            symptom = size_factor(got[kept], want[kept], _axis_lengths(exercise, case, want, dims),
+                                  exercise.atol, exercise.rtol)
+    return f"{label}: {symptom}" if symptom else None
+
+
+def _axis_lengths(exercise: Exercise, case: Case, want: torch.Tensor, dims: Sequence[str]) -> dict[int, list[str]]:
+    """{N >= 2: what has length N}: the output's axes and the inputs', by name where named (else "axis 1 of
+    `x`", only for a length no named axis has), and one less than each named position axis (a count of
+    positions but the first)."""
+    named_axes = [*zip(want.shape, dims if len(dims) == want.dim() else ())]
+    unnamed = []
+    for key, value in case.items():
+        if isinstance(value, torch.Tensor):
+            names = exercise.input_dims.get(key, ())
+            if len(names) == value.dim():
+                named_axes += zip(value.shape, names)
+            else:
+                unnamed += [(n, f"the length of axis {i} of `{key}`") for i, n in enumerate(value.shape)]
+    lengths: dict[int, list[str]] = {}
+    found = [(int(n), f"the length of `{d}`") for n, d in named_axes]
+    found += [(int(n) - 1, f"one less than the length of `{d}`") for n, d in named_axes if is_position_axis(d)]
+    for n, what in found + [(int(n), what) for n, what in unnamed if n not in {m for m, _ in named_axes}]:
+        if n >= 2 and what not in lengths.setdefault(n, []):
+            lengths[n].append(what)
+    return lengths
 
 
 def _value_message(got: torch.Tensor, want: torch.Tensor, exercise: Exercise, index: int, n_outputs: int) -> str:

@@ -3,7 +3,8 @@
 Two kinds of description: of a shape that differs from the expected one (which axis is missing,
 extra, reordered or off by one, matched by size, never by assuming the student's axes mean what the
 expected ones do), and of values that differ in a recognisable way (a constant factor, a sign, an
-offset, a shift by one, swapped axes, or differences confined to one region).
+offset, a shift by one, swapped axes, or differences confined to one region). The engine asks two of its
+own first (:func:`position_shift`, :func:`size_factor`), which name the axis from the exercise's axis names.
 """
 from __future__ import annotations
 
@@ -164,7 +165,7 @@ def _swapped(g, w, dims, close) -> str | None:
 def _shifted(g, w, dims, close) -> str | None:
     for a in range(w.dim()):
         n = w.shape[a]
-        if n < 3:
+        if n < 3 or torch.allclose(w.narrow(a, 1, n - 1), w.narrow(a, 0, n - 1)):  # a shift would not show
             continue
         inner_g, inner_w = g.narrow(a, 1, n - 1), w.narrow(a, 0, n - 1)
         if torch.allclose(inner_g, inner_w) and not torch.allclose(g.narrow(a, 0, n - 1), inner_w):
@@ -201,6 +202,65 @@ def _region_symptom(g: torch.Tensor, w: torch.Tensor, dims: Sequence[str], atol:
         bad = rows.nonzero().flatten().tolist()
         if 0 < len(bad) <= max(1, w.shape[a] // 3) and w.shape[a] > 2:
             return f"Only the entries at {dims[a]} = {bad} differ from the expected ones."
+    return None
+
+
+# ---------------------------------------------------------------- asked by the engine before the generic message
+_POSITION_AXIS = re.compile(r"(?:^|_)(?:pos|seq|positions?|ctx)(?:$|_|\b)")
+_WORDS = {1: "one", 2: "two", 3: "three"}
+
+
+def is_position_axis(name: str) -> bool:
+    """Whether an axis named ``name`` runs over positions: pos, q_pos, k_pos, "pos - 1", seq, seq_len, n_ctx."""
+    return bool(_POSITION_AXIS.search(name))
+
+
+def position_shift(got: torch.Tensor, want: torch.Tensor, dims: Sequence[str], atol: float, rtol: float,
+                   largest: int = 3) -> str | None:
+    """How far, and which way, ``got`` is ``want`` moved along a position axis (by 1 to ``largest``), judged on
+    the positions both have; None if no such shift fits, or if ``want`` looks the same shifted (then a shift
+    cannot be seen). ``dims`` names the axes of both (same shape)."""
+    if len(dims) != want.dim():
+        return None
+    g, w = got.detach().cpu().double(), want.detach().cpu().double()
+
+    def close(a: torch.Tensor, b: torch.Tensor) -> bool:
+        return bool(torch.allclose(a, b, atol=atol, rtol=rtol, equal_nan=True))
+
+    for axis, name in enumerate(dims):
+        n = want.shape[axis] if is_position_axis(name) else 0
+        for k in range(1, min(largest, n - 2, n // 2) + 1):  # at least two positions, and k, in common
+            both = n - k
+            if close(w.narrow(axis, k, both), w.narrow(axis, 0, both)):
+                continue
+            for later, (mine, theirs) in ((True, (k, 0)), (False, (0, k))):
+                if close(g.narrow(axis, mine, both), w.narrow(axis, theirs, both)):
+                    return _shift_message(name, k, later, both)
+    return None
+
+
+def _shift_message(name: str, k: int, later: bool, both: int) -> str:
+    steps = f"{_WORDS.get(k, k)} position{'s' if k > 1 else ''}"
+    yours, theirs = (f"i + {k}", "i") if later else ("i", f"i + {k}")
+    return (f"your values are shifted {steps} {'later' if later else 'earlier'} along `{name}`: your entry "
+            f"{yours} holds the expected entry {theirs}, at all {both} positions where both exist. "
+            f"An index or slice off by {_WORDS.get(k, k)}?")
+
+
+def size_factor(got: torch.Tensor, want: torch.Tensor, lengths: dict[int, list[str]], atol: float,
+                rtol: float) -> str | None:
+    """``got`` is N or 1/N times ``want`` (flat, the entries to compare), where N is a key of ``lengths``
+    {N: what has that length, e.g. ["the length of `pos`"]}; None if no such N fits."""
+    g, w = got.detach().cpu().double().flatten(), want.detach().cpu().double().flatten()
+    if not g.numel() or torch.allclose(g, w, atol=atol, rtol=rtol):
+        return None
+    yours, theirs = ("your value is", "one") if g.numel() == 1 else ("your values are", "ones")
+    for n, what in sorted(lengths.items()):
+        why = f"{n} is {' or '.join(what)}"
+        if torch.allclose(g, n * w, atol=n * atol, rtol=rtol):
+            return f"{yours} {n} times the expected {theirs} ({why}): a sum of {n} things where a mean was wanted?"
+        if torch.allclose(g, w / n, atol=atol, rtol=rtol):
+            return f"{yours} 1/{n} of the expected {theirs} ({why}): a mean where a sum was wanted?"
     return None
 
 

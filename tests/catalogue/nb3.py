@@ -909,3 +909,24 @@ MISTAKES += [
     Mistake(LOSS, (loss_half_precision,), "log_softmax in float16, cast back", "float16", symptom="float16"),
     Mistake(LOSS, (loss_numpy,), "NumPy result", "NumPy array", symptom="numpy/device"),
 ]
+
+
+# engine symptoms: an off by one along positions and a sum for a mean, named by the engine (no Bug of nb3's)
+def loss_rolled_targets(logits, tokens):
+    """The targets by torch.roll, every position scored, then the wrong end dropped (the first, not the last)."""
+    targets = tokens.roll(-1, dims=1)
+    losses = -F.log_softmax(logits, dim=-1).gather(-1, targets.unsqueeze(-1)).squeeze(-1)
+    return losses[:, 1:]
+
+
+def icl_sum_over_batch(losses, early, late):
+    """Each row's window means, then the rows summed instead of averaged."""
+    per_row = losses[:, late].mean(dim=1) - losses[:, early].mean(dim=1)
+    return per_row.sum()
+
+
+MISTAKES += [
+    Mistake(LOSS, (loss_rolled_targets,), "torch.roll targets, the first entry dropped",
+            "shifted one position earlier along `pos - 1`", symptom="off by one"),
+    Mistake(ICL, (icl_sum_over_batch,), "rows summed, not averaged", "4 times the expected one", symptom="sum/mean"),
+]

@@ -254,3 +254,32 @@ CORRECT = [
     Correct(nb5.check_limits_answers, ({"new_continuation": "B", "in_weights": " c", "rest_of_icl": "d"},),
             "letters in other cases"),
 ]
+
+
+# engine symptoms: an off by one along positions and a sum for a mean, named by the engine (no Bug of nb5's)
+def dla_rolled_targets(model, cache, tokens):
+    """Every position's attribution to torch.roll'ed targets, then the wrong end dropped (the first, not the last)."""
+    directions = model.W_U[:, tokens.roll(-1, dims=1)].permute(1, 2, 0)        # [batch, pos, d_model]
+    scale = cache["ln_final.hook_scale"][:, :, None]
+    per_layer = []
+    for layer in range(model.cfg.n_layers):
+        z = cache[f"blocks.{layer}.attn.hook_z"]
+        written = torch.einsum("bphd,hdm->bphm", z, model.blocks[layer].attn.W_O)
+        written = (written - written.mean(dim=-1, keepdim=True)) / scale * model.ln_final.w
+        per_layer.append(torch.einsum("bphm,bpm->bph", written, directions))
+    return torch.stack(per_layer, dim=-2)[:, 1:]
+
+
+def icl_rows_summed(losses, width=5):
+    n = losses.shape[-1]
+    early = round(0.1 * n) - width // 2
+    late = min(round(0.98 * n) - width // 2, n - width)
+    return (losses[:, late:late + width].mean(dim=1) - losses[:, early:early + width].mean(dim=1)).sum()
+
+
+MISTAKES += [
+    Mistake(nb5.check_head_logit_attribution, (dla_rolled_targets,), "torch.roll targets, the first entry dropped",
+            "shifted one position earlier along `pos`", symptom="off by one"),
+    Mistake(nb5.check_text_icl_score, (icl_rows_summed,), "rows summed, not averaged", "4 times the expected one",
+            symptom="sum/mean"),
+]

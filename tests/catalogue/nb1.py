@@ -1,6 +1,7 @@
 """Notebook 1 (attention from scratch): mistakes students make, and correct alternatives.
 
-Written the way students write them, independently of the checks' ``Bug`` functions.
+Written the way students write them, independently of the checks' ``Bug`` functions. This is Notebook 1's one
+corpus of mistakes: tests/test_nb1_checks.py asserts that every ``Bug`` of checks/nb1.py is named for one of them.
 """
 from __future__ import annotations
 
@@ -12,6 +13,7 @@ import torch.nn.functional as F
 
 from catalogue import Correct, Mistake, hidden
 from induction_course.checks import nb1
+
 
 def H(check):  # noqa: N802  (the master's hidden parameters of nb1.<check>, never copied here)
     return hidden("nb1", check.id.split(".")[1])

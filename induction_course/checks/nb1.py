@@ -131,6 +131,30 @@ def _merged_axes(got: Any, want: torch.Tensor, dims: Sequence[str], label: str) 
     return None
 
 
+_REDUCTIONS: tuple[tuple[str, Callable[[torch.Tensor, int], torch.Tensor]], ...] = (
+    ("summed over", lambda t, a: t.sum(a)), ("averaged over", lambda t, a: t.mean(a)),
+    ("at index 0 of", lambda t, a: t.select(a, 0)), ("at the last index of", lambda t, a: t.select(a, -1)))
+
+
+def _lost_axis(got: Any, want: torch.Tensor, exercise: Exercise, label: str) -> str | None:
+    """A message when one axis of size > 1 is missing: which reduction of the expected result the student's is.
+    (A size-1 axis, which a .squeeze() drops, is the engine's to name.)"""
+    dims = exercise.dims
+    if (type(got) is not torch.Tensor or got.dim() != want.dim() - 1 or len(dims) != want.dim()  # noqa: E721
+            or got.dtype != want.dtype or got.device != want.device):
+        return None
+    lost = [a for a in range(want.dim()) if list(want.shape[:a]) + list(want.shape[a + 1:]) == list(got.shape)]
+    if len(lost) != 1 or want.shape[lost[0]] == 1:
+        return None
+    a = lost[0]
+    shown = f"{label} returned shape {list(got.shape)}, expected {named(want.shape, dims)}"
+    for words, reduce in _REDUCTIONS:
+        if torch.allclose(got, reduce(want, a), atol=exercise.atol, rtol=exercise.rtol, equal_nan=True):
+            return f"{shown}: your values are the expected ones {words} the `{dims[a]}` axis. Keep that axis."
+    return (f"{shown}: the `{dims[a]}` axis (size {want.shape[a]}) is missing, removed by a sum, mean or max over "
+            "it, or by an index into it. Keep it.")
+
+
 def _early_bug(exercise: Exercise, case: Case, got: Any, want: torch.Tensor) -> str | None:
     """A known bug named where the engine would first report a shape or a NaN: the bug's output has the
     student's shape (and NaNs), so the message can say which mistake gives that shape.
@@ -161,15 +185,35 @@ def _returned_none(output: Any, label: str) -> str | None:
     return None
 
 
+def _whole(t: torch.Tensor) -> bool:
+    """Every finite value of ``t`` is a whole number (and it has one)."""
+    finite = t[torch.isfinite(t)]
+    return finite.numel() > 0 and bool((finite == finite.round()).all())
+
+
+def _whole_numbers(got: Any, want: torch.Tensor, label: str) -> str | None:
+    """A message when every value came back a whole number where the expected ones are not (a floor division?)."""
+    if (type(got) is not torch.Tensor or got.shape != want.shape or got.dtype != want.dtype  # noqa: E721
+            or got.device != want.device or not got.is_floating_point()):
+        return None
+    if not _whole(got.detach()) or _whole(want):
+        return None
+    zeros, n = int((got == 0).sum()), int(torch.isfinite(got).sum())
+    return (f"{label} is wrong: every value of your result is a whole number ({zeros} of the {n} finite ones are 0), "
+            "where the expected values are not. A guess: a floor division `//` where `/` is wanted "
+            "(x // y rounds down to a whole number), or a rounding (int(), .long(), .round()) on the way.")
+
+
 def _simple_diagnosis(exercise: Exercise) -> Diagnosis:
     """Notebook 1's own questions of a single-output exercise: None returned, a known bug that gives the
-    student's (wrong) shape or NaNs, two axes merged into one."""
+    student's (wrong) shape or NaNs, two axes merged into one, an axis lost, every value a whole number."""
     def diagnose(case: Case, output: Any, inputs_after: Any) -> str | None:
         if isinstance(output, Raised):
             return None
         want = exercise.reference(**clone(case))
         return (_returned_none(output, exercise.name) or _early_bug(exercise, case, output, want)
-                or _merged_axes(output, want, exercise.dims, exercise.name))
+                or _merged_axes(output, want, exercise.dims, exercise.name)
+                or _lost_axis(output, want, exercise, exercise.name) or _whole_numbers(output, want, exercise.name))
     return diagnose
 
 
@@ -236,6 +280,11 @@ PROJECT_INPUT_DIMS = {"x": RESID_DIMS, "W": ("head", "d_model", "d_head"), "b": 
 
 
 # ---------------------------------------------------------------- 2. attention scores
+# A scale that came out as 1 looks like no scale: the one way to write one that does (a guess, so it says so).
+_SCALE_OF_ONE = (" (If you wrote a scale, it came out as 1: d_head ** (1 // 2) is d_head ** 0, since // is floor "
+                 "division; write d_head ** 0.5.)")
+
+
 def _scaled_by_axis(q: torch.Tensor, k: torch.Tensor, axis: int) -> torch.Tensor:
     return _raw_scores(q, k) / math.sqrt(q.shape[axis])
 
@@ -246,7 +295,7 @@ SCORES = Exercise(
     reference=ref.attention_scores,
     dims=SCORE_DIMS,
     bugs=(
-        Bug("the 1/sqrt(d_head) scale is missing: divide the dot products by sqrt(d_head).",
+        Bug("the 1/sqrt(d_head) scale is missing: divide the dot products by sqrt(d_head)." + _SCALE_OF_ONE,
             lambda q, k: _raw_scores(q, k)),
         Bug("you divided by d_head; the scale is 1/sqrt(d_head).",
             lambda q, k: _raw_scores(q, k) / q.shape[-1]),
@@ -356,8 +405,15 @@ PATTERN = Exercise(
             lambda q, k: _masked_scores(q, k)),
         Bug("you took log_softmax: the pattern is probabilities, so use softmax.",
             lambda q, k: _masked_scores(q, k).log_softmax(dim=-1)),
-        Bug("the 1/sqrt(d_head) scale is missing from the scores.",
+        Bug("the 1/sqrt(d_head) scale is missing from the scores." + _SCALE_OF_ONE,
             lambda q, k: ref.apply_causal_mask(_raw_scores(q, k)).softmax(dim=-1)),
+        Bug("the scores were rounded down to whole numbers before the softmax (your pattern is the softmax of "
+            "the scores' floor). A guess: a floor division `//` where `/` is wanted; x // y rounds down.",
+            lambda q, k: ref.apply_causal_mask(torch.floor(ref.attention_scores(q, k))).softmax(dim=-1)),
+        Bug("your pattern is uniform: each query spreads its weight evenly over the keys it may see, as if every "
+            "score were 0. A guess: the scores were multiplied by 0, e.g. a scale 1 // math.sqrt(d_head), which is "
+            "0 (// is floor division); write 1 / math.sqrt(d_head).",
+            lambda q, k: ref.apply_causal_mask(torch.zeros_like(_raw_scores(q, k))).softmax(dim=-1)),
         Bug("queries and keys are transposed: row i must hold query i's attention over keys.",
             lambda q, k: ref.attention_pattern(k, q)),
         Bug("the pattern is transposed ([.., k_pos, q_pos]): rows are queries, columns are keys.",
@@ -569,7 +625,9 @@ def _diagnose_layer(case: Case, output: Any, inputs_after: Any = None) -> str | 
         extra = (_pattern_bugs, lambda c: _z_bugs(c, got[0]), lambda c: [])[i](case)
         stage = replace(step, name=LAYER_OUTPUTS[i], bugs=(*step.bugs, *extra))
         problem = (_early_bug(stage, stage_case, got[i], want[i])
-                   or _merged_axes(got[i], want[i], step.dims, LAYER_OUTPUTS[i]))
+                   or _merged_axes(got[i], want[i], step.dims, LAYER_OUTPUTS[i])
+                   or _lost_axis(got[i], want[i], step, LAYER_OUTPUTS[i])
+                   or _whole_numbers(got[i], want[i], LAYER_OUTPUTS[i]))
         if problem:
             raise CheckFailed(problem)
         judge_case(stage, stage_case, got[i])

@@ -1,6 +1,7 @@
 """Notebook 1 (attention from scratch): mistakes students make, and correct alternatives.
 
-Written the way students write them, independently of the checks' ``Bug`` functions.
+Written the way students write them, independently of the checks' ``Bug`` functions. This is Notebook 1's one
+corpus of mistakes: tests/test_nb1_checks.py asserts that every ``Bug`` of checks/nb1.py is named for one of them.
 """
 from __future__ import annotations
 
@@ -10,20 +11,12 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from catalogue import Correct, Mistake
+from catalogue import Correct, Mistake, hidden
 from induction_course.checks import nb1
 
-# The hidden calls of the notebook's graded cells (masters/01_attention.py).
-HIDDEN = {
-    "project": {"seeds": (11, 12), "shapes": ({}, {"pos": 1}, {"head": 1, "d_head": 7})},
-    "scores": {"seeds": (11, 12), "shapes": ({}, {"pos": 1}, {"head": 1, "d_head": 5})},
-    "mask": {"seeds": (11, 12), "shapes": ({}, {"pos": 1}, {"pos": 13, "head": 1})},
-    "pattern": {"seeds": (11, 12), "shapes": ({}, {"pos": 1}, {"head": 1, "d_head": 5})},
-    "z": {"seeds": (11, 12), "shapes": ({}, {"pos": 1}, {"head": 1, "d_head": 5})},
-    "output": {"seeds": (11, 12), "shapes": ({}, {"pos": 1}, {"head": 1, "d_model": 7})},
-    "layer": {"seeds": (11, 12), "shapes": ({}, {"pos": 1}, {"head": 2, "d_head": 3})},
-    "lens": {"seed": 7, "n_layers": 2, "layer": 1, "pos": 20},
-}
+
+def H(check):  # noqa: N802  (the master's hidden parameters of nb1.<check>, never copied here)
+    return hidden("nb1", check.id.split(".")[1])
 
 
 # ================================================================ 1.1 project
@@ -85,6 +78,15 @@ def project_broadcast_matmul(x, W, b):
 
 def project_float64_inside(x, W, b):
     return (torch.einsum("bpm,hmd->bphd", x.double(), W.double()) + b.double()).to(x.dtype)
+
+
+def project_first_sequence(x, W, b):
+    return torch.einsum("pm,hmd->phd", x[0], W) + b       # written for one sequence
+
+
+def project_merged_by_permute(x, W, b):
+    h, m, d = W.shape
+    return x @ W.permute(1, 0, 2).reshape(m, h * d) + b.flatten()
 
 
 # ================================================================ 1.2 attention scores
@@ -149,6 +151,106 @@ def scores_transposes(q, k):
 
 def scores_other_letters(q, k):
     return torch.einsum("nihe,njhe->nhij", q, k) * q.shape[-1] ** -0.5
+
+
+def scores_on_another_device(q, k):
+    return (torch.einsum("bqhd,bkhd->bhqk", q, k) / math.sqrt(q.shape[-1])).to("meta")  # stands for a GPU
+
+
+def scores_as_list(q, k):
+    return (torch.einsum("bqhd,bkhd->bhqk", q, k) / math.sqrt(q.shape[-1])).tolist()
+
+
+def scores_not_written(q, k):
+    raise NotImplementedError()
+
+
+def scores_matmul_crash(q, k):
+    return q @ k
+
+
+def scores_size_of_heads(q, k):
+    return torch.einsum("bqhd,bkhd->bhqk", q, k) / math.sqrt(q.shape[2])
+
+
+def scores_power_parenthesised(q, k):
+    return torch.einsum("bqhd,bkhd->bhqk", q, k) / (q.shape[-1] ** 1 / 2)
+
+
+def scores_heads_dotted_unscaled(q, k):  # two mistakes: heads dotted with heads, and no scale
+    return q @ k.transpose(2, 3)
+
+
+def scores_no_return(q, k):
+    scores = torch.einsum("bqhd,bkhd->bhqk", q, k) / math.sqrt(q.shape[-1])  # noqa: F841
+
+
+def scores_floor_division(q, k):
+    return torch.einsum("bqhd,bkhd->bhqk", q, k) // math.sqrt(q.shape[-1])
+
+
+def scores_heads_summed(q, k):
+    return torch.einsum("bqhd,bkhd->bqk", q, k) / math.sqrt(q.shape[-1])
+
+
+def scores_power_floor(q, k):
+    return torch.einsum("bqhd,bkhd->bhqk", q, k) / q.shape[-1] ** (1 // 2)
+
+
+def scores_floor_scale(q, k):
+    return torch.einsum("bqhd,bkhd->bhqk", q, k) * (1 // math.sqrt(q.shape[-1]))
+
+
+# the student's own errors, each explained
+def scores_einsum_wrong_count(q, k):
+    return torch.einsum("bqd,bkhd->bhqk", q, k)
+
+
+def scores_einsum_unknown_output(q, k):
+    return torch.einsum("bqhd,bkhd->bhqj", q, k)
+
+
+def scores_mm_flat(q, k):
+    return q.flatten(0, 2) @ k.flatten(0, 2)
+
+
+def scores_bmm(q, k):
+    return torch.bmm(q.flatten(0, 1), k.flatten(2))
+
+
+def scores_view_transposed(q, k):
+    s = torch.einsum("bqhd,bkhd->bhqk", q, k) / math.sqrt(q.shape[-1])
+    return s.transpose(1, 2).view(q.shape[0], -1)
+
+
+def scores_reshape_invalid(q, k):
+    return (torch.einsum("bqhd,bkhd->bhqk", q, k) / math.sqrt(q.shape[-1])).reshape(2, 3, 5, -1, 7)
+
+
+def scores_dim_out_of_range(q, k):
+    return (torch.einsum("bqhd,bkhd->bhqk", q, k) / math.sqrt(q.shape[-1])).softmax(dim=4)
+
+
+def scores_too_many_indices(q, k):
+    return (torch.einsum("bqhd,bkhd->bhqk", q, k) / math.sqrt(q.shape[-1]))[0, 0, 0, 0, 0]
+
+
+def scores_softmax_no_dim(q, k):
+    return torch.softmax(torch.einsum("bqhd,bkhd->bhqk", q, k) / math.sqrt(q.shape[-1]))
+
+
+def scores_renamed(query, key):
+    return torch.einsum("bqhd,bkhd->bhqk", query, key) / math.sqrt(query.shape[-1])
+
+
+def scores_none_scale(q, k):
+    scale = None  # to fill in later
+    return torch.einsum("bqhd,bkhd->bhqk", q, k) / scale
+
+
+def scores_float64_identity(q, k):
+    s = torch.einsum("bqhd,bkhd->bhqk", q, k) / math.sqrt(q.shape[-1])
+    return s @ torch.eye(q.shape[1], dtype=torch.float64)
 
 
 # ================================================================ 1.3 causal mask
@@ -224,6 +326,16 @@ def mask_clone_then_in_place(scores):
     return out
 
 
+def mask_index_assign(scores):
+    scores[..., _upper(scores.shape[-1])] = float("-inf")
+    return scores
+
+
+def mask_clone_only(scores):
+    out = scores.clone()
+    return out
+
+
 # ================================================================ 1.4 attention pattern
 def _scaled(q, k):
     return torch.einsum("bqhd,bkhd->bhqk", q, k) / math.sqrt(q.shape[-1])
@@ -296,6 +408,42 @@ def pattern_sdpa(q, k):
     return F.scaled_dot_product_attention(qh, kh, eye, is_causal=True)
 
 
+def pattern_mask_after_with_inf(q, k):
+    return torch.softmax(_scaled(q, k), dim=-1).masked_fill(_upper(q.shape[1]), float("-inf"))
+
+
+def pattern_softmax_heads_big_negative(q, k):
+    return _scaled(q, k).masked_fill(_upper(q.shape[1]), -1e9).softmax(dim=1)
+
+
+def pattern_softmax_batch_big_negative(q, k):
+    return _scaled(q, k).masked_fill(_upper(q.shape[1]), -1e9).softmax(dim=0)
+
+
+def pattern_floor_division(q, k):
+    scores = torch.einsum("bqhd,bkhd->bhqk", q, k) // math.sqrt(q.shape[-1])
+    return _causal(scores).softmax(-1)
+
+
+def pattern_heads_averaged(q, k):
+    return _causal(_scaled(q, k)).softmax(-1).mean(dim=1)
+
+
+def pattern_power_floor(q, k):
+    d_head = q.shape[-1]
+    return _causal(torch.einsum("bqhd,bkhd->bhqk", q, k) / d_head ** (1 // 2)).softmax(-1)
+
+
+def pattern_floor_scale(q, k):
+    scores = torch.einsum("bqhd,bkhd->bhqk", q, k) * (1 // math.sqrt(q.shape[-1]))
+    return _causal(scores).softmax(-1)
+
+
+def pattern_manual_softmax_floor(q, k):
+    e = _causal(_scaled(q, k)).exp()
+    return e // e.sum(dim=-1, keepdim=True)
+
+
 # ================================================================ 1.5 weighted values
 def z_pattern_transposed(pattern, v):
     return torch.einsum("bhkq,bkhd->bqhd", pattern, v)
@@ -343,6 +491,11 @@ def z_loop(pattern, v):
     return z
 
 
+def z_values_viewed_head_first(pattern, v):
+    b, p, h, d = v.shape
+    return (pattern @ v.view(b, h, p, d)).permute(0, 2, 1, 3)
+
+
 # ================================================================ 1.6 output projection
 def output_no_bias(z, W_O, b_O):
     return torch.einsum("bphd,hdm->bpm", z, W_O)
@@ -377,6 +530,10 @@ def output_cat_heads(z, W_O, b_O):
 def output_squeeze(z, W_O, b_O):
     per_head = (z.unsqueeze(-2) @ W_O).squeeze()        # [b, p, h, 1, m] -> squeeze() also eats size-1 axes
     return per_head.sum(dim=-2) + b_O
+
+
+def output_summed_over_positions(z, W_O, b_O):
+    return torch.einsum("bphd,hdm->bm", z, W_O) + b_O
 
 
 def output_flattened(z, W_O, b_O):
@@ -463,6 +620,67 @@ def layer_scale_folded_in_place(x, W_Q, b_Q, W_K, b_K, W_V, b_V, W_O, b_O):
     return pattern, z, torch.einsum("bphd,hdm->bpm", z, W_O) + b_O
 
 
+def layer_nan_accumulator(x, W_Q, b_Q, W_K, b_K, W_V, b_V, W_O, b_O):
+    q, k, v = _proj(x, W_Q, b_Q), _proj(x, W_K, b_K), _proj(x, W_V, b_V)
+    pattern = _good_pattern(q, k)
+    z = torch.einsum("bhqk,bkhd->bqhd", pattern, v)
+    out = torch.full((x.shape[0], x.shape[1], W_O.shape[-1]), float("nan"))  # "unset" marker, never overwritten
+    for h in range(z.shape[2]):
+        out += z[:, :, h] @ W_O[h]
+    return pattern, z, out + b_O
+
+
+def layer_v_without_bias(x, W_Q, b_Q, W_K, b_K, W_V, b_V, W_O, b_O):
+    q, k = _proj(x, W_Q, b_Q), _proj(x, W_K, b_K)
+    v = torch.einsum("bpm,hmd->bphd", x, W_V)                     # b_V forgotten
+    pattern = _good_pattern(q, k)
+    z = torch.einsum("bhqk,bkhd->bqhd", pattern, v)
+    return pattern, z, torch.einsum("bphd,hdm->bpm", z, W_O) + b_O
+
+
+def layer_tril_mask(x, W_Q, b_Q, W_K, b_K, W_V, b_V, W_O, b_O):
+    q, k, v = _proj(x, W_Q, b_Q), _proj(x, W_K, b_K), _proj(x, W_V, b_V)
+    n = x.shape[1]
+    scores = _scaled(q, k).masked_fill(torch.tril(torch.ones(n, n, dtype=torch.bool), -1), -1e9)
+    pattern = scores.softmax(-1)
+    z = torch.einsum("bhqk,bkhd->bqhd", pattern, v)
+    return pattern, z, torch.einsum("bphd,hdm->bpm", z, W_O) + b_O
+
+
+def layer_keys_from_query_weights(x, W_Q, b_Q, W_K, b_K, W_V, b_V, W_O, b_O):
+    q, k, v = _proj(x, W_Q, b_Q), _proj(x, W_Q, b_Q), _proj(x, W_V, b_V)
+    pattern = _good_pattern(q, k)
+    z = torch.einsum("bhqk,bkhd->bqhd", pattern, v)
+    return pattern, z, torch.einsum("bphd,hdm->bpm", z, W_O) + b_O
+
+
+def layer_output_doubled(x, W_Q, b_Q, W_K, b_K, W_V, b_V, W_O, b_O):
+    q, k, v = _proj(x, W_Q, b_Q), _proj(x, W_K, b_K), _proj(x, W_V, b_V)
+    pattern = _good_pattern(q, k)
+    z = torch.einsum("bhqk,bkhd->bqhd", pattern, v)
+    return pattern, z, torch.einsum("bphd,hdm->bpm", z, W_O) * 2 + b_O
+
+
+def layer_squeezes_outputs(x, W_Q, b_Q, W_K, b_K, W_V, b_V, W_O, b_O):
+    q, k, v = _proj(x, W_Q, b_Q), _proj(x, W_K, b_K), _proj(x, W_V, b_V)
+    pattern = _good_pattern(q, k)
+    z = torch.einsum("bhqk,bkhd->bqhd", pattern, v)
+    out = torch.einsum("bphd,hdm->bpm", z, W_O) + b_O
+    return pattern.squeeze(), z.squeeze(), out.squeeze()
+
+
+def _swapped_layer(first, second):
+    """A layer whose call passes two of its parameters the wrong way round."""
+    def attention_layer(x, W_Q, b_Q, W_K, b_K, W_V, b_V, W_O, b_O):
+        p = {"W_Q": W_Q, "b_Q": b_Q, "W_K": W_K, "b_K": b_K, "W_V": W_V, "b_V": b_V}
+        p[first], p[second] = p[second], p[first]
+        q, k, v = (_proj(x, p[f"W_{s}"], p[f"b_{s}"]) for s in "QKV")
+        pattern = _good_pattern(q, k)
+        z = torch.einsum("bhqk,bkhd->bqhd", pattern, v)
+        return pattern, z, torch.einsum("bphd,hdm->bpm", z, W_O) + b_O
+    return attention_layer
+
+
 _COMPOSITE_MISTAKES = [
     (layer_scale_folded_in_place, "scale folded into W_Q in place", "changed its input `W_Q` in place"),
     (_layer(pattern_no_mask), "no causal mask", "no causal mask"),
@@ -483,132 +701,218 @@ _COMPOSITE_MISTAKES = [
     (layer_z_from_unprojected_values, "values not projected (x used as v)", "size"),
     (_layer(_good_pattern, out_fn=output_squeeze), ".squeeze() in the output", "squeeze"),
     (_layer(pattern_softmax_no_dim), "softmax over heads (F.softmax's implicit dim)", "head axis"),
+    (_layer(pattern_floor_division), "scores floor-divided by sqrt(d_head)", "rounded down to whole numbers"),
+    (_layer(_good_pattern, order=(2, 0, 1)), "outputs returned as (out, pattern, z)",
+     "(out, pattern, z), judged by their shapes"),
+    (layer_nan_accumulator, "out accumulated into a NaN-filled tensor", "out (output 2) of attention_layer contains"),
+    (layer_v_without_bias, "v without b_V", "z (output 1) of attention_layer: in v = project(x, W_V, b_V): the bias"),
+    (layer_tril_mask, "mask of the past (tril)", "the pattern (output 0) of attention_layer: in the mask: you masked "
+     "the past instead of the future"),
+    (layer_keys_from_query_weights, "keys projected with W_Q, b_Q", "k was computed with W_Q/b_Q"),
+    (layer_output_doubled, "out doubled", "out (output 2) of attention_layer is wrong"),
+    (layer_squeezes_outputs, ".squeeze() on every output", "The `batch` axis, of size 1 here, is missing"),
 ]
 
 
 # ================================================================ the catalogue
-def _m(check, fn, kind, expect, hidden_key):
-    return Mistake(check, (fn,), kind, expect, HIDDEN[hidden_key])
+def _m(check, fn, kind, expect):
+    return Mistake(check, (fn,), kind, expect, H(check))
 
 
 MISTAKES = [
-    _m(nb1.check_project, project_no_bias, "missing bias", "bias b is missing", "project"),
-    _m(nb1.check_project, project_flattened_heads, "heads mixed by reshaping W", "heads are mixed up", "project"),
-    _m(nb1.check_project, project_head_first, "output axes [batch, head, pos, d_head]", "wrong order", "project"),
-    _m(nb1.check_project, project_stacked_first, "torch.stack along a new first axis", "wrong order", "project"),
-    _m(nb1.check_project, project_cat_heads, "torch.cat merges head and d_head", "merged", "project"),
-    _m(nb1.check_project, project_matmul_broadcast, "x @ W broadcasts batch against head", "`batch`", "project"),
-    _m(nb1.check_project, project_first_head_only, "head 0's weights for every head", "head 0's weights", "project"),
-    _m(nb1.check_project, project_renamed_argument, "parameter renamed", "signature", "project"),
-    _m(nb1.check_project, project_no_return, "forgot return", "`return`", "project"),
-    _m(nb1.check_project, project_bias_summed, "bias summed over heads", "b.sum(0)", "project"),
-    _m(nb1.check_project, project_einsum_wrong_letters, "einsum letters for W in the wrong order", "letter m",
-       "project"),
+    _m(nb1.check_project, project_no_bias, "missing bias", "bias b is missing"),
+    _m(nb1.check_project, project_flattened_heads, "heads mixed by reshaping W", "heads are mixed up"),
+    _m(nb1.check_project, project_head_first, "output axes [batch, head, pos, d_head]", "wrong order"),
+    _m(nb1.check_project, project_stacked_first, "torch.stack along a new first axis", "wrong order"),
+    _m(nb1.check_project, project_cat_heads, "torch.cat merges head and d_head", "merged"),
+    _m(nb1.check_project, project_matmul_broadcast, "x @ W broadcasts batch against head", "`batch`"),
+    _m(nb1.check_project, project_first_head_only, "head 0's weights for every head", "head 0's weights"),
+    _m(nb1.check_project, project_renamed_argument, "parameter renamed", "signature"),
+    _m(nb1.check_project, project_no_return, "forgot return", "`return`"),
+    _m(nb1.check_project, project_bias_summed, "bias summed over heads", "b.sum(0)"),
+    _m(nb1.check_project, project_einsum_wrong_letters, "einsum letters for W in the wrong order", "letter m"),
+    _m(nb1.check_project, project_first_sequence, "x[0]: one sequence only",
+       "your values are the expected ones at index 0 of the `batch` axis"),
+    _m(nb1.check_project, project_merged_by_permute, "heads flattened into d_head by permute and reshape",
+       "`head` and `d_head` are merged into one axis of size 12"),
 
-    _m(nb1.check_attention_scores, scores_unscaled, "missing 1/sqrt(d_head)", "1/sqrt(d_head)", "scores"),
-    _m(nb1.check_attention_scores, scores_over_d_head, "divided by d_head", "divided by d_head", "scores"),
-    _m(nb1.check_attention_scores, scores_times_sqrt, "multiplied by sqrt(d_head)", "instead of dividing", "scores"),
-    _m(nb1.check_attention_scores, scores_power_precedence, "d ** 1/2 precedence", "d ** 0.5", "scores"),
-    _m(nb1.check_attention_scores, scores_size_of_pos, "scale from the pos axis", "not q.shape[1]", "scores"),
-    _m(nb1.check_attention_scores, scores_keys_first, "queries and keys transposed", "transposed", "scores"),
-    _m(nb1.check_attention_scores, scores_head_letters_differ, "heads mixed in einsum", "heads are mixed up",
-       "scores"),
-    _m(nb1.check_attention_scores, scores_view_heads, "heads mixed by .view", "scrambles", "scores"),
-    _m(nb1.check_attention_scores, scores_query_layout, "output axes [batch, q_pos, head, k_pos]", "wrong order",
-       "scores"),
+    _m(nb1.check_attention_scores, scores_unscaled, "missing 1/sqrt(d_head)", "1/sqrt(d_head)"),
+    _m(nb1.check_attention_scores, scores_over_d_head, "divided by d_head", "divided by d_head"),
+    _m(nb1.check_attention_scores, scores_times_sqrt, "multiplied by sqrt(d_head)", "instead of dividing"),
+    _m(nb1.check_attention_scores, scores_power_precedence, "d ** 1/2 precedence", "d ** 0.5"),
+    _m(nb1.check_attention_scores, scores_size_of_pos, "scale from the pos axis", "not q.shape[1]"),
+    _m(nb1.check_attention_scores, scores_keys_first, "queries and keys transposed", "transposed"),
+    _m(nb1.check_attention_scores, scores_head_letters_differ, "heads mixed in einsum", "heads are mixed up"),
+    _m(nb1.check_attention_scores, scores_view_heads, "heads mixed by .view", "scrambles"),
+    _m(nb1.check_attention_scores, scores_query_layout, "output axes [batch, q_pos, head, k_pos]", "wrong order"),
     _m(nb1.check_attention_scores, scores_matmul_untransposed, "matmul without moving the head axis",
-       "wrong axes", "scores"),
-    _m(nb1.check_attention_scores, scores_with_softmax, "softmax inside the scores", "softmax comes later",
-       "scores"),
-    _m(nb1.check_attention_scores, scores_double, "float64 result", "dtype", "scores"),
+       "wrong axes"),
+    _m(nb1.check_attention_scores, scores_with_softmax, "softmax inside the scores", "softmax comes later"),
+    _m(nb1.check_attention_scores, scores_double, "float64 result", "dtype"),
+    _m(nb1.check_attention_scores, scores_on_another_device, "result on another device", "on device 'meta'"),
+    _m(nb1.check_attention_scores, scores_as_list, "returns a list", "a plain torch.Tensor was expected"),
+    _m(nb1.check_attention_scores, scores_not_written, "the stub left as it is", "not written yet"),
+    _m(nb1.check_attention_scores, scores_no_return, "forgot return", "returned None: the `return`"),
+    _m(nb1.check_attention_scores, scores_size_of_heads, "scale from the head axis", "not q.shape[2] (head)"),
+    _m(nb1.check_attention_scores, scores_power_parenthesised, "(d ** 1 / 2) precedence", "(d ** 1) / 2"),
+    _m(nb1.check_attention_scores, scores_heads_dotted_unscaled, "heads dotted with heads, and no scale",
+       "the shape this mistake gives: the matrix product ran over the wrong axes"),
+    _m(nb1.check_attention_scores, scores_floor_division, "floor division by sqrt(d_head)",
+       "every value of your result is a whole number (99 of the 294 finite ones are 0)"),
+    _m(nb1.check_attention_scores, scores_heads_summed, "einsum without h in the output",
+       "your values are the expected ones summed over the `head` axis"),
+    _m(nb1.check_attention_scores, scores_power_floor, "d ** (1 // 2), which is 1",
+       "d_head ** (1 // 2) is d_head ** 0"),
+    _m(nb1.check_attention_scores, scores_floor_scale, "scale 1 // sqrt(d_head), which is 0",
+       "every value of your result is a whole number (294 of the 294 finite ones are 0)"),
+    # the student's own errors, each explained in one line under the error
+    _m(nb1.check_attention_scores, scores_matmul_crash, "q @ k on [batch, pos, head, d_head]",
+       "raised RuntimeError: Expected size for first two dimensions of batch2 tensor"),
+    _m(nb1.check_attention_scores, scores_einsum_wrong_count, "einsum with 3 letters for a 4-axis q",
+       "einsum equation gives operand 0 3 letter(s), but that tensor has 4 axes"),
+    _m(nb1.check_attention_scores, scores_einsum_unknown_output, "einsum output letter in no input",
+       "output letter j appears in no input"),
+    _m(nb1.check_attention_scores, scores_mm_flat, "flattened matrix product of mismatched axes",
+       "the last axis of A (here 8) must equal the first axis of B (here 42). Here 8 is `d_head`"),
+    _m(nb1.check_attention_scores, scores_bmm, "torch.bmm of mismatched batches",
+       "B should have shape [14, 8, ...] to fit A (same batch, and A's last axis against B's second-to-last), "
+       "but it has [2, 7, ...]. Here 8 is `d_head`, 2 is `batch`, 7 is `pos`"),
+    _m(nb1.check_attention_scores, scores_view_transposed, ".view of a transposed tensor",
+       ".view cannot reshape a transposed tensor"),
+    _m(nb1.check_attention_scores, scores_reshape_invalid, "reshape to sizes of another product",
+       "do not multiply to the tensor's 294 entries"),
+    _m(nb1.check_attention_scores, scores_dim_out_of_range, "softmax over axis 4 of 4",
+       "You named axis 4 of a tensor with 4 axes"),
+    _m(nb1.check_attention_scores, scores_too_many_indices, "five indices into four axes",
+       "more axes than the tensor's 4"),
+    _m(nb1.check_attention_scores, scores_softmax_no_dim, "torch.softmax without dim", "softmax needs dim="),
+    _m(nb1.check_attention_scores, scores_renamed, "parameters renamed (query, key)", "keep the given signature"),
+    _m(nb1.check_attention_scores, scores_none_scale, "a scale left None", "Something is None"),
+    _m(nb1.check_attention_scores, scores_float64_identity, "a float64 tensor in a matmul", "different dtypes"),
 
-    _m(nb1.check_apply_causal_mask, mask_in_place, "masked_fill_ changes the input", "in place", "mask"),
-    _m(nb1.check_apply_causal_mask, mask_returns_input, "result of masked_fill thrown away", "nothing is masked",
-       "mask"),
-    _m(nb1.check_apply_causal_mask, mask_with_diagonal, "diagonal masked too", "diagonal", "mask"),
-    _m(nb1.check_apply_causal_mask, mask_tril, "past masked instead of future", "past instead of the future",
-       "mask"),
+    _m(nb1.check_apply_causal_mask, mask_in_place, "masked_fill_ changes the input", "in place"),
+    _m(nb1.check_apply_causal_mask, mask_returns_input, "result of masked_fill thrown away", "nothing is masked"),
+    _m(nb1.check_apply_causal_mask, mask_with_diagonal, "diagonal masked too", "masked the diagonal (off by one)"),
+    _m(nb1.check_apply_causal_mask, mask_tril, "past masked instead of future", "past instead of the future"),
     _m(nb1.check_apply_causal_mask, mask_lower_with_diagonal, "~triu masks past and diagonal",
-       "the past and the diagonal", "mask"),
-    _m(nb1.check_apply_causal_mask, mask_multiply, "masked scores set to 0", "set to 0", "mask"),
-    _m(nb1.check_apply_causal_mask, mask_float_mask, "float mask in masked_fill", "boolean", "mask"),
-    _m(nb1.check_apply_causal_mask, mask_numpy_float64, "numpy mask makes float64", "dtype", "mask"),
-    _m(nb1.check_apply_causal_mask, mask_wrong_size, "mask sized by the head axis", "`head`", "mask"),
+       "the past and the diagonal"),
+    _m(nb1.check_apply_causal_mask, mask_multiply, "masked scores set to 0", "set to 0"),
+    _m(nb1.check_apply_causal_mask, mask_float_mask, "float mask in masked_fill", "boolean"),
+    _m(nb1.check_apply_causal_mask, mask_numpy_float64, "numpy mask makes float64", "dtype"),
+    _m(nb1.check_apply_causal_mask, mask_wrong_size, "mask sized by the head axis", "`head`"),
+    _m(nb1.check_apply_causal_mask, mask_index_assign, "writes -inf into a slice of scores", "in place"),
+    _m(nb1.check_apply_causal_mask, mask_clone_only, "returns a copy, nothing masked", "nothing is masked"),
 
-    _m(nb1.check_attention_pattern, pattern_mask_after, "mask after softmax", "after the softmax", "pattern"),
-    _m(nb1.check_attention_pattern, pattern_no_mask, "no causal mask", "no causal mask", "pattern"),
-    _m(nb1.check_attention_pattern, pattern_softmax_queries, "softmax over queries", "wrong axis", "pattern"),
+    _m(nb1.check_attention_pattern, pattern_mask_after, "mask after softmax", "after the softmax"),
+    _m(nb1.check_attention_pattern, pattern_no_mask, "no causal mask", "no causal mask"),
+    _m(nb1.check_attention_pattern, pattern_softmax_queries, "softmax over queries", "wrong axis"),
     _m(nb1.check_attention_pattern, pattern_softmax_no_dim, "softmax over heads (F.softmax's implicit dim)",
-       "head axis", "pattern"),
-    _m(nb1.check_attention_pattern, pattern_softmax_batch, "softmax over batch", "batch axis", "pattern"),
-    _m(nb1.check_attention_pattern, pattern_unscaled, "missing 1/sqrt(d_head)", "scale is missing", "pattern"),
-    _m(nb1.check_attention_pattern, pattern_swapped_args, "queries and keys swapped", "transposed", "pattern"),
-    _m(nb1.check_attention_pattern, pattern_diagonal_masked, "diagonal masked: NaN rows", "NaN", "pattern"),
-    _m(nb1.check_attention_pattern, pattern_log_softmax, "log_softmax", "log_softmax", "pattern"),
-    _m(nb1.check_attention_pattern, pattern_no_softmax, "no softmax", "no softmax", "pattern"),
-    _m(nb1.check_attention_pattern, pattern_transposed, "pattern returned transposed", "transposed", "pattern"),
+       "head axis"),
+    _m(nb1.check_attention_pattern, pattern_softmax_batch, "softmax over batch", "batch axis"),
+    _m(nb1.check_attention_pattern, pattern_unscaled, "missing 1/sqrt(d_head)", "scale is missing"),
+    _m(nb1.check_attention_pattern, pattern_swapped_args, "queries and keys swapped", "transposed"),
+    _m(nb1.check_attention_pattern, pattern_diagonal_masked, "diagonal masked: NaN rows",
+       "covers the diagonal, so row 0 has nothing left to attend to (NaN"),
+    _m(nb1.check_attention_pattern, pattern_log_softmax, "log_softmax", "log_softmax"),
+    _m(nb1.check_attention_pattern, pattern_no_softmax, "no softmax", "no softmax"),
+    _m(nb1.check_attention_pattern, pattern_transposed, "pattern returned transposed", "transposed"),
+    _m(nb1.check_attention_pattern, pattern_mask_after_with_inf, "-inf mask after softmax",
+       "after the softmax (future entries are -inf)"),
+    _m(nb1.check_attention_pattern, pattern_softmax_heads_big_negative, "softmax over heads, -1e9 mask",
+       "over the head axis"),
+    _m(nb1.check_attention_pattern, pattern_softmax_batch_big_negative, "softmax over batch, -1e9 mask",
+       "over the batch axis"),
+    _m(nb1.check_attention_pattern, pattern_floor_division, "scores floor-divided by sqrt(d_head)",
+       "rounded down to whole numbers before the softmax"),
+    _m(nb1.check_attention_pattern, pattern_heads_averaged, "pattern averaged over heads",
+       "your values are the expected ones averaged over the `head` axis"),
+    _m(nb1.check_attention_pattern, pattern_power_floor, "d ** (1 // 2), which is 1", "since // is floor division"),
+    _m(nb1.check_attention_pattern, pattern_floor_scale, "scale 1 // sqrt(d_head), which is 0",
+       "your pattern is uniform"),
+    _m(nb1.check_attention_pattern, pattern_manual_softmax_floor, "exp // sum in a hand-written softmax",
+       "every value of your result is a whole number"),
 
-    _m(nb1.check_weighted_values, z_pattern_transposed, "pattern used transposed", "transposed", "z"),
-    _m(nb1.check_weighted_values, z_heads_summed, "values summed over heads", "heads are mixed up", "z"),
-    _m(nb1.check_weighted_values, z_head_layout, "z left as [batch, head, pos, d_head]", "wrong order", "z"),
-    _m(nb1.check_weighted_values, z_matmul_untransposed, "pattern @ v without moving v's head axis", "`head`", "z"),
-    _m(nb1.check_weighted_values, z_query_letter, "v indexed by the query", "z equals v", "z"),
-    _m(nb1.check_weighted_values, z_mean_over_keys, "mean over keys instead of sum", "mean where a sum", "z"),
-    _m(nb1.check_weighted_values, z_transpose_in_place, "transpose_ changes v", "in place", "z"),
-    _m(nb1.check_weighted_values, z_view_back, ".view instead of transpose back", "heads are mixed up", "z"),
+    _m(nb1.check_weighted_values, z_pattern_transposed, "pattern used transposed", "transposed"),
+    _m(nb1.check_weighted_values, z_heads_summed, "values summed over heads", "heads are mixed up"),
+    _m(nb1.check_weighted_values, z_head_layout, "z left as [batch, head, pos, d_head]", "wrong order"),
+    _m(nb1.check_weighted_values, z_matmul_untransposed, "pattern @ v without moving v's head axis", "`head`"),
+    _m(nb1.check_weighted_values, z_query_letter, "v indexed by the query", "z equals v"),
+    _m(nb1.check_weighted_values, z_mean_over_keys, "mean over keys instead of sum", "mean where a sum"),
+    _m(nb1.check_weighted_values, z_transpose_in_place, "transpose_ changes v", "in place"),
+    _m(nb1.check_weighted_values, z_view_back, ".view instead of transpose back", "heads are mixed up"),
+    _m(nb1.check_weighted_values, z_values_viewed_head_first, "v viewed as [batch, head, pos, d_head]",
+       "needs .transpose, not .view/.reshape"),
 
-    _m(nb1.check_attention_output, output_no_bias, "missing b_O", "b_O is missing", "output"),
-    _m(nb1.check_attention_output, output_bias_per_head, "b_O added per head", "once per head", "output"),
-    _m(nb1.check_attention_output, output_not_summed, "heads not summed", "extra axis of size 3", "output"),
-    _m(nb1.check_attention_output, output_mean_heads, "mean over heads", "averaged", "output"),
-    _m(nb1.check_attention_output, output_sum_first, "z and W_O summed over heads first", "heads are mixed up",
-       "output"),
+    _m(nb1.check_attention_output, output_no_bias, "missing b_O", "b_O is missing"),
+    _m(nb1.check_attention_output, output_bias_per_head, "b_O added per head", "once per head"),
+    _m(nb1.check_attention_output, output_not_summed, "heads not summed", "extra axis of size 3"),
+    _m(nb1.check_attention_output, output_mean_heads, "mean over heads", "averaged"),
+    _m(nb1.check_attention_output, output_sum_first, "z and W_O summed over heads first", "heads are mixed up"),
     _m(nb1.check_attention_output, output_flatten_mismatch, "z and W_O flattened in different orders",
-       "same order", "output"),
-    _m(nb1.check_attention_output, output_cat_heads, "heads concatenated instead of summed", "concatenated", "output"),
-    _m(nb1.check_attention_output, output_squeeze, ".squeeze() without dim", "squeeze", "output"),
+       "same order"),
+    _m(nb1.check_attention_output, output_cat_heads, "heads concatenated instead of summed", "concatenated"),
+    _m(nb1.check_attention_output, output_summed_over_positions, "einsum without p in the output",
+       "the `pos` axis (size 5) is missing, removed by a sum, mean or max over it"),
+    _m(nb1.check_attention_output, output_squeeze, ".squeeze() without dim", "squeeze"),
 
-    *[_m(nb1.check_attention_layer, fn, kind, expect, "layer") for fn, kind, expect in _COMPOSITE_MISTAKES],
+    *[_m(nb1.check_attention_layer, fn, kind, expect) for fn, kind, expect in _COMPOSITE_MISTAKES],
 
-    _m(nb1.check_against_transformer_lens, _layer(pattern_unscaled), "missing 1/sqrt(d_head)", "scale is missing",
-       "lens"),
-    _m(nb1.check_against_transformer_lens, _layer(pattern_no_mask), "no causal mask", "no causal mask", "lens"),
-    _m(nb1.check_against_transformer_lens, _layer(pattern_softmax_no_dim), "softmax over heads", "head axis",
-       "lens"),
+    _m(nb1.check_against_transformer_lens, _layer(pattern_unscaled), "missing 1/sqrt(d_head)", "scale is missing"),
+    _m(nb1.check_against_transformer_lens, _layer(pattern_no_mask), "no causal mask", "no causal mask"),
+    _m(nb1.check_against_transformer_lens, _layer(pattern_softmax_no_dim), "softmax over heads", "head axis"),
     _m(nb1.check_against_transformer_lens, _layer(_good_pattern, v_weights="Q"), "values projected with W_Q",
-       "v was computed with W_Q", "lens"),
+       "v was computed with W_Q"),
     _m(nb1.check_against_transformer_lens, _layer(_good_pattern, out_fn=output_not_summed), "heads not summed",
-       "extra axis", "lens"),
-    _m(nb1.check_against_transformer_lens, layer_scale_d_model, "scaled by sqrt(d_model)", "sqrt(d_model)", "lens"),
+       "extra axis"),
+    _m(nb1.check_against_transformer_lens, layer_scale_d_model, "scaled by sqrt(d_model)", "sqrt(d_model)"),
+    _m(nb1.check_against_transformer_lens, _layer(_good_pattern, out_fn=output_mean_heads), "mean over heads",
+       "out (output 2) of attention_layer: you averaged over heads"),
+    _m(nb1.check_against_transformer_lens, _layer(_good_pattern, out_fn=output_no_bias), "output without b_O",
+       "b_O is missing"),
+    _m(nb1.check_against_transformer_lens, _swapped_layer("W_Q", "W_K"), "W_Q and W_K swapped",
+       "W_Q and W_K are swapped"),
+    _m(nb1.check_against_transformer_lens, _swapped_layer("W_Q", "W_V"), "W_Q and W_V swapped",
+       "q was computed with the weights W_V: use W_Q"),
+    _m(nb1.check_against_transformer_lens, _swapped_layer("W_K", "W_V"), "W_K and W_V swapped",
+       "k was computed with W_V/b_V"),
+    # the keys' bias adds the same amount to a query's every score, which the softmax ignores: only q shows
+    _m(nb1.check_against_transformer_lens, _swapped_layer("b_Q", "b_K"), "b_Q and b_K swapped",
+       "q was computed with the bias b_K: use b_Q"),
+    _m(nb1.check_against_transformer_lens, _swapped_layer("b_Q", "b_V"), "b_Q and b_V swapped",
+       "q was computed with the bias b_V: use b_Q"),
+    _m(nb1.check_against_transformer_lens, _swapped_layer("b_K", "b_V"), "b_K and b_V swapped",
+       "v was computed with the bias b_K: use b_V"),
+    _m(nb1.check_against_transformer_lens, torch.zeros(3), "a tensor passed instead of the function",
+       "should be a function"),
 ]
 
 
-def _c(check, fn, kind, hidden_key):
-    return Correct(check, (fn,), kind, HIDDEN[hidden_key])
+def _c(check, fn, kind):
+    return Correct(check, (fn,), kind, H(check))
 
 
 CORRECT = [
-    _c(nb1.check_project, project_loop, "loop over heads, torch.stack(dim=2)", "project"),
-    _c(nb1.check_project, project_broadcast_matmul, "broadcast matmul and squeeze(-2)", "project"),
-    _c(nb1.check_project, project_float64_inside, "float64 inside, cast back", "project"),
-    _c(nb1.check_attention_scores, scores_transposes, "matmul with transposes", "scores"),
-    _c(nb1.check_attention_scores, scores_other_letters, "other einsum letters, ** -0.5", "scores"),
-    _c(nb1.check_attention_scores, scores_numpy_scale, "numpy sqrt as a 0-dim tensor", "scores"),
-    _c(nb1.check_apply_causal_mask, mask_min_float, "finfo.min", "mask"),
-    _c(nb1.check_apply_causal_mask, mask_where, "torch.where with -1e9", "mask"),
-    _c(nb1.check_apply_causal_mask, mask_add_inf, "adding a -inf upper triangle", "mask"),
-    _c(nb1.check_apply_causal_mask, mask_clone_then_in_place, "clone, then write into a slice", "mask"),
-    _c(nb1.check_attention_pattern, pattern_manual_softmax, "exp / sum with the max subtracted", "pattern"),
-    _c(nb1.check_attention_pattern, pattern_float64, "softmax in float64, cast back", "pattern"),
-    _c(nb1.check_attention_pattern, pattern_sdpa, "scaled_dot_product_attention on one-hot values", "pattern"),
-    _c(nb1.check_weighted_values, z_matmul, "matmul with transposes", "z"),
-    _c(nb1.check_weighted_values, z_loop, "loop over heads into zeros_like", "z"),
-    _c(nb1.check_attention_output, output_flattened, "flatten heads into one matmul", "output"),
-    _c(nb1.check_attention_output, output_loop, "loop over heads, in-place sum on a new tensor", "output"),
-    _c(nb1.check_attention_layer, layer_keyword_sdpa, "scaled_dot_product_attention for z", "layer"),
-    _c(nb1.check_attention_layer, layer_big_negative_mask, "-1e9 mask, matmul, flattened W_O", "layer"),
-    _c(nb1.check_against_transformer_lens, layer_keyword_sdpa, "scaled_dot_product_attention for z", "lens"),
-    _c(nb1.check_against_transformer_lens, layer_big_negative_mask, "-1e9 mask, matmul, flattened W_O", "lens"),
+    _c(nb1.check_project, project_loop, "loop over heads, torch.stack(dim=2)"),
+    _c(nb1.check_project, project_broadcast_matmul, "broadcast matmul and squeeze(-2)"),
+    _c(nb1.check_project, project_float64_inside, "float64 inside, cast back"),
+    _c(nb1.check_attention_scores, scores_transposes, "matmul with transposes"),
+    _c(nb1.check_attention_scores, scores_other_letters, "other einsum letters, ** -0.5"),
+    _c(nb1.check_attention_scores, scores_numpy_scale, "numpy sqrt as a 0-dim tensor"),
+    _c(nb1.check_apply_causal_mask, mask_min_float, "finfo.min"),
+    _c(nb1.check_apply_causal_mask, mask_where, "torch.where with -1e9"),
+    _c(nb1.check_apply_causal_mask, mask_add_inf, "adding a -inf upper triangle"),
+    _c(nb1.check_apply_causal_mask, mask_clone_then_in_place, "clone, then write into a slice"),
+    _c(nb1.check_attention_pattern, pattern_manual_softmax, "exp / sum with the max subtracted"),
+    _c(nb1.check_attention_pattern, pattern_float64, "softmax in float64, cast back"),
+    _c(nb1.check_attention_pattern, pattern_sdpa, "scaled_dot_product_attention on one-hot values"),
+    _c(nb1.check_weighted_values, z_matmul, "matmul with transposes"),
+    _c(nb1.check_weighted_values, z_loop, "loop over heads into zeros_like"),
+    _c(nb1.check_attention_output, output_flattened, "flatten heads into one matmul"),
+    _c(nb1.check_attention_output, output_loop, "loop over heads, in-place sum on a new tensor"),
+    _c(nb1.check_attention_layer, layer_keyword_sdpa, "scaled_dot_product_attention for z"),
+    _c(nb1.check_attention_layer, layer_big_negative_mask, "-1e9 mask, matmul, flattened W_O"),
+    _c(nb1.check_against_transformer_lens, layer_keyword_sdpa, "scaled_dot_product_attention for z"),
+    _c(nb1.check_against_transformer_lens, layer_big_negative_mask, "-1e9 mask, matmul, flattened W_O"),
 ]
 
 
@@ -657,4 +961,28 @@ MISTAKES += [
             symptom="batch axis"),
     Mistake(nb1.check_apply_causal_mask, (mask_through_a_view,), "writes -inf through a view of scores",
             "in place", symptom="in place/alias"),
+]
+
+
+# ================================================================ 1.8 reading a causal pattern (multiple choice)
+def _answers(first_row, longer_rows):
+    return ({"first_row": first_row, "longer_rows": longer_rows},)
+
+
+MISTAKES += [
+    Mistake(nb1.check_pattern_answers, _answers("a", "c"), "row 0 from the match",
+            "nothing about the match makes row 0 special"),
+    Mistake(nb1.check_pattern_answers, _answers("c", "c"), "row 0 from a copied diagonal",
+            "does not copy the diagonal"),
+    Mistake(nb1.check_pattern_answers, _answers("d", "c"), "row 0 from the scale", "cannot single out one key"),
+    Mistake(nb1.check_pattern_answers, _answers("b", "a"), "the untrained model knows tokens",
+            "nothing in it knows which tokens matter"),
+    Mistake(nb1.check_pattern_answers, _answers("b", "b"), "later rows lose more keys", "later rows lose fewer keys"),
+    Mistake(nb1.check_pattern_answers, _answers("b", "d"), "the scale changes a row's sum", "not how much it sums to"),
+    Mistake(nb1.check_pattern_answers, _answers("b", "e"), "a letter that is no choice", "choose one of"),
+    Mistake(nb1.check_pattern_answers, ({"first_row": "b"},), "one answer missing", "must be a dict"),
+    Mistake(nb1.check_pattern_answers, ("bc",), "a string, not a dict", "must be a dict"),
+]
+CORRECT += [
+    Correct(nb1.check_pattern_answers, _answers("B", " c"), "right letters in upper case and with a space"),
 ]

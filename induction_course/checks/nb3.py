@@ -5,6 +5,12 @@ student's code and records plain data, its ``judge`` half decides from that reco
 :mod:`induction_course.checks.core`). Visible tests use the default seed; hidden tests pass other
 seeds and shapes, always as literals.
 
+The function exercises are declared as data (:class:`~induction_course.checks.core.Exercise` with its bugs and
+its diagnoses, each a ``Diagnosis(case, output, inputs)``) and made by ``make_check``, so the engine alone
+collects, judges and formats them. Notebook 3's diagnoses read what the output shows: what the student's own
+exception means, a list of tensors or a Python number where one tensor goes, a shape that a known mistake gives
+(a flattened, concatenated or one-to-one paired result).
+
 Checks that need the course's trained model rebuild it from the checkpoint, and the check of the
 student's named heads rebuilds *their* model from its recorded weights: no head index is written
 down here, so a retrained model changes nothing.
@@ -14,55 +20,44 @@ from __future__ import annotations
 import functools
 import math
 import re
-from dataclasses import replace
 from typing import Any, Callable, Sequence
 
 import torch
 
 from induction_course import circuits as ref
-from induction_course.checks.core import (Bug, Case, Check, CheckFailed, Exercise, choices_check, make_check,
-                                          seeded, unwrap)
+from induction_course.checks.core import (Bug, Case, Check, CheckFailed, Diagnosis, Exercise, choices_check,
+                                          make_check, seeded, unwrap)
 from induction_course.checks.record import Opaque, Raised, as_data, capture
 from induction_course.data import BOS, repeated_tokens
 from induction_course.heads import diagonal_score, induction_score, previous_token_score
 from induction_course.training import STANDARD_CONFIG
 
-Question = Callable[[Case, Any], "str | None"]
 Explanation = Callable[[Case, Raised], "str | None"]
 
 
-# ---------------------------------------------------------------- Notebook 3's diagnoses, as the engine's data
-def _diagnosed(exercise: Exercise, questions: Sequence[Question] = (), explain: Explanation | None = None,
-               wrap: Callable[[Callable], Callable] | None = None) -> Check:
-    """``make_check`` of ``exercise`` with Notebook 3's questions as its :data:`Diagnosis` (stage 1 of the engine).
-
-    ``questions(case, output)`` name a structural mistake (a flattened or concatenated result, a
-    list...) or return None; ``explain(case, raised)`` says what the student's own exception means,
-    or returns None. Both only ever fail a case; everything else is the engine's judge.
-    """
-    def diagnose(case: Case, output: Any, inputs_after: Any) -> str | None:
-        return _diagnose(exercise, case, output, questions, explain)
-    return make_check(replace(exercise, diagnoses=(diagnose, *exercise.diagnoses)), "nb3", wrap)
+# ---------------------------------------------------------------- Notebook 3's diagnoses (stage 1 of core's order)
+def _raised_means(name: str, explain: Explanation) -> Diagnosis:
+    """Say what the student's own exception means: its first line, then ``explain(case, error)`` (None: no idea)."""
+    def diagnose(case: Case, output: Any, inputs: Any = None) -> str | None:
+        if not isinstance(output, Raised) or output.type_name == "NotImplementedError":
+            return None
+        hint = explain(case, output)
+        first = (output.message.splitlines() or [""])[0]
+        return f"{name} raised {output.type_name}: {first}\n{hint}" if hint else None
+    return diagnose
 
 
-def _diagnose(exercise: Exercise, case: Case, output: Any, questions: Sequence[Question],
-              explain: Explanation | None) -> str | None:
-    if isinstance(output, Raised):
-        hint = explain(case, output) if explain and output.type_name != "NotImplementedError" else None
-        if hint:
-            return f"{exercise.name} raised {output.type_name}: {output.message.splitlines()[0]}\n{hint}"
+def _one_tensor(name: str) -> Diagnosis:
+    """Name a result that is not one tensor: a list or tuple of tensors, or a Python number."""
+    def diagnose(case: Case, output: Any, inputs: Any = None) -> str | None:
+        if isinstance(output, (list, tuple)) and output and all(isinstance(o, torch.Tensor) for o in output):
+            return (f"{name} returned a {type(output).__name__} of {len(output)} tensors; return one "
+                    "tensor (torch.stack(...) the pieces along a new axis).")
+        if isinstance(output, (bool, int, float)):
+            return (f"{name} returned a Python {type(output).__name__}; return the tensor itself "
+                    "(drop the .item() or float(...)).")
         return None
-    if isinstance(output, (list, tuple)) and output and all(isinstance(o, torch.Tensor) for o in output):
-        return (f"{exercise.name} returned a {type(output).__name__} of {len(output)} tensors; return one "
-                "tensor (torch.stack(...) the pieces along a new axis).")
-    if isinstance(output, (bool, int, float)):
-        return (f"{exercise.name} returned a Python {type(output).__name__}; return the tensor itself "
-                "(drop the .item() or float(...)).")
-    for question in questions:
-        problem = question(case, output)
-        if problem:
-            return f"{exercise.name} {problem}"
-    return None
+    return diagnose
 
 
 def _shape(output: Any) -> tuple[int, ...] | None:
@@ -227,6 +222,45 @@ def _nll(log_probs: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
     return -log_probs.gather(-1, targets[..., None])[..., 0]
 
 
+def _loss_shape(case: Case, output: Any, inputs: Any = None) -> str | None:
+    shape, tokens = _shape(output), case["tokens"]
+    batch, pos = tokens.shape
+    if shape == (batch, pos):
+        return ("per_token_loss returned [batch, pos]: every position was scored against its own token. The logits "
+                "at position i predict the token at i + 1; the last position predicts nothing we know. Compare "
+                "logits[:, :-1] with tokens[:, 1:].")
+    if shape == ():
+        return ("per_token_loss returned a single number: keep one loss per position (reduction='none', and no "
+                ".mean() or .sum()).")
+    if shape == (batch * (pos - 1),) and batch > 1:
+        return (f"per_token_loss returned a flat vector of {batch * (pos - 1)} losses: the [batch, pos - 1] grid was "
+                "flattened (e.g. for F.cross_entropy). Reshape it back: .reshape(batch, pos - 1), or "
+                ".view_as(tokens[:, 1:]).")
+    if shape == (batch, pos - 1, batch, pos - 1):
+        return ("per_token_loss returned shape [batch, pos - 1, batch, pos - 1]: indexing log_probs[..., targets] "
+                "with the whole target tensor picks every target for every position. Pick one entry per position "
+                "with log_probs.gather(-1, targets[..., None])[..., 0].")
+    return None
+
+
+def _explain_loss(case: Case, error: Raised) -> str | None:
+    message = error.message
+    if "Expected target size" in message or "Expected input batch_size" in message:
+        return ("F.cross_entropy wants the class (vocabulary) axis second: pass logits[:, :-1].transpose(1, 2), of "
+                "shape [batch, d_vocab, pos - 1], with targets [batch, pos - 1] (or flatten both to [N, d_vocab] "
+                "and [N]).")
+    if "could not be broadcast" in message:
+        return ("the index tensors must broadcast to [batch, pos - 1]: index with torch.arange(batch)[:, None], "
+                "torch.arange(pos - 1)[None, :] and the targets, or use .gather(-1, targets[..., None]).")
+    if "same number of dimensions" in message:
+        return ("gather's index needs as many axes as log_probs: use targets[..., None], then drop that axis "
+                "again with [..., 0].")
+    if "Size does not match at dimension" in message or "must match the size of tensor" in message:
+        return ("the predictions and their targets don't line up: the logits at positions 0 .. pos - 2 (logits[:, "
+                ":-1]) predict the tokens at 1 .. pos - 1 (tokens[:, 1:]); both have pos - 1 positions.")
+    return None
+
+
 LOSS = Exercise(
     name="per_token_loss",
     make_case=_loss_case,
@@ -256,47 +290,9 @@ LOSS = Exercise(
         Bug("the loss is in bits (log base 2); the course measures it in nats, with the natural log.",
             lambda logits, tokens: ref.per_token_loss(logits, tokens) / math.log(2)),
     ),
+    diagnoses=(_raised_means("per_token_loss", _explain_loss), _one_tensor("per_token_loss"), _loss_shape),
 )
-
-
-def _loss_shape(case: Case, output: Any) -> str | None:
-    shape, tokens = _shape(output), case["tokens"]
-    batch, pos = tokens.shape
-    if shape == (batch, pos):
-        return ("returned [batch, pos]: every position was scored against its own token. The logits at position i "
-                "predict the token at i + 1; the last position predicts nothing we know. Compare logits[:, :-1] "
-                "with tokens[:, 1:].")
-    if shape == ():
-        return ("returned a single number: keep one loss per position (reduction='none', and no .mean() or .sum()).")
-    if shape == (batch * (pos - 1),) and batch > 1:
-        return (f"returned a flat vector of {batch * (pos - 1)} losses: the [batch, pos - 1] grid was flattened "
-                "(e.g. for F.cross_entropy). Reshape it back: .reshape(batch, pos - 1), or .view_as(tokens[:, 1:]).")
-    if shape == (batch, pos - 1, batch, pos - 1):
-        return ("returned shape [batch, pos - 1, batch, pos - 1]: indexing log_probs[..., targets] with the whole "
-                "target tensor picks every target for every position. Pick one entry per position with "
-                "log_probs.gather(-1, targets[..., None])[..., 0].")
-    return None
-
-
-def _explain_loss(case: Case, error: Raised) -> str | None:
-    message = error.message
-    if "Expected target size" in message or "Expected input batch_size" in message:
-        return ("F.cross_entropy wants the class (vocabulary) axis second: pass logits[:, :-1].transpose(1, 2), of "
-                "shape [batch, d_vocab, pos - 1], with targets [batch, pos - 1] (or flatten both to [N, d_vocab] "
-                "and [N]).")
-    if "could not be broadcast" in message:
-        return ("the index tensors must broadcast to [batch, pos - 1]: index with torch.arange(batch)[:, None], "
-                "torch.arange(pos - 1)[None, :] and the targets, or use .gather(-1, targets[..., None]).")
-    if "same number of dimensions" in message:
-        return ("gather's index needs as many axes as log_probs: use targets[..., None], then drop that axis "
-                "again with [..., 0].")
-    if "Size does not match at dimension" in message or "must match the size of tensor" in message:
-        return ("the predictions and their targets don't line up: the logits at positions 0 .. pos - 2 (logits[:, "
-                ":-1]) predict the tokens at 1 .. pos - 1 (tokens[:, 1:]); both have pos - 1 positions.")
-    return None
-
-
-check_per_token_loss = _diagnosed(LOSS, (_loss_shape,), _explain_loss)
+check_per_token_loss = make_check(LOSS, "nb3")
 
 
 # ---------------------------------------------------------------- 3. induction score
@@ -343,13 +339,13 @@ INDUCTION_BUGS = (
 )
 
 
-def _score_shape(case: Case, output: Any) -> str | None:
+def _score_shape(case: Case, output: Any, inputs: Any = None) -> str | None:
     shape, pattern, seq_len = _shape(output), case["pattern"], case["seq_len"]
     heads = pattern.shape[1]
     if shape is not None and len(shape) == 1 and shape[0] != heads and abs(shape[0] - seq_len) <= 3:
-        return (f"returned {shape[0]} values, one per query position, instead of one per head ({heads}): the average "
-                "went over the head axis. Average over the batch (dim 0) and the queries (the stripe's last axis), "
-                "and keep the heads (dim 1).")
+        return (f"induction_score returned {shape[0]} values, one per query position, instead of one per head "
+                f"({heads}): the average went over the head axis. Average over the batch (dim 0) and the queries "
+                "(the stripe's last axis), and keep the heads (dim 1).")
     return None
 
 
@@ -367,8 +363,9 @@ INDUCTION = Exercise(
     reference=induction_score,
     dims=("head",),
     bugs=INDUCTION_BUGS,
+    diagnoses=(_raised_means("induction_score", _explain_score), _one_tensor("induction_score"), _score_shape),
 )
-check_induction_score = _diagnosed(INDUCTION, (_score_shape,), _explain_score)
+check_induction_score = make_check(INDUCTION, "nb3")
 
 
 # ---------------------------------------------------------------- 4. every head's score on a model
@@ -412,6 +409,32 @@ def _per_layer(bug: Bug) -> Bug:
                lambda model, tokens, seq_len: torch.stack([bug.fn(p, seq_len) for p in _patterns(model, tokens)]))
 
 
+def _scores_shape(case: Case, output: Any, inputs: Any = None) -> str | None:
+    shape, model = _shape(output), case["model"]
+    layers, heads = model.cfg.n_layers, model.cfg.n_heads
+    if shape == (layers * heads,):
+        return (f"induction_scores_of_model returned {layers * heads} values in one axis: torch.cat joined the "
+                f"layers end to end. torch.stack makes a new layer axis, for shape [layer={layers}, head={heads}].")
+    if shape == (heads,):
+        return (f"induction_scores_of_model returned one row of {heads} scores: stack one row per layer, for shape "
+                f"[layer={layers}, head={heads}].")
+    return None
+
+
+def _explain_scores(case: Case, error: Raised) -> str | None:
+    if error.type_name == "KeyError":
+        return ("the cache has no such entry: a layer's pattern is cache['pattern', layer], or "
+                "cache[f'blocks.{layer}.attn.hook_pattern'].")
+    return _explain_score(case, error)
+
+
+def _no_grad(fn: Callable) -> Callable:
+    def run(**case: Any) -> Any:
+        with torch.no_grad():
+            return fn(**case)
+    return run
+
+
 HEAD_SCORES = Exercise(
     name="induction_scores_of_model",
     make_case=_model_case,
@@ -433,35 +456,10 @@ HEAD_SCORES = Exercise(
             lambda model, tokens, seq_len: _all_scores(model, tokens, 23)),
         *(_per_layer(bug) for bug in INDUCTION_BUGS),
     ),
+    diagnoses=(_raised_means("induction_scores_of_model", _explain_scores), _one_tensor("induction_scores_of_model"),
+               _scores_shape),
 )
-
-
-def _scores_shape(case: Case, output: Any) -> str | None:
-    shape, model = _shape(output), case["model"]
-    layers, heads = model.cfg.n_layers, model.cfg.n_heads
-    if shape == (layers * heads,):
-        return (f"returned {layers * heads} values in one axis: torch.cat joined the layers end to end. "
-                f"torch.stack makes a new layer axis, for shape [layer={layers}, head={heads}].")
-    if shape == (heads,):
-        return f"returned one row of {heads} scores: stack one row per layer, for shape [layer={layers}, head={heads}]."
-    return None
-
-
-def _explain_scores(case: Case, error: Raised) -> str | None:
-    if error.type_name == "KeyError":
-        return ("the cache has no such entry: a layer's pattern is cache['pattern', layer], or "
-                "cache[f'blocks.{layer}.attn.hook_pattern'].")
-    return _explain_score(case, error)
-
-
-def _no_grad(fn: Callable) -> Callable:
-    def run(**case: Any) -> Any:
-        with torch.no_grad():
-            return fn(**case)
-    return run
-
-
-check_induction_scores_of_model = _diagnosed(HEAD_SCORES, (_scores_shape,), _explain_scores, wrap=_no_grad)
+check_induction_scores_of_model = make_check(HEAD_SCORES, "nb3", wrap=_no_grad)
 
 
 # ---------------------------------------------------------------- 5. naming the heads of the student's model
@@ -652,6 +650,20 @@ def _modulus_sum(v: torch.Tensor) -> torch.Tensor:
     return v.abs().sum(-1)
 
 
+def _positivity_shape(case: Case, output: Any, inputs: Any = None) -> str | None:
+    if type(output) is torch.Tensor and output.is_complex():  # noqa: E721
+        return ("eigenvalue_positivity returned complex numbers: eigenvalues are complex, but the score is real. "
+                "Take .real of the numerator's sum (Re Σλ), and the moduli .abs() for the denominator.")
+    return None
+
+
+def _explain_positivity(case: Case, error: Raised) -> str | None:
+    if "linalg_eig" in error.message or "torch.return_types" in error.message:
+        return ("torch.linalg.eig returns a pair (eigenvalues, eigenvectors): take .eigenvalues, or call "
+                "torch.linalg.eigvals, which returns the eigenvalues alone.")
+    return None
+
+
 POSITIVITY = Exercise(
     name="eigenvalue_positivity",
     make_case=_matrix_case,
@@ -682,24 +694,10 @@ POSITIVITY = Exercise(
         Bug("the numerator is a mean (of λ) where the formula has a sum: Re(Σλ), over all n eigenvalues.",
             _ratio(_eigenvalues, lambda v: v.mean(-1).real, _modulus_sum)),
     ),
+    diagnoses=(_raised_means("eigenvalue_positivity", _explain_positivity), _one_tensor("eigenvalue_positivity"),
+               _positivity_shape),
 )
-
-
-def _positivity_shape(case: Case, output: Any) -> str | None:
-    if type(output) is torch.Tensor and output.is_complex():  # noqa: E721
-        return ("returned complex numbers: eigenvalues are complex, but the score is real. Take .real of the "
-                "numerator's sum (Re Σλ), and the moduli .abs() for the denominator.")
-    return None
-
-
-def _explain_positivity(case: Case, error: Raised) -> str | None:
-    if "linalg_eig" in error.message or "torch.return_types" in error.message:
-        return ("torch.linalg.eig returns a pair (eigenvalues, eigenvectors): take .eigenvalues, or call "
-                "torch.linalg.eigvals, which returns the eigenvalues alone.")
-    return None
-
-
-check_eigenvalue_positivity = _diagnosed(POSITIVITY, (_positivity_shape,), _explain_positivity)
+check_eigenvalue_positivity = make_check(POSITIVITY, "nb3")
 
 
 # ---------------------------------------------------------------- 7. K-composition
@@ -748,6 +746,32 @@ def _k_over(denominator: Callable[..., torch.Tensor]) -> Callable[..., torch.Ten
     return score
 
 
+def _comp_shape(case: Case, output: Any, inputs: Any = None) -> str | None:
+    shape = _shape(output)
+    head0, head1 = case["W_V0"].shape[0], case["W_Q1"].shape[0]
+    if shape is not None and len(shape) == 1 and shape[0] in (head0, head1) and head0 != head1:
+        return (f"k_composition_scores returned {shape[0]} values, not a [head0, head1] grid: the head axes were "
+                "paired up one to one. Index W_OV with [:, None] and W_QK with [None] so every layer-0 head meets "
+                "every layer-1 head.")
+    return None
+
+
+def _explain_comp(case: Case, error: Raised) -> str | None:
+    head0, d_model, d_head = case["W_V0"].shape
+    head1 = case["W_Q1"].shape[0]
+    sizes = {int(n) for n in re.findall(r"\((\d+)\)", error.message)}
+    if "must match the size of tensor" in error.message and sizes == {head0, head1}:
+        return ("W_OV has one matrix per layer-0 head and W_QK one per layer-1 head, and a plain @ tries to pair "
+                "them one to one. Index W_OV with [:, None] and W_QK with [None] so the product broadcasts to "
+                "every (head0, head1) pair.")
+    if error.type_name == "RuntimeError" and ("size" in error.message or "shape" in error.message):
+        return (f"two of your matrices' shapes don't fit. With d_model = {d_model} and d_head = {d_head}: "
+                "W_OV = W_V0 @ W_O0 is [head0, d_model, d_model] (not W_O0 @ W_V0), W_QK = W_Q1 @ "
+                "W_K1.transpose(-1, -2) is [head1, d_model, d_model]. On a 3-D tensor .T reverses all three axes: "
+                "use .transpose(-1, -2) or .mT.")
+    return None
+
+
 K_COMPOSITION = Exercise(
     name="k_composition_scores",
     make_case=_comp_case,
@@ -774,35 +798,10 @@ K_COMPOSITION = Exercise(
         Bug("the normaliser is a sum where the formula has a product: divide by ||W_OV||_F * ||W_QK||_F.",
             _k_over(lambda V, O, Q, K, ov, qk: _fro(ov) + _fro(qk))),
     ),
+    diagnoses=(_raised_means("k_composition_scores", _explain_comp), _one_tensor("k_composition_scores"),
+               _comp_shape),
 )
-
-
-def _comp_shape(case: Case, output: Any) -> str | None:
-    shape = _shape(output)
-    head0, head1 = case["W_V0"].shape[0], case["W_Q1"].shape[0]
-    if shape is not None and len(shape) == 1 and shape[0] in (head0, head1) and head0 != head1:
-        return (f"returned {shape[0]} values, not a [head0, head1] grid: the head axes were paired up one to one. "
-                "Index W_OV with [:, None] and W_QK with [None] so every layer-0 head meets every layer-1 head.")
-    return None
-
-
-def _explain_comp(case: Case, error: Raised) -> str | None:
-    head0, d_model, d_head = case["W_V0"].shape
-    head1 = case["W_Q1"].shape[0]
-    sizes = {int(n) for n in re.findall(r"\((\d+)\)", error.message)}
-    if "must match the size of tensor" in error.message and sizes == {head0, head1}:
-        return ("W_OV has one matrix per layer-0 head and W_QK one per layer-1 head, and a plain @ tries to pair "
-                "them one to one. Index W_OV with [:, None] and W_QK with [None] so the product broadcasts to "
-                "every (head0, head1) pair.")
-    if error.type_name == "RuntimeError" and ("size" in error.message or "shape" in error.message):
-        return (f"two of your matrices' shapes don't fit. With d_model = {d_model} and d_head = {d_head}: "
-                "W_OV = W_V0 @ W_O0 is [head0, d_model, d_model] (not W_O0 @ W_V0), W_QK = W_Q1 @ "
-                "W_K1.transpose(-1, -2) is [head1, d_model, d_model]. On a 3-D tensor .T reverses all three axes: "
-                "use .transpose(-1, -2) or .mT.")
-    return None
-
-
-check_k_composition_scores = _diagnosed(K_COMPOSITION, (_comp_shape,), _explain_comp)
+check_k_composition_scores = make_check(K_COMPOSITION, "nb3")
 
 
 # ---------------------------------------------------------------- 8. the random baseline
@@ -953,8 +952,9 @@ ICL = Exercise(
             "`early` and `late` passed in: use the function's arguments.",
             lambda losses, early, late: losses[:, ref.ICL_LATE].mean() - losses[:, ref.ICL_EARLY].mean()),
     ),
+    diagnoses=(_one_tensor("icl_score"),),
 )
-check_icl_score = _diagnosed(ICL)
+check_icl_score = make_check(ICL, "nb3")
 
 
 # ---------------------------------------------------------------- 10. what the ICL score can tell

@@ -330,8 +330,10 @@ INDUCTION_BUGS = (
     Bug("the last query is missing: the second copy runs up to position 2 * seq_len inclusive, so a range of "
         "queries ends at 2 * seq_len + 1 (a range's end is exclusive), and the stripe slice is [2:], not [2:-1].",
         lambda pattern, seq_len: _stripe(pattern, seq_len)[..., 2:-1].mean((0, -1))),
-    Bug("the pattern was read as [k_pos, q_pos]: rows are queries and columns keys, so the stripe is "
-        "below the diagonal (offset=1 - seq_len, or -(seq_len - 1)).",
+    Bug("every score is exactly 0, as the stripe above the diagonal gives (a causal pattern is 0 there). A guess: "
+        "the pattern was read as [k_pos, q_pos] (rows are queries and columns keys, so the stripe is below the "
+        "diagonal: offset=1 - seq_len, or -(seq_len - 1)), or a floor division (//) rounded the scores down to 0 "
+        "(divide with /, or take .mean).",
         lambda pattern, seq_len: diagonal_score(pattern.transpose(-1, -2), seq_len - 1, first_query=seq_len + 1)),
     Bug("the stripe was summed over the queries instead of averaged: the score is a mean attention probability "
         "(between 0 and 1), so take .mean over batch and queries.",
@@ -876,6 +878,9 @@ def _judge_baseline(record: Any, d_model: int, d_head: int) -> str:
                           "not a measurement. Compute it: the mean k_composition_scores of random weights.")
     if abs(value - expected) <= 0.1 * expected:
         return f"✓ random baseline {value:.3f} ≈ 1/sqrt({d_model}) = {1 / math.sqrt(d_model):.3f}."
+    typed = _typed_constant(value, d_model, d_head)
+    if typed:
+        raise CheckFailed(typed)
     if value > 1:
         raise CheckFailed(f"baseline is {value:.3g}, but a composition score lies between 0 and 1: the scores were "
                           "not normalised. Divide by ||W_OV||_F * ||W_QK||_F (your k_composition_scores should pass "
@@ -894,6 +899,33 @@ def _judge_baseline(record: Any, d_model: int, d_head: int) -> str:
                       f"{expected:.3f} ≈ 1/sqrt(d_model) = {1 / math.sqrt(d_model):.3f}. Draw W_V0, W_O0, W_Q1, W_K1 "
                       "with torch.randn in the shapes of the model's weights and average k_composition_scores over "
                       "all pairs.")
+
+
+def _size_formulas(d_model: int, d_head: int) -> dict[str, float]:
+    """Numbers a student may write down from the model's sizes instead of measuring the baseline."""
+    return {"1/d_model": 1 / d_model, "1/d_head": 1 / d_head, "1/sqrt(d_head)": 1 / math.sqrt(d_head),
+            "d_head/d_model": d_head / d_model, "sqrt(d_head/d_model)": math.sqrt(d_head / d_model),
+            "1/sqrt(d_model * d_head)": 1 / math.sqrt(d_model * d_head)}
+
+
+def _float32(value: float) -> float:
+    return float(torch.tensor(value, dtype=torch.float32))
+
+
+def _typed_constant(value: float, d_model: int, d_head: int) -> str | None:
+    """A baseline that is exactly a formula of the sizes, or a round number (three significant digits at most,
+    in float32 too): a mean score of random weights is neither, whatever the weights. What it shows, and a guess."""
+    measure = ("Compute it: the mean k_composition_scores of random weights drawn with torch.randn in the shapes "
+               "of the model's weights.")
+    names = [name for name, formula in _size_formulas(d_model, d_head).items() if _float32(value) == _float32(formula)]
+    if names:
+        return (f"baseline is exactly {' = '.join(names)} = {value:.6g} (d_model = {d_model}, d_head = {d_head}): a "
+                "number made from the model's sizes alone, which a mean score of random weights does not come out "
+                f"as. A guess: it was typed in or computed from the sizes instead of measured. {measure}")
+    if _float32(value) == _float32(float(f"{value:.3g}")):
+        return (f"baseline is {value:g}, a round number: a mean score of random weights has many more digits. "
+                f"A guess: it was typed in (or rounded) instead of measured. {measure}")
+    return None
 
 
 def _one_number(record: Any) -> float:

@@ -758,6 +758,16 @@ def _comp_shape(case: Case, output: Any, inputs: Any = None) -> str | None:
     return None
 
 
+def _comp_zeros(case: Case, output: Any, inputs: Any = None) -> str | None:
+    """Every score exactly 0, where random weights give scores strictly between 0 and 1."""
+    grid = (case["W_V0"].shape[0], case["W_Q1"].shape[0])
+    if _shape(output) == grid and not output.is_complex() and bool((output == 0).all()):
+        return ("k_composition_scores returned only zeros, where the scores of these random weights lie strictly "
+                "between 0 and 1. A guess: a floor division (//) rounded every ratio down to 0 (divide with /), or "
+                "the tensor of results was never filled in.")
+    return None
+
+
 def _explain_comp(case: Case, error: Raised) -> str | None:
     head0, d_model, d_head = case["W_V0"].shape
     head1 = case["W_Q1"].shape[0]
@@ -801,7 +811,7 @@ K_COMPOSITION = Exercise(
             _k_over(lambda V, O, Q, K, ov, qk: _fro(ov) + _fro(qk))),
     ),
     diagnoses=(_raised_means("k_composition_scores", _explain_comp), _one_tensor("k_composition_scores"),
-               _comp_shape),
+               _comp_shape, _comp_zeros),
 )
 check_k_composition_scores = make_check(K_COMPOSITION, "nb3")
 

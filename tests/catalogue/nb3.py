@@ -617,6 +617,19 @@ def comp_only_qk_norm(W_V0, W_O0, W_Q1, W_K1):
     return _pairs(W_V0, W_O0, W_Q1, W_K1, lambda ov, qk: (ov @ qk.T).norm() / qk.norm())
 
 
+def comp_floor_division(W_V0, W_O0, W_Q1, W_K1):
+    return _pairs(W_V0, W_O0, W_Q1, W_K1, lambda ov, qk: (ov @ qk.T).norm() // (ov.norm() * qk.norm()))
+
+
+def comp_never_filled(W_V0, W_O0, W_Q1, W_K1):
+    scores = torch.zeros(W_V0.shape[0], W_Q1.shape[0])
+    for i in range(W_V0.shape[0]):
+        for j in range(W_Q1.shape[0]):
+            ov, qk = W_V0[i] @ W_O0[i], W_Q1[j] @ W_K1[j].T
+            score = (ov @ qk.T).norm() / (ov.norm() * qk.norm())  # noqa: F841  (never stored in scores)
+    return scores
+
+
 def comp_einsum(W_V0, W_O0, W_Q1, W_K1):
     ov = torch.einsum("hmd,hdn->hmn", W_V0, W_O0)
     qk = torch.einsum("gmd,gnd->gmn", W_Q1, W_K1)
@@ -858,6 +871,8 @@ MISTAKES = [
     _m(COMP, (comp_sum_normaliser,), "sum of norms as normaliser", "a sum where the formula has a product"),
     _m(COMP, (comp_vector_norm,), "vector norms over the last axis", "extra axis of size 10"),
     _m(COMP, (comp_only_qk_norm,), "normaliser without ||W_OV||", "missing ||W_OV||_F"),
+    _m(COMP, (comp_floor_division,), "floor division // for the ratio", "floor division (//)"),
+    _m(COMP, (comp_never_filled,), "scores computed in a loop but never stored", "never filled in"),
     # 3.8
     _m(BASE, (BASELINE_RAND,), "torch.rand weights", "torch.rand"),
     _m(BASE, (BASELINE_SQUARED,), "squared scores", "*squared* scores"),

@@ -9,7 +9,7 @@ The function exercises are declared as data (:class:`~induction_course.checks.co
 its diagnoses, each a ``Diagnosis(case, output, inputs)``) and made by ``make_check``, so the engine alone
 collects, judges and formats them. Notebook 3's diagnoses read what the output shows: what the student's own
 exception means, a list of tensors or a Python number where one tensor goes, a shape that a known mistake gives
-(a flattened, concatenated or one-to-one paired result).
+(a flattened, concatenated or one-to-one paired result), a grid of zeros.
 
 Checks that need the course's trained model rebuild it from the checkpoint, and the check of the
 student's named heads rebuilds *their* model from its recorded weights: no head index is written
@@ -923,15 +923,18 @@ def _float32(value: float) -> float:
 
 
 def _typed_constant(value: float, d_model: int, d_head: int) -> str | None:
-    """A baseline that is exactly a formula of the sizes, or a round number (three significant digits at most,
-    in float32 too): a mean score of random weights is neither, whatever the weights. What it shows, and a guess."""
+    """A baseline that is exactly a formula of the sizes, or a round number (three significant digits at most),
+    compared in float32 so that a typed-in tensor counts too: whatever the weights, a mean score of random weights
+    is neither. The message says what the number shows, and that its cause is a guess."""
     measure = ("Compute it: the mean k_composition_scores of random weights drawn with torch.randn in the shapes "
                "of the model's weights.")
+    if not math.isfinite(_float32(value)):
+        return None
     names = [name for name, formula in _size_formulas(d_model, d_head).items() if _float32(value) == _float32(formula)]
     if names:
-        return (f"baseline is exactly {' = '.join(names)} = {value:.6g} (d_model = {d_model}, d_head = {d_head}): a "
-                "number made from the model's sizes alone, which a mean score of random weights does not come out "
-                f"as. A guess: it was typed in or computed from the sizes instead of measured. {measure}")
+        return (f"baseline is exactly {' = '.join(names)} = {value:.6g} (d_model = {d_model}, d_head = {d_head}), a "
+                "number made from the model's sizes alone; a mean score of random weights is never exactly such a "
+                f"number. A guess: it was typed in or computed from the sizes instead of measured. {measure}")
     if _float32(value) == _float32(float(f"{value:.3g}")):
         return (f"baseline is {value:g}, a round number: a mean score of random weights has many more digits. "
                 f"A guess: it was typed in (or rounded) instead of measured. {measure}")

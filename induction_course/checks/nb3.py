@@ -9,7 +9,7 @@ The function exercises are declared as data (:class:`~induction_course.checks.co
 its diagnoses, each a ``Diagnosis(case, output, inputs)``) and made by ``make_check``, so the engine alone
 collects, judges and formats them. Notebook 3's diagnoses read what the output shows: what the student's own
 exception means, a list of tensors or a Python number where one tensor goes, a shape that a known mistake gives
-(a flattened, concatenated or one-to-one paired result), a grid of zeros.
+(a flattened, concatenated or one-to-one paired result), infinite losses, a grid of zeros.
 
 Checks that need the course's trained model rebuild it from the checkpoint, and the check of the
 student's named heads rebuilds *their* model from its recorded weights: no head index is written
@@ -243,6 +243,16 @@ def _loss_shape(case: Case, output: Any, inputs: Any = None) -> str | None:
     return None
 
 
+def _loss_infinite(case: Case, output: Any, inputs: Any = None) -> str | None:
+    """Infinite losses, where a softmax of these logits gives every token a probability above 0."""
+    if _shape(output) is None or not output.is_floating_point() or not torch.isinf(output).any():
+        return None
+    return (f"per_token_loss returned an infinite loss at {int(torch.isinf(output).sum())} of {output.numel()} "
+            "positions: the log of a probability of exactly 0, where a softmax of these logits gives every token "
+            "a probability above 0. A guess: the probabilities were rounded down (a floor division //, or an "
+            "integer cast). Use log_softmax (or F.cross_entropy), which never rounds a probability.")
+
+
 def _explain_loss(case: Case, error: Raised) -> str | None:
     message = error.message
     if "Expected target size" in message or "Expected input batch_size" in message:
@@ -290,7 +300,8 @@ LOSS = Exercise(
         Bug("the loss is in bits (log base 2); the course measures it in nats, with the natural log.",
             lambda logits, tokens: ref.per_token_loss(logits, tokens) / math.log(2)),
     ),
-    diagnoses=(_raised_means("per_token_loss", _explain_loss), _one_tensor("per_token_loss"), _loss_shape),
+    diagnoses=(_raised_means("per_token_loss", _explain_loss), _one_tensor("per_token_loss"), _loss_shape,
+               _loss_infinite),
 )
 check_per_token_loss = make_check(LOSS, "nb3")
 

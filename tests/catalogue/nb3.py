@@ -226,6 +226,12 @@ def loss_all_targets(logits, tokens):
     return -lp.gather(-1, tokens[..., None])[..., 0]
 
 
+def loss_softmax_floor_division(logits, tokens):
+    e = logits[:, :-1].exp()
+    probs = e // e.sum(-1, keepdim=True)
+    return -probs.gather(-1, tokens[:, 1:, None])[..., 0].log()
+
+
 def loss_targets_unshifted(logits, tokens):
     lp = logits[:, :-1].log_softmax(-1)
     return -lp.gather(-1, tokens[:, :-1, None])[..., 0]
@@ -789,6 +795,7 @@ MISTAKES = [
     _m(LOSS, (loss_all_targets,), "targets not shifted for gather", "don't line up"),
     _m(LOSS, (loss_targets_unshifted,), "logits[:, :-1] with tokens[:, :-1]", "logits[:, :-1] with tokens[:, :-1]"),
     _m(LOSS, (loss_softmax_over_batch,), "log_softmax over the batch", "not over the batch"),
+    _m(LOSS, (loss_softmax_floor_division,), "softmax by hand with a floor division", "a floor division //"),
     # 3.3
     _m(SCORE, (score_duplicate,), "duplicate-token offset seq_len", "duplicate-token"),
     _m(SCORE, (score_whole_stripe,), "whole stripe, first-copy queries included", "first copy"),

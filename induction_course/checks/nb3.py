@@ -5,6 +5,12 @@ student's code and records plain data, its ``judge`` half decides from that reco
 :mod:`induction_course.checks.core`). Visible tests use the default seed; hidden tests pass other
 seeds and shapes, always as literals.
 
+The function exercises are declared as data (:class:`~induction_course.checks.core.Exercise` with its bugs and
+its diagnoses, each a ``Diagnosis(case, output, inputs)``) and made by ``make_check``, so the engine alone
+collects, judges and formats them. Notebook 3's diagnoses read what the output shows: what the student's own
+exception means, a list of tensors or a Python number where one tensor goes, a shape that a known mistake gives
+(a flattened, concatenated or one-to-one paired result), infinite losses, a grid of zeros.
+
 Checks that need the course's trained model rebuild it from the checkpoint, and the check of the
 student's named heads rebuilds *their* model from its recorded weights: no head index is written
 down here, so a retrained model changes nothing.
@@ -14,55 +20,44 @@ from __future__ import annotations
 import functools
 import math
 import re
-from dataclasses import replace
 from typing import Any, Callable, Sequence
 
 import torch
 
 from induction_course import circuits as ref
-from induction_course.checks.core import (Bug, Case, Check, CheckFailed, Exercise, choices_check, make_check,
-                                          seeded, unwrap)
+from induction_course.checks.core import (Bug, Case, Check, CheckFailed, Diagnosis, Exercise, choices_check,
+                                          make_check, seeded, unwrap)
 from induction_course.checks.record import Opaque, Raised, as_data, capture
 from induction_course.data import BOS, repeated_tokens
 from induction_course.heads import diagonal_score, induction_score, previous_token_score
 from induction_course.training import STANDARD_CONFIG
 
-Question = Callable[[Case, Any], "str | None"]
 Explanation = Callable[[Case, Raised], "str | None"]
 
 
-# ---------------------------------------------------------------- Notebook 3's diagnoses, as the engine's data
-def _diagnosed(exercise: Exercise, questions: Sequence[Question] = (), explain: Explanation | None = None,
-               wrap: Callable[[Callable], Callable] | None = None) -> Check:
-    """``make_check`` of ``exercise`` with Notebook 3's questions as its :data:`Diagnosis` (stage 1 of the engine).
-
-    ``questions(case, output)`` name a structural mistake (a flattened or concatenated result, a
-    list...) or return None; ``explain(case, raised)`` says what the student's own exception means,
-    or returns None. Both only ever fail a case; everything else is the engine's judge.
-    """
-    def diagnose(case: Case, output: Any, inputs_after: Any) -> str | None:
-        return _diagnose(exercise, case, output, questions, explain)
-    return make_check(replace(exercise, diagnoses=(diagnose, *exercise.diagnoses)), "nb3", wrap)
+# ---------------------------------------------------------------- Notebook 3's diagnoses (stage 1 of core's order)
+def _raised_means(name: str, explain: Explanation) -> Diagnosis:
+    """Say what the student's own exception means: its first line, then ``explain(case, error)`` (None: no idea)."""
+    def diagnose(case: Case, output: Any, inputs: Any = None) -> str | None:
+        if not isinstance(output, Raised) or output.type_name == "NotImplementedError":
+            return None
+        hint = explain(case, output)
+        first = (output.message.splitlines() or [""])[0]
+        return f"{name} raised {output.type_name}: {first}\n{hint}" if hint else None
+    return diagnose
 
 
-def _diagnose(exercise: Exercise, case: Case, output: Any, questions: Sequence[Question],
-              explain: Explanation | None) -> str | None:
-    if isinstance(output, Raised):
-        hint = explain(case, output) if explain and output.type_name != "NotImplementedError" else None
-        if hint:
-            return f"{exercise.name} raised {output.type_name}: {output.message.splitlines()[0]}\n{hint}"
+def _one_tensor(name: str) -> Diagnosis:
+    """Name a result that is not one tensor: a list or tuple of tensors, or a Python number."""
+    def diagnose(case: Case, output: Any, inputs: Any = None) -> str | None:
+        if isinstance(output, (list, tuple)) and output and all(isinstance(o, torch.Tensor) for o in output):
+            return (f"{name} returned a {type(output).__name__} of {len(output)} tensors; return one "
+                    "tensor (torch.stack(...) the pieces along a new axis).")
+        if isinstance(output, (bool, int, float)):
+            return (f"{name} returned a Python {type(output).__name__}; return the tensor itself "
+                    "(drop the .item() or float(...)).")
         return None
-    if isinstance(output, (list, tuple)) and output and all(isinstance(o, torch.Tensor) for o in output):
-        return (f"{exercise.name} returned a {type(output).__name__} of {len(output)} tensors; return one "
-                "tensor (torch.stack(...) the pieces along a new axis).")
-    if isinstance(output, (bool, int, float)):
-        return (f"{exercise.name} returned a Python {type(output).__name__}; return the tensor itself "
-                "(drop the .item() or float(...)).")
-    for question in questions:
-        problem = question(case, output)
-        if problem:
-            return f"{exercise.name} {problem}"
-    return None
+    return diagnose
 
 
 def _shape(output: Any) -> tuple[int, ...] | None:
@@ -227,6 +222,55 @@ def _nll(log_probs: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
     return -log_probs.gather(-1, targets[..., None])[..., 0]
 
 
+def _loss_shape(case: Case, output: Any, inputs: Any = None) -> str | None:
+    shape, tokens = _shape(output), case["tokens"]
+    batch, pos = tokens.shape
+    if shape == (batch, pos):
+        return ("per_token_loss returned [batch, pos]: every position was scored against its own token. The logits "
+                "at position i predict the token at i + 1; the last position predicts nothing we know. Compare "
+                "logits[:, :-1] with tokens[:, 1:].")
+    if shape == ():
+        return ("per_token_loss returned a single number: keep one loss per position (reduction='none', and no "
+                ".mean() or .sum()).")
+    if shape == (batch * (pos - 1),) and batch > 1:
+        return (f"per_token_loss returned a flat vector of {batch * (pos - 1)} losses: the [batch, pos - 1] grid was "
+                "flattened (e.g. for F.cross_entropy). Reshape it back: .reshape(batch, pos - 1), or "
+                ".view_as(tokens[:, 1:]).")
+    if shape == (batch, pos - 1, batch, pos - 1):
+        return ("per_token_loss returned shape [batch, pos - 1, batch, pos - 1]: indexing log_probs[..., targets] "
+                "with the whole target tensor picks every target for every position. Pick one entry per position "
+                "with log_probs.gather(-1, targets[..., None])[..., 0].")
+    return None
+
+
+def _loss_infinite(case: Case, output: Any, inputs: Any = None) -> str | None:
+    """Infinite losses, where a softmax of these logits gives every token a probability above 0."""
+    if _shape(output) is None or not output.is_floating_point() or not torch.isinf(output).any():
+        return None
+    return (f"per_token_loss returned an infinite loss at {int(torch.isinf(output).sum())} of {output.numel()} "
+            "positions: the log of a probability of exactly 0, where a softmax of these logits gives every token "
+            "a probability above 0. A guess: the probabilities were rounded down (a floor division //, or an "
+            "integer cast). Use log_softmax (or F.cross_entropy), which never rounds a probability.")
+
+
+def _explain_loss(case: Case, error: Raised) -> str | None:
+    message = error.message
+    if "Expected target size" in message or "Expected input batch_size" in message:
+        return ("F.cross_entropy wants the class (vocabulary) axis second: pass logits[:, :-1].transpose(1, 2), of "
+                "shape [batch, d_vocab, pos - 1], with targets [batch, pos - 1] (or flatten both to [N, d_vocab] "
+                "and [N]).")
+    if "could not be broadcast" in message:
+        return ("the index tensors must broadcast to [batch, pos - 1]: index with torch.arange(batch)[:, None], "
+                "torch.arange(pos - 1)[None, :] and the targets, or use .gather(-1, targets[..., None]).")
+    if "same number of dimensions" in message:
+        return ("gather's index needs as many axes as log_probs: use targets[..., None], then drop that axis "
+                "again with [..., 0].")
+    if "Size does not match at dimension" in message or "must match the size of tensor" in message:
+        return ("the predictions and their targets don't line up: the logits at positions 0 .. pos - 2 (logits[:, "
+                ":-1]) predict the tokens at 1 .. pos - 1 (tokens[:, 1:]); both have pos - 1 positions.")
+    return None
+
+
 LOSS = Exercise(
     name="per_token_loss",
     make_case=_loss_case,
@@ -256,47 +300,10 @@ LOSS = Exercise(
         Bug("the loss is in bits (log base 2); the course measures it in nats, with the natural log.",
             lambda logits, tokens: ref.per_token_loss(logits, tokens) / math.log(2)),
     ),
+    diagnoses=(_raised_means("per_token_loss", _explain_loss), _one_tensor("per_token_loss"), _loss_shape,
+               _loss_infinite),
 )
-
-
-def _loss_shape(case: Case, output: Any) -> str | None:
-    shape, tokens = _shape(output), case["tokens"]
-    batch, pos = tokens.shape
-    if shape == (batch, pos):
-        return ("returned [batch, pos]: every position was scored against its own token. The logits at position i "
-                "predict the token at i + 1; the last position predicts nothing we know. Compare logits[:, :-1] "
-                "with tokens[:, 1:].")
-    if shape == ():
-        return ("returned a single number: keep one loss per position (reduction='none', and no .mean() or .sum()).")
-    if shape == (batch * (pos - 1),) and batch > 1:
-        return (f"returned a flat vector of {batch * (pos - 1)} losses: the [batch, pos - 1] grid was flattened "
-                "(e.g. for F.cross_entropy). Reshape it back: .reshape(batch, pos - 1), or .view_as(tokens[:, 1:]).")
-    if shape == (batch, pos - 1, batch, pos - 1):
-        return ("returned shape [batch, pos - 1, batch, pos - 1]: indexing log_probs[..., targets] with the whole "
-                "target tensor picks every target for every position. Pick one entry per position with "
-                "log_probs.gather(-1, targets[..., None])[..., 0].")
-    return None
-
-
-def _explain_loss(case: Case, error: Raised) -> str | None:
-    message = error.message
-    if "Expected target size" in message or "Expected input batch_size" in message:
-        return ("F.cross_entropy wants the class (vocabulary) axis second: pass logits[:, :-1].transpose(1, 2), of "
-                "shape [batch, d_vocab, pos - 1], with targets [batch, pos - 1] (or flatten both to [N, d_vocab] "
-                "and [N]).")
-    if "could not be broadcast" in message:
-        return ("the index tensors must broadcast to [batch, pos - 1]: index with torch.arange(batch)[:, None], "
-                "torch.arange(pos - 1)[None, :] and the targets, or use .gather(-1, targets[..., None]).")
-    if "same number of dimensions" in message:
-        return ("gather's index needs as many axes as log_probs: use targets[..., None], then drop that axis "
-                "again with [..., 0].")
-    if "Size does not match at dimension" in message or "must match the size of tensor" in message:
-        return ("the predictions and their targets don't line up: the logits at positions 0 .. pos - 2 (logits[:, "
-                ":-1]) predict the tokens at 1 .. pos - 1 (tokens[:, 1:]); both have pos - 1 positions.")
-    return None
-
-
-check_per_token_loss = _diagnosed(LOSS, (_loss_shape,), _explain_loss)
+check_per_token_loss = make_check(LOSS, "nb3")
 
 
 # ---------------------------------------------------------------- 3. induction score
@@ -334,8 +341,10 @@ INDUCTION_BUGS = (
     Bug("the last query is missing: the second copy runs up to position 2 * seq_len inclusive, so a range of "
         "queries ends at 2 * seq_len + 1 (a range's end is exclusive), and the stripe slice is [2:], not [2:-1].",
         lambda pattern, seq_len: _stripe(pattern, seq_len)[..., 2:-1].mean((0, -1))),
-    Bug("the pattern was read as [k_pos, q_pos]: rows are queries and columns keys, so the stripe is "
-        "below the diagonal (offset=1 - seq_len, or -(seq_len - 1)).",
+    Bug("every score is exactly 0, as the stripe above the diagonal gives (a causal pattern is 0 there). A guess: "
+        "the pattern was read as [k_pos, q_pos] (rows are queries and columns keys, so the stripe is below the "
+        "diagonal: offset=1 - seq_len, or -(seq_len - 1)), or a floor division (//) rounded the scores down to 0 "
+        "(divide with /, or take .mean).",
         lambda pattern, seq_len: diagonal_score(pattern.transpose(-1, -2), seq_len - 1, first_query=seq_len + 1)),
     Bug("the stripe was summed over the queries instead of averaged: the score is a mean attention probability "
         "(between 0 and 1), so take .mean over batch and queries.",
@@ -343,13 +352,13 @@ INDUCTION_BUGS = (
 )
 
 
-def _score_shape(case: Case, output: Any) -> str | None:
+def _score_shape(case: Case, output: Any, inputs: Any = None) -> str | None:
     shape, pattern, seq_len = _shape(output), case["pattern"], case["seq_len"]
     heads = pattern.shape[1]
     if shape is not None and len(shape) == 1 and shape[0] != heads and abs(shape[0] - seq_len) <= 3:
-        return (f"returned {shape[0]} values, one per query position, instead of one per head ({heads}): the average "
-                "went over the head axis. Average over the batch (dim 0) and the queries (the stripe's last axis), "
-                "and keep the heads (dim 1).")
+        return (f"induction_score returned {shape[0]} values, one per query position, instead of one per head "
+                f"({heads}): the average went over the head axis. Average over the batch (dim 0) and the queries "
+                "(the stripe's last axis), and keep the heads (dim 1).")
     return None
 
 
@@ -367,8 +376,9 @@ INDUCTION = Exercise(
     reference=induction_score,
     dims=("head",),
     bugs=INDUCTION_BUGS,
+    diagnoses=(_raised_means("induction_score", _explain_score), _one_tensor("induction_score"), _score_shape),
 )
-check_induction_score = _diagnosed(INDUCTION, (_score_shape,), _explain_score)
+check_induction_score = make_check(INDUCTION, "nb3")
 
 
 # ---------------------------------------------------------------- 4. every head's score on a model
@@ -412,6 +422,32 @@ def _per_layer(bug: Bug) -> Bug:
                lambda model, tokens, seq_len: torch.stack([bug.fn(p, seq_len) for p in _patterns(model, tokens)]))
 
 
+def _scores_shape(case: Case, output: Any, inputs: Any = None) -> str | None:
+    shape, model = _shape(output), case["model"]
+    layers, heads = model.cfg.n_layers, model.cfg.n_heads
+    if shape == (layers * heads,):
+        return (f"induction_scores_of_model returned {layers * heads} values in one axis: torch.cat joined the "
+                f"layers end to end. torch.stack makes a new layer axis, for shape [layer={layers}, head={heads}].")
+    if shape == (heads,):
+        return (f"induction_scores_of_model returned one row of {heads} scores: stack one row per layer, for shape "
+                f"[layer={layers}, head={heads}].")
+    return None
+
+
+def _explain_scores(case: Case, error: Raised) -> str | None:
+    if error.type_name == "KeyError":
+        return ("the cache has no such entry: a layer's pattern is cache['pattern', layer], or "
+                "cache[f'blocks.{layer}.attn.hook_pattern'].")
+    return _explain_score(case, error)
+
+
+def _no_grad(fn: Callable) -> Callable:
+    def run(**case: Any) -> Any:
+        with torch.no_grad():
+            return fn(**case)
+    return run
+
+
 HEAD_SCORES = Exercise(
     name="induction_scores_of_model",
     make_case=_model_case,
@@ -433,35 +469,10 @@ HEAD_SCORES = Exercise(
             lambda model, tokens, seq_len: _all_scores(model, tokens, 23)),
         *(_per_layer(bug) for bug in INDUCTION_BUGS),
     ),
+    diagnoses=(_raised_means("induction_scores_of_model", _explain_scores), _one_tensor("induction_scores_of_model"),
+               _scores_shape),
 )
-
-
-def _scores_shape(case: Case, output: Any) -> str | None:
-    shape, model = _shape(output), case["model"]
-    layers, heads = model.cfg.n_layers, model.cfg.n_heads
-    if shape == (layers * heads,):
-        return (f"returned {layers * heads} values in one axis: torch.cat joined the layers end to end. "
-                f"torch.stack makes a new layer axis, for shape [layer={layers}, head={heads}].")
-    if shape == (heads,):
-        return f"returned one row of {heads} scores: stack one row per layer, for shape [layer={layers}, head={heads}]."
-    return None
-
-
-def _explain_scores(case: Case, error: Raised) -> str | None:
-    if error.type_name == "KeyError":
-        return ("the cache has no such entry: a layer's pattern is cache['pattern', layer], or "
-                "cache[f'blocks.{layer}.attn.hook_pattern'].")
-    return _explain_score(case, error)
-
-
-def _no_grad(fn: Callable) -> Callable:
-    def run(**case: Any) -> Any:
-        with torch.no_grad():
-            return fn(**case)
-    return run
-
-
-check_induction_scores_of_model = _diagnosed(HEAD_SCORES, (_scores_shape,), _explain_scores, wrap=_no_grad)
+check_induction_scores_of_model = make_check(HEAD_SCORES, "nb3", wrap=_no_grad)
 
 
 # ---------------------------------------------------------------- 5. naming the heads of the student's model
@@ -652,6 +663,20 @@ def _modulus_sum(v: torch.Tensor) -> torch.Tensor:
     return v.abs().sum(-1)
 
 
+def _positivity_shape(case: Case, output: Any, inputs: Any = None) -> str | None:
+    if type(output) is torch.Tensor and output.is_complex():  # noqa: E721
+        return ("eigenvalue_positivity returned complex numbers: eigenvalues are complex, but the score is real. "
+                "Take .real of the numerator's sum (Re Σλ), and the moduli .abs() for the denominator.")
+    return None
+
+
+def _explain_positivity(case: Case, error: Raised) -> str | None:
+    if "linalg_eig" in error.message or "torch.return_types" in error.message:
+        return ("torch.linalg.eig returns a pair (eigenvalues, eigenvectors): take .eigenvalues, or call "
+                "torch.linalg.eigvals, which returns the eigenvalues alone.")
+    return None
+
+
 POSITIVITY = Exercise(
     name="eigenvalue_positivity",
     make_case=_matrix_case,
@@ -682,24 +707,10 @@ POSITIVITY = Exercise(
         Bug("the numerator is a mean (of λ) where the formula has a sum: Re(Σλ), over all n eigenvalues.",
             _ratio(_eigenvalues, lambda v: v.mean(-1).real, _modulus_sum)),
     ),
+    diagnoses=(_raised_means("eigenvalue_positivity", _explain_positivity), _one_tensor("eigenvalue_positivity"),
+               _positivity_shape),
 )
-
-
-def _positivity_shape(case: Case, output: Any) -> str | None:
-    if type(output) is torch.Tensor and output.is_complex():  # noqa: E721
-        return ("returned complex numbers: eigenvalues are complex, but the score is real. Take .real of the "
-                "numerator's sum (Re Σλ), and the moduli .abs() for the denominator.")
-    return None
-
-
-def _explain_positivity(case: Case, error: Raised) -> str | None:
-    if "linalg_eig" in error.message or "torch.return_types" in error.message:
-        return ("torch.linalg.eig returns a pair (eigenvalues, eigenvectors): take .eigenvalues, or call "
-                "torch.linalg.eigvals, which returns the eigenvalues alone.")
-    return None
-
-
-check_eigenvalue_positivity = _diagnosed(POSITIVITY, (_positivity_shape,), _explain_positivity)
+check_eigenvalue_positivity = make_check(POSITIVITY, "nb3")
 
 
 # ---------------------------------------------------------------- 7. K-composition
@@ -748,6 +759,42 @@ def _k_over(denominator: Callable[..., torch.Tensor]) -> Callable[..., torch.Ten
     return score
 
 
+def _comp_shape(case: Case, output: Any, inputs: Any = None) -> str | None:
+    shape = _shape(output)
+    head0, head1 = case["W_V0"].shape[0], case["W_Q1"].shape[0]
+    if shape is not None and len(shape) == 1 and shape[0] in (head0, head1) and head0 != head1:
+        return (f"k_composition_scores returned {shape[0]} values, not a [head0, head1] grid: the head axes were "
+                "paired up one to one. Index W_OV with [:, None] and W_QK with [None] so every layer-0 head meets "
+                "every layer-1 head.")
+    return None
+
+
+def _comp_zeros(case: Case, output: Any, inputs: Any = None) -> str | None:
+    """Every score exactly 0, where random weights give scores strictly between 0 and 1."""
+    grid = (case["W_V0"].shape[0], case["W_Q1"].shape[0])
+    if _shape(output) == grid and not output.is_complex() and bool((output == 0).all()):
+        return ("k_composition_scores returned only zeros, where the scores of these random weights lie strictly "
+                "between 0 and 1. A guess: a floor division (//) rounded every ratio down to 0 (divide with /), or "
+                "the tensor of results was never filled in.")
+    return None
+
+
+def _explain_comp(case: Case, error: Raised) -> str | None:
+    head0, d_model, d_head = case["W_V0"].shape
+    head1 = case["W_Q1"].shape[0]
+    sizes = {int(n) for n in re.findall(r"\((\d+)\)", error.message)}
+    if "must match the size of tensor" in error.message and sizes == {head0, head1}:
+        return ("W_OV has one matrix per layer-0 head and W_QK one per layer-1 head, and a plain @ tries to pair "
+                "them one to one. Index W_OV with [:, None] and W_QK with [None] so the product broadcasts to "
+                "every (head0, head1) pair.")
+    if error.type_name == "RuntimeError" and ("size" in error.message or "shape" in error.message):
+        return (f"two of your matrices' shapes don't fit. With d_model = {d_model} and d_head = {d_head}: "
+                "W_OV = W_V0 @ W_O0 is [head0, d_model, d_model] (not W_O0 @ W_V0), W_QK = W_Q1 @ "
+                "W_K1.transpose(-1, -2) is [head1, d_model, d_model]. On a 3-D tensor .T reverses all three axes: "
+                "use .transpose(-1, -2) or .mT.")
+    return None
+
+
 K_COMPOSITION = Exercise(
     name="k_composition_scores",
     make_case=_comp_case,
@@ -774,35 +821,10 @@ K_COMPOSITION = Exercise(
         Bug("the normaliser is a sum where the formula has a product: divide by ||W_OV||_F * ||W_QK||_F.",
             _k_over(lambda V, O, Q, K, ov, qk: _fro(ov) + _fro(qk))),
     ),
+    diagnoses=(_raised_means("k_composition_scores", _explain_comp), _one_tensor("k_composition_scores"),
+               _comp_shape, _comp_zeros),
 )
-
-
-def _comp_shape(case: Case, output: Any) -> str | None:
-    shape = _shape(output)
-    head0, head1 = case["W_V0"].shape[0], case["W_Q1"].shape[0]
-    if shape is not None and len(shape) == 1 and shape[0] in (head0, head1) and head0 != head1:
-        return (f"returned {shape[0]} values, not a [head0, head1] grid: the head axes were paired up one to one. "
-                "Index W_OV with [:, None] and W_QK with [None] so every layer-0 head meets every layer-1 head.")
-    return None
-
-
-def _explain_comp(case: Case, error: Raised) -> str | None:
-    head0, d_model, d_head = case["W_V0"].shape
-    head1 = case["W_Q1"].shape[0]
-    sizes = {int(n) for n in re.findall(r"\((\d+)\)", error.message)}
-    if "must match the size of tensor" in error.message and sizes == {head0, head1}:
-        return ("W_OV has one matrix per layer-0 head and W_QK one per layer-1 head, and a plain @ tries to pair "
-                "them one to one. Index W_OV with [:, None] and W_QK with [None] so the product broadcasts to "
-                "every (head0, head1) pair.")
-    if error.type_name == "RuntimeError" and ("size" in error.message or "shape" in error.message):
-        return (f"two of your matrices' shapes don't fit. With d_model = {d_model} and d_head = {d_head}: "
-                "W_OV = W_V0 @ W_O0 is [head0, d_model, d_model] (not W_O0 @ W_V0), W_QK = W_Q1 @ "
-                "W_K1.transpose(-1, -2) is [head1, d_model, d_model]. On a 3-D tensor .T reverses all three axes: "
-                "use .transpose(-1, -2) or .mT.")
-    return None
-
-
-check_k_composition_scores = _diagnosed(K_COMPOSITION, (_comp_shape,), _explain_comp)
+check_k_composition_scores = make_check(K_COMPOSITION, "nb3")
 
 
 # ---------------------------------------------------------------- 8. the random baseline
@@ -877,6 +899,9 @@ def _judge_baseline(record: Any, d_model: int, d_head: int) -> str:
                           "not a measurement. Compute it: the mean k_composition_scores of random weights.")
     if abs(value - expected) <= 0.1 * expected:
         return f"✓ random baseline {value:.3f} ≈ 1/sqrt({d_model}) = {1 / math.sqrt(d_model):.3f}."
+    typed = _typed_constant(value, d_model, d_head)
+    if typed:
+        raise CheckFailed(typed)
     if value > 1:
         raise CheckFailed(f"baseline is {value:.3g}, but a composition score lies between 0 and 1: the scores were "
                           "not normalised. Divide by ||W_OV||_F * ||W_QK||_F (your k_composition_scores should pass "
@@ -895,6 +920,36 @@ def _judge_baseline(record: Any, d_model: int, d_head: int) -> str:
                       f"{expected:.3f} ≈ 1/sqrt(d_model) = {1 / math.sqrt(d_model):.3f}. Draw W_V0, W_O0, W_Q1, W_K1 "
                       "with torch.randn in the shapes of the model's weights and average k_composition_scores over "
                       "all pairs.")
+
+
+def _size_formulas(d_model: int, d_head: int) -> dict[str, float]:
+    """Numbers a student may write down from the model's sizes instead of measuring the baseline."""
+    return {"1/d_model": 1 / d_model, "1/d_head": 1 / d_head, "1/sqrt(d_head)": 1 / math.sqrt(d_head),
+            "d_head/d_model": d_head / d_model, "sqrt(d_head/d_model)": math.sqrt(d_head / d_model),
+            "1/sqrt(d_model * d_head)": 1 / math.sqrt(d_model * d_head)}
+
+
+def _float32(value: float) -> float:
+    return float(torch.tensor(value, dtype=torch.float32))
+
+
+def _typed_constant(value: float, d_model: int, d_head: int) -> str | None:
+    """A baseline that is exactly a formula of the sizes, or a round number (three significant digits at most),
+    compared in float32 so that a typed-in tensor counts too: whatever the weights, a mean score of random weights
+    is neither. The message says what the number shows, and that its cause is a guess."""
+    measure = ("Compute it: the mean k_composition_scores of random weights drawn with torch.randn in the shapes "
+               "of the model's weights.")
+    if not math.isfinite(_float32(value)):
+        return None
+    names = [name for name, formula in _size_formulas(d_model, d_head).items() if _float32(value) == _float32(formula)]
+    if names:
+        return (f"baseline is exactly {' = '.join(names)} = {value:.6g} (d_model = {d_model}, d_head = {d_head}), a "
+                "number made from the model's sizes alone; a mean score of random weights is never exactly such a "
+                f"number. A guess: it was typed in or computed from the sizes instead of measured. {measure}")
+    if _float32(value) == _float32(float(f"{value:.3g}")):
+        return (f"baseline is {value:g}, a round number: a mean score of random weights has many more digits. "
+                f"A guess: it was typed in (or rounded) instead of measured. {measure}")
+    return None
 
 
 def _one_number(record: Any) -> float:
@@ -953,8 +1008,9 @@ ICL = Exercise(
             "`early` and `late` passed in: use the function's arguments.",
             lambda losses, early, late: losses[:, ref.ICL_LATE].mean() - losses[:, ref.ICL_EARLY].mean()),
     ),
+    diagnoses=(_one_tensor("icl_score"),),
 )
-check_icl_score = _diagnosed(ICL)
+check_icl_score = make_check(ICL, "nb3")
 
 
 # ---------------------------------------------------------------- 10. what the ICL score can tell

@@ -226,6 +226,22 @@ def loss_all_targets(logits, tokens):
     return -lp.gather(-1, tokens[..., None])[..., 0]
 
 
+def loss_softmax_floor_division(logits, tokens):
+    e = logits[:, :-1].exp()
+    probs = e // e.sum(-1, keepdim=True)
+    return -probs.gather(-1, tokens[:, 1:, None])[..., 0].log()
+
+
+def loss_targets_unshifted(logits, tokens):
+    lp = logits[:, :-1].log_softmax(-1)
+    return -lp.gather(-1, tokens[:, :-1, None])[..., 0]
+
+
+def loss_softmax_over_batch(logits, tokens):
+    lp = F.log_softmax(logits, dim=0)
+    return -lp[:, :-1].gather(2, tokens[:, 1:, None])[..., 0]
+
+
 def loss_one_hot(logits, tokens):
     targets = F.one_hot(tokens[:, 1:], logits.shape[-1]).to(logits.dtype)
     return -(targets * logits[:, :-1].log_softmax(-1)).sum(-1)
@@ -299,6 +315,15 @@ def score_heads_averaged(pattern, seq_len):
 
 def score_batch_kept(pattern, seq_len):
     return _diag(pattern, seq_len - 1)[..., 2:].mean(-1)
+
+
+def score_duplicate_whole_stripe(pattern, seq_len):
+    return _diag(pattern, seq_len).mean(dim=(0, 2))
+
+
+def score_floor_division(pattern, seq_len):
+    stripe = _diag(pattern, seq_len - 1)[..., 2:]
+    return stripe.sum(-1).mean(0) // seq_len
 
 
 def score_loop(pattern, seq_len):
@@ -381,6 +406,14 @@ def model_scores_one_layer(model, tokens, seq_len):
 def model_scores_whole_stripe(model, tokens, seq_len):
     _, cache = model.run_with_cache(tokens)
     return torch.stack([_diag(cache["pattern", l], seq_len - 1).mean(dim=(0, 2)) for l in range(model.cfg.n_layers)])
+
+
+def model_scores_with(score):
+    """A student's induction_scores_of_model that calls their own (wrong) induction_score."""
+    def induction_scores_of_model(model, tokens, seq_len):
+        _, cache = model.run_with_cache(tokens)
+        return torch.stack([score(cache["pattern", l], seq_len) for l in range(model.cfg.n_layers)])
+    return induction_scores_of_model
 
 
 def model_scores_hooks(model, tokens, seq_len):
@@ -482,6 +515,11 @@ def pos_modulus_of_sum(matrix):
     return lam.sum(-1).real / lam.sum(-1).abs()
 
 
+def pos_mean_numerator(matrix):
+    lam = torch.linalg.eigvals(matrix)
+    return lam.mean(-1).real / lam.abs().sum(-1)
+
+
 def pos_eig_named(matrix):
     lam = torch.linalg.eig(matrix).eigenvalues
     return (lam.real.sum(-1) / lam.abs().sum(-1)).to(matrix.dtype)
@@ -581,6 +619,23 @@ def comp_vector_norm(W_V0, W_O0, W_Q1, W_K1):
     return (ov @ qk.mT).norm(dim=-1) / (ov.norm(dim=-1) * qk.norm(dim=-1))
 
 
+def comp_only_qk_norm(W_V0, W_O0, W_Q1, W_K1):
+    return _pairs(W_V0, W_O0, W_Q1, W_K1, lambda ov, qk: (ov @ qk.T).norm() / qk.norm())
+
+
+def comp_floor_division(W_V0, W_O0, W_Q1, W_K1):
+    return _pairs(W_V0, W_O0, W_Q1, W_K1, lambda ov, qk: (ov @ qk.T).norm() // (ov.norm() * qk.norm()))
+
+
+def comp_never_filled(W_V0, W_O0, W_Q1, W_K1):
+    scores = torch.zeros(W_V0.shape[0], W_Q1.shape[0])
+    for i in range(W_V0.shape[0]):
+        for j in range(W_Q1.shape[0]):
+            ov, qk = W_V0[i] @ W_O0[i], W_Q1[j] @ W_K1[j].T
+            score = (ov @ qk.T).norm() / (ov.norm() * qk.norm())  # noqa: F841  (never stored in scores)
+    return scores
+
+
 def comp_einsum(W_V0, W_O0, W_Q1, W_K1):
     ov = torch.einsum("hmd,hdn->hmn", W_V0, W_O0)
     qk = torch.einsum("gmd,gnd->gmn", W_Q1, W_K1)
@@ -626,6 +681,8 @@ BASELINE_SMALL = float(_ref_comp(*_weights(torch.randn, d_model=D_HEAD)).mean())
 BASELINE_TRAINED = float(_ref_comp(MODEL.W_V[0], MODEL.W_O[0], MODEL.W_Q[1], MODEL.W_K[1]).mean())
 BASELINE_OTHER_SEED = float(_ref_comp(*_weights(torch.randn, seed=3)).mean())
 BASELINE_CENTRED_UNIFORM = float(_ref_comp(*[2 * w - 1 for w in _weights(torch.rand, seed=1)]).mean())
+_SAME_HEAD = torch.randn(1, D_MODEL, D_HEAD, generator=torch.Generator().manual_seed(1))
+BASELINE_ONE_HEAD = float(_ref_comp(_SAME_HEAD, _SAME_HEAD.transpose(1, 2), _SAME_HEAD, _SAME_HEAD).mean())
 BASELINE_SCALED = float(_ref_comp(*[w / math.sqrt(D_MODEL) for w in _weights(torch.randn, heads=30, seed=2)]).mean())
 
 
@@ -672,6 +729,10 @@ def icl_magnitude(losses, early, late):
 
 def icl_window_long(losses, early, late):
     return losses[:, late.start:late.stop + 1].mean() - losses[:, early.start:early.stop + 1].mean()
+
+
+def icl_window_ends(losses, early, late):
+    return (losses[:, late.stop - 1] - losses[:, early.stop - 1]).mean()
 
 
 def icl_row_differences(losses, early, late):
@@ -732,6 +793,9 @@ MISTAKES = [
     _m(LOSS, (loss_in_place,), "log_softmax done in place on the logits", "in place"),
     _m(LOSS, (loss_float64,), "float64 result not cast back", "dtype torch.float64"),
     _m(LOSS, (loss_all_targets,), "targets not shifted for gather", "don't line up"),
+    _m(LOSS, (loss_targets_unshifted,), "logits[:, :-1] with tokens[:, :-1]", "logits[:, :-1] with tokens[:, :-1]"),
+    _m(LOSS, (loss_softmax_over_batch,), "log_softmax over the batch", "not over the batch"),
+    _m(LOSS, (loss_softmax_floor_division,), "softmax by hand with a floor division", "a floor division //"),
     # 3.3
     _m(SCORE, (score_duplicate,), "duplicate-token offset seq_len", "duplicate-token"),
     _m(SCORE, (score_whole_stripe,), "whole stripe, first-copy queries included", "first copy"),
@@ -745,6 +809,8 @@ MISTAKES = [
     _m(SCORE, (score_summed,), "sum over queries", "summed"),
     _m(SCORE, (score_heads_averaged,), "mean over heads, queries kept", "one per query position"),
     _m(SCORE, (score_batch_kept,), "batch not averaged", "extra axis of size 2 at position 0"),
+    _m(SCORE, (score_duplicate_whole_stripe,), "the whole duplicate-token stripe", "(offset seq_len);"),
+    _m(SCORE, (score_floor_division,), "floor division // for the mean", "floor division (//)"),
     # 3.4 (composite: the score's own mistakes inside)
     _m(MODEL_SCORES, (model_scores_reversed,), "layers in reverse order", "reverse order"),
     _m(MODEL_SCORES, (model_scores_last_layer,), "last layer for every row", "last layer"),
@@ -757,6 +823,19 @@ MISTAKES = [
     _m(MODEL_SCORES, (model_scores_wrong_key,), "cache key 'patterns'", "no such entry"),
     _m(MODEL_SCORES, (model_scores_one_layer,), "only layer 1's row", "one row"),
     _m(MODEL_SCORES, (model_scores_whole_stripe,), "first-copy queries included inside", "first copy"),
+    _m(MODEL_SCORES, (model_scores_with(score_duplicate_whole_stripe),), "whole duplicate-token stripe inside",
+       "(offset seq_len);"),
+    _m(MODEL_SCORES, (model_scores_with(score_no_bos),), "queries shifted as if there were no BOS, inside",
+       "as if there were no BOS"),
+    _m(MODEL_SCORES, (model_scores_with(score_offset_minus_two),), "offset seq_len - 2 inside",
+       "not i - (seq_len - 2)"),
+    _m(MODEL_SCORES, (model_scores_with(score_offset_plus_one),), "offset seq_len + 1 inside",
+       "token *before* the earlier copy"),
+    _m(MODEL_SCORES, (model_scores_with(score_above_diagonal),), "pattern read as [k, q] inside", "[k_pos, q_pos]"),
+    _m(MODEL_SCORES, (model_scores_with(score_floor_division),), "floor division inside", "floor division (//)"),
+    _m(MODEL_SCORES, (model_scores_with(score_loop_short),), "range of queries one short, inside",
+       "last query is missing"),
+    _m(MODEL_SCORES, (model_scores_with(score_summed),), "sum over queries inside", "summed over the queries"),
     # 3.5
     _m(ROLES, (MODEL, HEADS + [PREV], PREV), "previous-token head listed as an induction head",
        "layer-0 head cannot be"),
@@ -784,6 +863,7 @@ MISTAKES = [
     _m(POS, (pos_mean_denominator,), "mean of |λ| in the denominator", "denominator is a mean"),
     _m(POS, (pos_nuclear,), "trace over nuclear norm", "nuclear norm"),
     _m(POS, (pos_modulus_of_sum,), "|Σλ| in the denominator", "modulus of the sum"),
+    _m(POS, (pos_mean_numerator,), "mean of λ in the numerator", "numerator is a mean"),
     # 3.7
     _m(COMP, (comp_q,), "Q-composition", "Q-composition"),
     _m(COMP, (comp_unnormalised,), "not normalised", "not normalised"),
@@ -798,6 +878,9 @@ MISTAKES = [
     _m(COMP, (comp_qk_from_kq,), "W_QK built as W_K W_Q^T, then transposed", "Q-composition"),
     _m(COMP, (comp_sum_normaliser,), "sum of norms as normaliser", "a sum where the formula has a product"),
     _m(COMP, (comp_vector_norm,), "vector norms over the last axis", "extra axis of size 10"),
+    _m(COMP, (comp_only_qk_norm,), "normaliser without ||W_OV||", "missing ||W_OV||_F"),
+    _m(COMP, (comp_floor_division,), "floor division // for the ratio", "floor division (//)"),
+    _m(COMP, (comp_never_filled,), "scores computed in a loop but never stored", "never filled in"),
     # 3.8
     _m(BASE, (BASELINE_RAND,), "torch.rand weights", "torch.rand"),
     _m(BASE, (BASELINE_SQUARED,), "squared scores", "*squared* scores"),
@@ -809,6 +892,14 @@ MISTAKES = [
     _m(BASE, (BASELINE_SPECTRAL,), "spectral norms", "spectral norms"),
     _m(BASE, ("0.125",), "a string", "one number"),
     _m(BASE, (BASELINE_TRAINED,), "the trained model's mean score", "trained model"),
+    _m(BASE, (1 / D_MODEL,), "typed 1/d_model (1/64)", "exactly 1/d_model"),
+    _m(BASE, (1 / D_HEAD,), "typed 1/d_head", "exactly 1/d_head"),
+    _m(BASE, (1 / math.sqrt(D_HEAD),), "typed 1/sqrt(d_head)", "exactly 1/sqrt(d_head)"),
+    _m(BASE, (0.0156,), "typed 0.0156", "a round number"),
+    _m(BASE, (torch.tensor(0.25),), "a typed 0-d tensor", "exactly 1/sqrt(d_head)"),
+    _m(BASE, (2,), "typed an int", "a round number"),
+    _m(BASE, (BASELINE_ONE_HEAD,), "one head's weights used for all four matrices",
+       "with torch.randn in the shapes of the model's weights"),
     # 3.9
     _m(ICL, (icl_flipped,), "early minus late", "sign is flipped"),
     _m(ICL, (icl_single,), "single positions", "single positions"),
@@ -821,6 +912,7 @@ MISTAKES = [
     _m(ICL, (icl_item,), ".item()", "Python float"),
     _m(ICL, (icl_magnitude,), "magnitude instead of the signed score", "sign is flipped"),
     _m(ICL, (icl_window_long,), "windows one position too long", "one position too long"),
+    _m(ICL, (icl_window_ends,), "the windows' last positions", "the windows' ends"),
     # 3.10
     _m(ANSWERS, ({"control_icl": "a", "icl_alone": "b"},), "control has a hidden induction head", "stays near chance"),
     _m(ANSWERS, ({"control_icl": "c", "icl_alone": "b"},), "positions get sharper", "says nothing about which token"),
@@ -829,6 +921,7 @@ MISTAKES = [
     _m(ANSWERS, ({"control_icl": "b", "icl_alone": "c"},), "only on [BOS] R R", "choice of sequence"),
     _m(ANSWERS, ({"control_icl": "b", "icl_alone": "d"},), "flip the sign for 1 layer", "same for every model"),
     _m(ANSWERS, (["b", "b"],), "a list, not a dict", "must be a dict"),
+    _m(ANSWERS, ({"control_icl": "b"},), "one answer left out", "must be a dict"),
     _m(ANSWERS, ({"control_icl": "b", "icl_alone": "yes"},), "not a letter", "choose one of"),
 ]
 

@@ -66,8 +66,8 @@ def _raised_as(*hints: tuple[str, str, str]) -> Diagnosis:
     return diagnose
 
 
-CACHE_NAMES = ("cache['pattern', l] (or cache[f'blocks.{l}.attn.hook_pattern']); its keys cache['k', l] "
-               "(blocks.{l}.attn.hook_k)")
+CACHE_NAMES = ("cache['pattern', l] (or cache[f'blocks.{l}.attn.hook_pattern']) for layer l's pattern and "
+               "cache['k', l] (blocks.{l}.attn.hook_k) for its keys")
 
 
 def _missing_layer_message(error: Any, n_layers: int, pairs: Sequence[tuple[int, int | None]] = ()) -> str | None:

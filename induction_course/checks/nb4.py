@@ -901,7 +901,8 @@ def _seen_raised(case: Case, output: Any, inputs: Any) -> str | None:
     if not sizes or d_vocab not in {int(sizes.group(1)), int(sizes.group(2))}:
         return None
     other = int(sizes.group(2)) if int(sizes.group(1)) == d_vocab else int(sizes.group(1))
-    shown = f"two tensors did not fit: one has {other} entries where the logits have {d_vocab}, the vocabulary's size. "
+    shown = (f"two tensors did not fit: one has {other} entries where the logits have {d_vocab}, the vocabulary's "
+             "size. ")
     if other < d_vocab:
         return (shown + "If it is your one-hot (a guess), it has fewer columns than the vocabulary: "
                 "F.one_hot(tokens) guesses the number of classes from the largest token present. "

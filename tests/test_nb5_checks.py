@@ -1,137 +1,29 @@
-"""Notebook 5's checks and its slider view: each diagnostic fires on the mistake it names.
-Correct answers, written apart from the reference, pass in tests/catalogue/ (tests/test_no_self_comparison.py).
-
-The buggy functions below are written the way a student might write them, independently of the ``Bug.fn``
-that the check uses to recognise the mistake (more are in tests/catalogue/nb5.py).
+"""Notebook 5's checks, beyond "this mistake gets this message" (that is the catalogue, tests/catalogue/nb5.py):
+hooks left on are removed, every ``Bug`` differs from the reference and is reached by a catalogue mistake that
+expects its message; and the slider view.
 """
 from __future__ import annotations
 
 import base64
+import contextlib
+import gc
+import io
 import json
 import re
-from functools import partial
 
 import pytest
 import torch
 
-from induction_course import text_analysis as T
+from catalogue import entries
+from catalogue.nb5 import ablate_permanent_hooks
 from induction_course.checks import CheckFailed, nb5
-from induction_course.circuits import per_token_loss
-from induction_course.heads import diagonal_score, induction_score, previous_token_score
+from induction_course.checks.core import Bug
 from induction_course.slider import phase_slider
 
 
-def fails_with(check, fn, message: str, **kwargs) -> None:
-    with pytest.raises(CheckFailed, match=message):
-        check(fn, **kwargs)
-
-
-def _zero(z, hook, head):
-    z = z.clone()
-    z[:, :, head] = 0.0
-    return z
-
-
-def _icl(losses, width=5):
-    return T.text_icl_score(losses, width)
-
-
-# ---------------------------------------------------------------- 5.1
-def icl_batch_axis(losses, width=5):
-    b = losses.shape[0]
-    s, e = max(0, min(round(0.98 * b) - width // 2, b - width)), max(0, min(round(0.1 * b) - width // 2, b - width))
-    return losses[:, s:s + width].mean() - losses[:, e:e + width].mean()
-
-
-def test_icl_batch_axis_is_named():
-    fails_with(nb5.check_text_icl_score, icl_batch_axis, "batch axis")
-
-
-def test_icl_wrong_type_is_described():
-    fails_with(nb5.check_text_icl_score, lambda losses, width=5: 0.5, "torch.Tensor")
-
-
-# ---------------------------------------------------------------- 5.2
-def scores_whole_stripe(model, tokens, seq_len):
-    _, cache = model.run_with_cache(tokens)
-    patterns = [cache["pattern", layer] for layer in range(model.cfg.n_layers)]
-    ind = [p.diagonal(offset=1 - seq_len, dim1=-2, dim2=-1).mean(dim=(0, -1)) for p in patterns]
-    return torch.stack([previous_token_score(p) for p in patterns]), torch.stack(ind)
-
-
-def scores_bad_hook_name(model, tokens, seq_len):
-    _, cache = model.run_with_cache(tokens)
-    return cache["blocks.0.attn.pattern"], cache["blocks.0.attn.pattern"]
-
-
-def test_scores_on_the_whole_stripe_are_named():
-    fails_with(nb5.check_head_scores_on_repeats, scores_whole_stripe, "first copy too")
-
-
-def test_scores_with_an_unknown_cache_name_are_named():
-    fails_with(nb5.check_head_scores_on_repeats, scores_bad_hook_name, "no hook or cache entry named")
-
-
-# ---------------------------------------------------------------- 5.3
-def dla_no_weight(model, cache, tokens):
-    out = []
-    for layer in range(model.cfg.n_layers):
-        x = torch.einsum("bphd,hdm->bphm", cache[f"blocks.{layer}.attn.hook_z"][:, :-1], model.blocks[layer].attn.W_O)
-        x = (x - x.mean(-1, keepdim=True)) / cache["ln_final.hook_scale"][:, :-1, None]
-        out.append(torch.einsum("bphm,mbp->bph", x, model.W_U[:, tokens[:, 1:]]))
-    return torch.stack(out, dim=2)
-
-
-def dla_shapes_wrong(model, cache, tokens):
-    z = cache["blocks.0.attn.hook_z"]
-    return z @ model.W_U
-
-
-def test_dla_without_the_layernorm_weight_is_named():
-    fails_with(nb5.check_head_logit_attribution, dla_no_weight, r"ln_final\.w is missing")
-
-
-def test_dla_shape_error_lists_the_pieces():
-    fails_with(nb5.check_head_logit_attribution, dla_shapes_wrong, r"the shapes did not fit.*W_O")
-
-
-# ---------------------------------------------------------------- 5.4
-def ablate_first_only(model, tokens, heads, width=5):
-    layer, head = heads[0]
-    logits = model.run_with_hooks(tokens, fwd_hooks=[(f"blocks.{layer}.attn.hook_z", partial(_zero, head=head))])
-    return _icl(per_token_loss(logits, tokens), width)
-
-
-def ablate_patterns(model, tokens, heads, width=5):
-    hooks = [(f"blocks.{layer}.attn.hook_pattern", partial(_zero, head=head)) for layer, head in heads]
-    return _icl(per_token_loss(model.run_with_hooks(tokens, fwd_hooks=hooks), tokens), width)
-
-
-def ablate_bad_name(model, tokens, heads, width=5):
-    hooks = [(f"blocks.{layer}.hook_z", partial(_zero, head=head)) for layer, head in heads]
-    return _icl(per_token_loss(model.run_with_hooks(tokens, fwd_hooks=hooks), tokens), width)
-
-
-def ablate_and_leave_hooks(model, tokens, heads, width=5):
-    for layer, head in heads:
-        model.add_hook(f"blocks.{layer}.attn.hook_z", partial(_zero, head=head))
-    return _icl(per_token_loss(model(tokens), tokens), width)
-
-
-def test_ablating_only_the_first_head_is_named():
-    fails_with(nb5.check_icl_with_heads_ablated, ablate_first_only, "only the first head")
-
-
-def test_ablating_patterns_is_named():
-    fails_with(nb5.check_icl_with_heads_ablated, ablate_patterns, "hook_pattern, not hook_z")
-
-
-def test_unknown_hook_name_is_named():
-    fails_with(nb5.check_icl_with_heads_ablated, ablate_bad_name, "no hook or cache entry named|blocks")
-
-
 def test_hooks_left_on_are_named_and_removed():
-    fails_with(nb5.check_icl_with_heads_ablated, ablate_and_leave_hooks, "left its hooks on the model")
+    with pytest.raises(CheckFailed, match="left its hooks on the model"):
+        nb5.check_icl_with_heads_ablated(ablate_permanent_hooks)
     model = nb5.course_model()
     assert sum(len(p.fwd_hooks) for p in model.hook_dict.values()) == 0
 
@@ -150,13 +42,20 @@ def test_every_bug_differs_from_the_reference():
                            for g, w in zip(got, want)), f"{exercise.name}: {bug.message[:60]}"
 
 
-# ---------------------------------------------------------------- questions
-def test_limits_answers():
-    nb5.check_limits_answers({"new_continuation": "b", "in_weights": "c", "rest_of_icl": "d"})
-    with pytest.raises(CheckFailed, match="choose one of"):
-        nb5.check_limits_answers({"new_continuation": "e", "in_weights": "c", "rest_of_icl": "d"})
-    with pytest.raises(CheckFailed, match="keys"):
-        nb5.check_limits_answers({"new_continuation": "b"})
+def test_every_bug_is_named_for_some_catalogue_mistake():
+    """Each ``Bug`` in checks/nb5.py is the message some mistake of tests/catalogue/nb5.py gets on the visible
+    check and expects: no known bug is dead code."""
+    bugs = {b.message for b in gc.get_objects() if type(b) is Bug  # noqa: E721
+            and getattr(b.fn, "__module__", "") == nb5.__name__}
+    assert len(bugs) >= 20
+    hit = set()
+    for mistake in entries("nb5")[0]:
+        try:
+            with contextlib.redirect_stdout(io.StringIO()):
+                mistake.check(*mistake.answers)
+        except CheckFailed as failure:
+            hit |= {b for b in bugs if b in str(failure) and mistake.expect and mistake.expect in b}
+    assert bugs - hit == set()
 
 
 # ---------------------------------------------------------------- the slider view

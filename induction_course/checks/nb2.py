@@ -29,7 +29,7 @@ from induction_course.attention import apply_causal_mask
 from induction_course.checks.core import (Bug, Case, Check, CheckFailed, Diagnosis, Exercise, choices_check,
                                           clone, make_check, not_a_function, raised, seeded, unwrap)
 from induction_course.checks.record import Opaque, Raised, as_data, capture
-from induction_course.checks.symptoms import named, shape_problem
+from induction_course.checks.symptoms import named, shape_problem, unknown_hook_symptom
 from induction_course.models import make_model
 from induction_course.tokenizer import IdTokenizer, tokens_to_text
 
@@ -66,29 +66,20 @@ def _raised_as(*hints: tuple[str, str, str]) -> Diagnosis:
     return diagnose
 
 
-def _missing_layer_message(error: Any, n_layers: int, head: int | None = None,
-                           layer: int | None = None) -> str | None:
-    """What a KeyError from the cache means: no such hook name, a layer past the end, or layer and head swapped."""
+CACHE_NAMES = ("cache['pattern', l] (or cache[f'blocks.{l}.attn.hook_pattern']) for layer l's pattern and "
+               "cache['k', l] (blocks.{l}.attn.hook_k) for its keys")
+
+
+def _missing_layer_message(error: Any, n_layers: int, pairs: Sequence[tuple[int, int | None]] = ()) -> str | None:
+    """What a KeyError from the cache means (symptoms.unknown_hook_symptom), for the (layer, head) ``pairs`` asked."""
     if not (isinstance(error, Raised) and error.type_name == "KeyError"):
         return None
-    found = re.search(r"blocks\.(\d+)\.", error.message)
-    if not found or int(found.group(1)) < n_layers:
-        return (f"your code raised KeyError: the cache has no entry {error.message}. Layer l's pattern is "
-                "cache['pattern', l] (or cache[f'blocks.{l}.attn.hook_pattern']); its keys cache['k', l] "
-                "(blocks.{l}.attn.hook_k).")
-    asked = int(found.group(1))
-    if layer is not None and asked == layer + 1:
-        why = (f" {asked} is layer + 1 (off by one?)"
-               + (" and also the head you were asked for: did you swap layer and head?" if asked == head else "."))
-    elif asked == head:
-        why = f" {asked} is the head you were asked for: did you swap layer and head?"
-    else:
-        why = " Loop over range(model.cfg.n_layers), not over the heads or one past the end."
-    return f"your code raised KeyError: there is no layer {asked}; this model has layers 0 … {n_layers - 1}.{why}"
+    return f"your code raised KeyError: {unknown_hook_symptom(error.message, CACHE_NAMES, n_layers, pairs)}"
 
 
 def _missing_layer(case: Case, output: Any, inputs: Any = None) -> str | None:
-    return _missing_layer_message(output, case["model"].cfg.n_layers)
+    pairs = [(case["layer"], None)] if "layer" in case else []
+    return _missing_layer_message(output, case["model"].cfg.n_layers, pairs)
 
 
 # ---------------------------------------------------------------- 1. scores from a pattern
@@ -547,7 +538,7 @@ def _judge_plot(record: Any, seed: int, n_layers: int, layer: int, head: int) ->
     if not isinstance(record, dict) or "returned" not in record:
         raise not_a_function(name, record)
     returned = record["returned"]
-    message = _missing_layer_message(returned, n_layers, head, layer)
+    message = _missing_layer_message(returned, n_layers, [(layer, head)])
     if message:
         raise CheckFailed(f"{name}: {message}", returned.traceback)
     returned = unwrap(returned, name)

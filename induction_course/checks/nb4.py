@@ -14,6 +14,7 @@ message tells which shapes or names did not fit.
 from __future__ import annotations
 
 import contextlib
+import itertools
 import re
 import weakref
 from dataclasses import replace
@@ -134,7 +135,9 @@ def _hook_name(case: Case, output: Any, inputs: Any) -> str | None:
         return None
     names = ("f\"blocks.{layer}.attn.hook_z\", f\"blocks.{layer}.attn.hook_pattern\", "
              "f\"blocks.{layer}.ln1.hook_scale\" and \"ln_final.hook_scale\"")
-    return unknown_hook_symptom(message, names, case["model"].cfg.n_layers)
+    cfg = case["model"].cfg
+    pairs = case.get("heads") or itertools.product(range(cfg.n_layers), range(cfg.n_heads))
+    return unknown_hook_symptom(message, names, cfg.n_layers, pairs)
 
 
 def _hook_list(case: Case, output: Any, inputs: Any) -> str | None:
@@ -333,15 +336,12 @@ def _ablated_losses(model: TransformerBridge, tokens: torch.Tensor, make_hook: C
                     hooks: str = "each") -> torch.Tensor:
     """[layer, head, batch, pos - 1] losses with each head ablated by ``make_hook(layer, head)`` on its
     hook_z; ``hooks`` names a mistake: "cumulative" (hooks pile up), "layer0" (always on layer 0's
-    hook_z), "swapped" (make_hook(head, layer)), or another hook point of the same shape as z
-    ("hook_q", "hook_k", "hook_v")."""
+    hook_z), or another hook point of the same shape as z ("hook_q", "hook_k", "hook_v")."""
     done: list = []
 
     def hooks_for(layer: int, head: int) -> list:
         if hooks in WRONG_POINTS:
             return [(f"blocks.{layer}.attn.{hooks}", make_hook(layer, head))]
-        if hooks == "swapped":
-            return [(ref.z_name(layer), make_hook(head, layer))]
         hook = (ref.z_name(0 if hooks == "layer0" else layer), make_hook(layer, head))
         if hooks == "cumulative":
             done.append(hook)
@@ -451,8 +451,6 @@ LOSS_INCREASE = Exercise(
         Bug("every run ablates a head of layer 0: build the hook name from the loop's layer, "
             "f\"blocks.{layer}.attn.hook_z\".",
             _loss_bug(hooks="layer0")),
-        Bug("you called make_hook(head, layer): it takes (layer, head), in that order.",
-            _loss_bug(hooks="swapped")),
         *(Bug(_wrong_point(point), _loss_bug(hooks=point)) for point in WRONG_POINTS),
         Bug("this is zero-ablation whatever make_hook does: put make_hook(layer, head) on the hook point, "
             "so the same function also does mean-ablation.",
@@ -613,9 +611,6 @@ AFTER = Exercise(
         Bug("only the last head of `heads` was ablated: each pass of your loop replaced the hooks of the one "
             "before. Append one zero-ablation hook per (layer, head) to a single list.",
             _after(pick=lambda heads: heads[-1:] if len(heads) > 1 else None)),
-        Bug("you read each pair as (head, layer): layer and head are swapped. The pairs in `heads` are "
-            "(layer, head): for layer, head in heads.",
-            _after(pick=lambda heads: [(h, l) for l, h in heads] if any(l != h for l, h in heads) else None)),
         Bug("your ablation hooks went on hook_pattern, not hook_z. A pattern is [batch, head, q_pos, k_pos], so "
             "zeroing its third axis blanks query position `head` of every head. Ablate the heads' outputs: hook_z.",
             _safe(lambda model, tokens, seq_len, heads: induction_score(
@@ -707,7 +702,8 @@ PATTERN_PRESERVING = Exercise(
 )
 check_pattern_preserving_logits = _check(
     PATTERN_PRESERVING, (_hook_list, _hook_name),
-    shapes=({}, {"freeze_scales": True}, {"trained": False, "n_layers": 3, "heads": [(0, 0), (1, 2)]}))
+    # the deep case first: where every head is in layer 0, freezing the ablated heads' own layers is the full ablation
+    shapes=({"trained": False, "n_layers": 3, "heads": [(0, 0), (1, 2)]}, {}, {"freeze_scales": True}))
 
 
 # ================================================================ 4.7 the hand computation
@@ -917,14 +913,21 @@ def _seen_variant(logits, tokens, first=1, reach=1, per_position=False, weights=
 
 
 def _seen_raised(case: Case, output: Any, inputs: Any) -> str | None:
-    """A one-hot with fewer columns than the vocabulary."""
+    """A size along the vocabulary axis that does not match the vocabulary's (a one-hot too narrow or too wide)."""
     message = _raised(output, "RuntimeError")
     d_vocab = case["logits"].shape[-1]
     sizes = re.search(r"size of tensor a \((\d+)\) must match the size of tensor b \((\d+)\)", message or "")
-    if sizes and d_vocab in {int(sizes.group(1)), int(sizes.group(2))}:
-        return ("your one-hot has fewer columns than the vocabulary: F.one_hot(tokens) guesses the number of "
-                "classes from the largest token present. Pass it: F.one_hot(tokens, logits.shape[-1]).")
-    return None
+    if not sizes or d_vocab not in {int(sizes.group(1)), int(sizes.group(2))}:
+        return None
+    other = int(sizes.group(2)) if int(sizes.group(1)) == d_vocab else int(sizes.group(1))
+    shown = (f"two tensors did not fit: one has {other} entries where the logits have {d_vocab}, the vocabulary's "
+             "size. ")
+    if other < d_vocab:
+        return (shown + "If it is your one-hot (a guess), it has fewer columns than the vocabulary: "
+                "F.one_hot(tokens) guesses the number of classes from the largest token present. "
+                "Pass it: F.one_hot(tokens, logits.shape[-1]).")
+    return (shown + f"If it is your one-hot (a guess), it has more columns ({other}) than the vocabulary has "
+            f"tokens ({d_vocab}): pass exactly the vocabulary's size, F.one_hot(tokens, logits.shape[-1]).")
 
 
 SEEN = Exercise(

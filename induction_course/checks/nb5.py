@@ -10,6 +10,7 @@ and shapes.
 from __future__ import annotations
 
 import functools
+import itertools
 import re
 from typing import Any, Callable, Sequence
 
@@ -130,10 +131,10 @@ def _hook_name(case: Case, output: Any, inputs: Any) -> str | None:
     message = _raised(output, "KeyError")
     if message is None:
         return None
-    model = case.get("model") if isinstance(case, dict) else None
-    n_layers = getattr(getattr(model, "cfg", None), "n_layers", None)
+    cfg = case["model"].cfg
+    pairs = case.get("heads") or itertools.product(range(cfg.n_layers), range(cfg.n_heads))
     return unknown_hook_symptom(message, "f\"blocks.{layer}.attn.hook_z\", f\"blocks.{layer}.attn.hook_pattern\" "
-                                "and \"ln_final.hook_scale\"", n_layers)
+                                "and \"ln_final.hook_scale\"", cfg.n_layers, pairs)
 
 
 # ================================================================ 5.1 the ICL score, scaled to the context

@@ -9,10 +9,18 @@ from functools import partial
 import torch
 import torch.nn.functional as F
 
-from catalogue import Correct, Mistake
+from catalogue import Correct, Mistake, hidden
 from induction_course.checks import nb4
 from induction_course.circuits import ICL_EARLY, ICL_LATE, per_token_loss
 from induction_course.heads import induction_score
+
+
+def H(check, index: int = 0) -> dict:  # noqa: N802  (the master's hidden parameters of nb4.<check>, never copied here)
+    return hidden("nb4", check.id.split(".")[1], index)
+
+
+def not_written(*args, **kwargs):
+    raise NotImplementedError()
 
 
 # ================================================================ 4.1 zero-ablation hook
@@ -60,6 +68,18 @@ def zero_slice_only(z, hook, head):
 def zero_one_indexed(z, hook, head):
     z = z.clone()
     z[:, :, head - 1] = 0
+    return z
+
+
+def zero_sequence(z, hook, head):
+    z = z.clone()
+    z[head] = 0
+    return z
+
+
+def zero_next_head(z, hook, head):
+    z = z.clone()
+    z[:, :, head + 1] = 0
     return z
 
 
@@ -168,6 +188,18 @@ def mean_first_sequence(z, hook, head, z_ref):
     return z
 
 
+def mean_over_heads(z, hook, head, z_ref):
+    z = z.clone()
+    z[:, :, head] = z_ref.mean(dim=0).mean(dim=1)
+    return z
+
+
+def mean_previous_head(z, hook, head, z_ref):
+    z = z.clone()
+    z[:, :, head - 1] = z_ref[:, :, head - 1].mean(0)
+    return z
+
+
 def mean_keepdim(z, hook, head, z_ref):
     out = z.clone()
     out[:, :, head] = z_ref[:, :, head].mean(dim=0, keepdim=True)
@@ -204,6 +236,16 @@ def _increase_loop(model, tokens, seq_len, make_hook, **changes):
         for head in range(model.cfg.n_heads):
             hook = (f"blocks.{name_layer(layer)}.attn.hook_z", call(make_hook, layer, head))
             out[layer, head] = combine(_second_copy(model, tokens, seq_len, [hook], part=part), clean)
+    return out
+
+
+def increase_misspelled_hook(model, tokens, seq_len, make_hook):
+    clean = _second_copy(model, tokens, seq_len)
+    out = torch.zeros(model.cfg.n_layers, model.cfg.n_heads)
+    for layer in range(model.cfg.n_layers):
+        for head in range(model.cfg.n_heads):
+            hook = (f"blocks.{layer}.attn.hook_Z", make_hook(layer, head))
+            out[layer, head] = _second_copy(model, tokens, seq_len, [hook]) - clean
     return out
 
 
@@ -448,6 +490,11 @@ def after_score_with_bos(model, tokens, seq_len, heads):
     return _last_layer_scores(model, tokens, seq_len, hooks, score=lambda p, n: induction_score(p, n + 1))
 
 
+def after_score_one_short(model, tokens, seq_len, heads):
+    hooks = [(f"blocks.{l}.attn.hook_z", partial(_zero_head, head=h)) for l, h in heads]
+    return _last_layer_scores(model, tokens, seq_len, hooks, score=lambda p, n: induction_score(p, n - 1))
+
+
 def after_pairs_swapped(model, tokens, seq_len, heads):
     hooks = [(f"blocks.{layer}.attn.hook_z", partial(_zero_head, head=head)) for head, layer in heads]
     return _last_layer_scores(model, tokens, seq_len, hooks)
@@ -492,11 +539,11 @@ def _pp(model, tokens, heads, freeze_scales=False, pattern_layers="all", scale_n
     def freeze(value, hook):
         return cache[hook.name]
 
-    layers = {"all": range(n), "last": [n - 1]}[pattern_layers]
+    layers = {"all": range(n), "last": [n - 1], "own": sorted({l for l, _ in heads})}[pattern_layers]
     names = [f"blocks.{l}.attn.{point}" for l in layers]
     if freeze_scales:
         names += {"all": [f"blocks.{l}.ln1.hook_scale" for l in range(n)] + ["ln_final.hook_scale"],
-                  "final": ["ln_final.hook_scale"],
+                  "final": ["ln_final.hook_scale"], "blocks": [f"blocks.{l}.ln1.hook_scale" for l in range(n)],
                   "ln2": [f"blocks.{l}.ln2.hook_scale" for l in range(n)]}[scale_names]
     return model.run_with_hooks(tokens, fwd_hooks=[(name, freeze) for name in names] + ablation)
 
@@ -520,6 +567,25 @@ def pp_scales_never(model, tokens, heads, freeze_scales=False):
 
 def pp_final_scale_only(model, tokens, heads, freeze_scales=False):
     return _pp(model, tokens, heads, freeze_scales, scale_names="final")
+
+
+def pp_own_layers(model, tokens, heads, freeze_scales=False):
+    return _pp(model, tokens, heads, freeze_scales, pattern_layers="own")
+
+
+def pp_block_scales_only(model, tokens, heads, freeze_scales=False):
+    return _pp(model, tokens, heads, freeze_scales, scale_names="blocks")
+
+
+def pp_scales_instead_of_patterns(model, tokens, heads, freeze_scales=False):
+    _, cache = model.run_with_cache(tokens)
+    if freeze_scales:
+        names = [name for name in cache.keys() if name.endswith("hook_scale")]
+    else:
+        names = [f"blocks.{l}.attn.hook_pattern" for l in range(model.cfg.n_layers)]
+    hooks = [(name, lambda value, hook: cache[hook.name]) for name in names]
+    hooks += [(f"blocks.{l}.attn.hook_z", partial(_zero_head, head=h)) for l, h in heads]
+    return model.run_with_hooks(tokens, fwd_hooks=hooks)
 
 
 def pp_wrong_scale_name(model, tokens, heads, freeze_scales=False):
@@ -704,6 +770,20 @@ def _seen(logits, tokens, start=1, upto=0, as_set=True, probs=lambda x: x.softma
     return (p * weight).sum(-1)
 
 
+def seen_one_hot_one_wider(logits, tokens):
+    hot = F.one_hot(tokens, logits.shape[-1] + 1)
+    hot[:, 0] = 0                                                                  # BOS is never "seen"
+    seen = hot.cumsum(dim=1)[:, :-1] > 0
+    return (logits[:, :-1].softmax(-1) * seen).sum(-1)
+
+
+def seen_one_hot_hard_coded(logits, tokens):
+    hot = F.one_hot(tokens, 100)
+    hot[:, 0] = 0                                                                  # BOS is never "seen"
+    seen = hot.cumsum(dim=1)[:, :-1] > 0
+    return (logits[:, :-1].softmax(-1) * seen).sum(-1)
+
+
 def seen_every_position(logits, tokens):
     seen = F.one_hot(tokens, logits.shape[-1]).cumsum(1) > 0
     seen[..., 0] = False
@@ -761,6 +841,9 @@ MISTAKES = [
     Mistake(_ZERO, (zero_one_indexed,), "off by one head (1-indexed)", "head `head - 1`"),
     Mistake(_ZERO, (zero_float64_mask,), "float64 mask changes the dtype", "dtype torch.float64"),
     Mistake(_ZERO, (zero_keep_only,), "keeps the head, zeroes the others", "kept head `head`"),
+    Mistake(_ZERO, (zero_sequence,), "wrong head index: z[head] (sequences)", "z[head] is sequence `head` of the batch"),
+    Mistake(_ZERO, (zero_next_head,), "off by one head (head + 1)", "zeroed head `head + 1`"),
+    Mistake(_ZERO, (not_written,), "not written", "not written yet"),
     # 4.2
     Mistake(_MEAN, (mean_zeroes,), "zero instead of mean", "that is zero-ablation"),
     Mistake(_MEAN, (mean_one_vector,), "mean over batch and positions", "averaged over positions as well"),
@@ -775,6 +858,8 @@ MISTAKES = [
     Mistake(_MEAN, (mean_in_place,), "in-place edit of the input", "changed its input `z` in place"),
     Mistake(_MEAN, (mean_in_place_no_return,), "edits in place and returns None", "edited z in place and returned None"),
     Mistake(_MEAN, (mean_first_sequence,), "first reference sequence instead of the mean", "first reference sequence"),
+    Mistake(_MEAN, (mean_over_heads,), "mean over the heads too", "averaged over heads too"),
+    Mistake(_MEAN, (mean_previous_head,), "off by one head (head - 1)", "replaced head `head - 1`"),
     # 4.3
     Mistake(_LOSS, (partial(_increase_loop, combine=lambda a, c: c - a),), "sign flipped", "sign is flipped"),
     Mistake(_LOSS, (partial(_increase_loop, combine=lambda a, c: a),), "no clean baseline", "subtract the clean"),
@@ -797,6 +882,13 @@ MISTAKES = [
     Mistake(_LOSS, (increase_transposed,), "[head, layer] instead of [layer, head]", "your axes are [head, layer]"),
     Mistake(_LOSS, (increase_no_mean,), "per-token losses stored in one cell", "each [layer, head] entry holds one number"),
     Mistake(_LOSS, (increase_as_list,), "returns a list of lists", "returned list"),
+    Mistake(_LOSS, (partial(_increase_loop, part=lambda loss, n: loss[:, :n].mean()),), "first copy averaged",
+            "averaged over the first copy"),
+    Mistake(_LOSS, (partial(_increase_loop, name_layer=lambda layer: layer + 1),), "hook on layer + 1",
+            "is layer + 1 (off by one?)"),
+    Mistake(_LOSS, (increase_misspelled_hook,), "misspelled hook point (hook_Z)",
+            "the model has no hook point and the cache has no entry 'blocks.0.attn.hook_Z'"),
+    Mistake(_LOSS, (not_written,), "not written", "not written yet"),
     # 4.4
     Mistake(_ICL, (icl_early_minus_late,), "ICL score early − late", "sign is flipped"),
     Mistake(_ICL, (icl_clean_minus_ablated,), "change clean − ablated", "sign is flipped"),
@@ -806,7 +898,7 @@ MISTAKES = [
     Mistake(_ICL, (icl_constants,), "ICL_EARLY/ICL_LATE instead of the arguments", "ICL_EARLY and ICL_LATE instead"),
     Mistake(_ICL, (icl_sums,), "sums instead of means", "summed the losses in each window"),
     Mistake(_ICL, (icl_window_difference,), "windows subtracted entry by entry", "entry by entry"),
-    Mistake(_ICL, (icl_layer_head_swapped,), "layer and head swapped in the hook", "Are layer and head swapped?"),
+    Mistake(_ICL, (icl_layer_head_swapped,), "layer and head swapped in the hook", "did you swap layer and head?"),
     Mistake(_ICL, (icl_layer_zero,), "hook always on layer 0", "every run ablates a head of layer 0"),
     # 4.5
     Mistake(_AFTER, (after_two_runs,), "ablation and recording in separate runs", "clean model's induction scores"),
@@ -816,7 +908,9 @@ MISTAKES = [
     Mistake(_AFTER, (after_layer_zero_pattern,), "records layer 0's pattern", "scored the ablated layer's own heads"),
     Mistake(_AFTER, (after_same_token,), "off-by-one induction stripe (i - seq_len)", "attends to the token *after* it"),
     Mistake(_AFTER, (after_score_with_bos,), "induction_score with seq_len + 1", "seq_len + 1"),
-    Mistake(_AFTER, (after_pairs_swapped,), "(layer, head) read as (head, layer)", "swapped"),
+    Mistake(_AFTER, (after_pairs_swapped,), "(layer, head) read as (head, layer)", "did you swap layer and head?"),
+    Mistake(_AFTER, (after_score_one_short,), "induction_score with seq_len - 1", "you scored with seq_len - 1"),
+    Mistake(_AFTER, (not_written,), "not written", "not written yet"),
     Mistake(_AFTER, (after_every_layer,), "scores of every layer stacked", "extra axis of size 2"),
     Mistake(_AFTER, (after_mean_score,), "averaged over heads", "It is a single number"),
     # 4.6
@@ -825,11 +919,17 @@ MISTAKES = [
     Mistake(_PP, (pp_scales_always,), "scales frozen although freeze_scales=False", "froze the LayerNorm scales although"),
     Mistake(_PP, (pp_scales_never,), "freeze_scales ignored", "LayerNorm scales are not, although freeze_scales=True"),
     Mistake(_PP, (pp_final_scale_only,), "only ln_final's scale frozen", "only ln_final's scale is frozen"),
-    Mistake(_PP, (pp_wrong_scale_name,), "hook name that does not exist (ln2)", "there is no hook or cache entry named"),
+    Mistake(_PP, (pp_wrong_scale_name,), "hook name that does not exist (ln2)",
+            "the model has no hook point and the cache has no entry 'blocks.0.ln2.hook_scale'"),
     Mistake(_PP, (pp_first_head,), "only the first head ablated", "only the first head of `heads`"),
     Mistake(_PP, (pp_nothing_ablated,), "ablation hooks forgotten", "these are the clean logits"),
     Mistake(_PP, (pp_ablated_cache,), "patterns cached from the ablated run", "this is the full ablation"),
     Mistake(_PP, (pp_scores_frozen,), "hook_attn_scores frozen (the edit is discarded)", "this is the full ablation"),
+    Mistake(_PP, (pp_own_layers,), "only the ablated heads' own layers frozen", "only the ablated heads' own layers"),
+    Mistake(_PP, (pp_block_scales_only,), "ln1 scales frozen, not ln_final's", "not the final one"),
+    Mistake(_PP, (pp_scales_instead_of_patterns,), "freeze_scales read as 'scales instead of patterns'",
+            "patterns are not frozen (the LayerNorm scales are)"),
+    Mistake(_PP, (not_written,), "not written", "not written yet"),
     # 4.7
     Mistake(_DIRECT, (partial(_direct, centre=None, scale=None, weight=False),), "no final LayerNorm",
             "final LayerNorm is missing"),
@@ -869,47 +969,48 @@ MISTAKES = [
     Mistake(_SEEN, (partial(_seen, num_classes=False),), "one_hot without num_classes", "fewer columns than the vocabulary"),
     Mistake(_SEEN, (seen_every_position,), "last position kept", "has 10 entries instead of 9"),
     Mistake(_SEEN, (seen_drop_first,), "first position dropped instead of the last", "dropped the first position"),
+    Mistake(_SEEN, (seen_one_hot_one_wider,), "one_hot with d_vocab + 1 classes", "more columns (13) than the vocabulary"),
+    Mistake(_SEEN, (seen_one_hot_hard_coded,), "one_hot with a hard-coded 100 classes",
+            "more columns (100) than the vocabulary"),
+    Mistake(nb4.check_head_answers, ({"head_0_3": "a", "head_1_0": "c"},), "a score measured wrong", "measured, not wrong"),
+    Mistake(nb4.check_head_answers, ({"head_0_3": "c", "head_1_0": "c"},), "0.3 does not reach the keys",
+            "where the previous-token heads act"),
+    Mistake(nb4.check_head_answers, ({"head_0_3": "d", "head_1_0": "c"},), "effects add up", "do not simply add up"),
+    Mistake(nb4.check_head_answers, ({"head_0_3": "b", "head_1_0": "a"},), "1.0 useless", "shuffled decks"),
+    Mistake(nb4.check_head_answers, ({"head_0_3": "b", "head_1_0": "b"},), "1.0 an induction head",
+            "does not attend there"),
+    Mistake(nb4.check_head_answers, ({"head_0_3": "b", "head_1_0": "d"},), "1.0 a previous-token head",
+            "heads do many jobs"),
+    Mistake(nb4.check_head_answers, ({"head_0_3": "b", "head_1_0": "x"},), "a letter not offered", "choose one of"),
+    Mistake(nb4.check_head_answers, ({"head_1_0": "c"},), "one answer missing", "must be a dict"),
+    Mistake(nb4.check_head_answers, (("b", "c"),), "a tuple, not a dict", "must be a dict"),
     Mistake(_SEEN, (partial(_seen, dtype=torch.float64),), "float64 result", "dtype torch.float64"),
 ]
 
-_PP_HIDDEN = {"seeds": (11,), "shapes": ({"heads": [(0, 3)], "seq_len": 13, "freeze_scales": True},
-                                         {"trained": False, "n_layers": 3, "heads": [(1, 2), (0, 0)], "seq_len": 9})}
-_AFTER_HIDDEN = {"seeds": (11,), "shapes": ({"heads": [(0, 1)], "seq_len": 13},
-                                            {"trained": False, "n_layers": 3, "heads": [(1, 2), (0, 1)], "seq_len": 9})}
-
 CORRECT = [
-    Correct(_ZERO, (zero_by_mask,), "multiply by a 0/1 mask over heads",
-            hidden={"seeds": (11, 12), "shapes": ({}, {"head": 1, "which": 0}, {"pos": 1, "head": 6})}),
-    Correct(_ZERO, (zero_by_where,), "torch.where", hidden={"seeds": (11,), "shapes": ({"head": 1, "which": 0},)}),
-    Correct(_ZERO, (zero_by_index_fill,), "index_fill (out of place)", hidden={"seeds": (12,)}),
-    Correct(_ZERO, (zero_by_cat,), "torch.cat of the pieces", hidden={"seeds": (11,), "shapes": ({"pos": 1, "head": 6},)}),
-    Correct(_MEAN, (mean_keepdim,), "mean with keepdim=True",
-            hidden={"seeds": (11, 12), "shapes": ({}, {"head": 1, "which": 0}, {"ref_batch": 1})}),
-    Correct(_MEAN, (mean_where,), "torch.where with the mean of every head", hidden={"shapes": ({"ref_batch": 1},)}),
-    Correct(_MEAN, (mean_float64,), "float64 sum / count, cast back on assignment", hidden={"seeds": (11,)}),
-    Correct(_LOSS, (increase_cross_entropy,), "F.cross_entropy(reduction='none') and model.hooks",
-            hidden={"seeds": (11,), "shapes": ({"ablation": "halve"}, {"n_layers": 1, "n_heads": 2, "seq_len": 5})}),
-    Correct(_LOSS, (increase_float64,), "add_hook + reset_hooks, float64 result",
-            hidden={"seeds": (11,), "shapes": ({"n_layers": 1, "n_heads": 2, "seq_len": 5},)}),
-    Correct(_ICL, (icl_with_helpers,), "icl_score, model.hooks and an in-place hook",
-            hidden={"seeds": (11,), "shapes": ({"n_layers": 1, "n_heads": 3, "pos": 30},)}),
-    Correct(_ICL, (icl_by_cross_entropy,), "F.cross_entropy over [batch, vocab, pos], mask hook",
-            hidden={"seeds": (11,), "shapes": ({"n_layers": 1, "n_heads": 3, "pos": 30},)}),
-    Correct(_AFTER, (after_hooks_context,), "in-place hooks in model.hooks, then run_with_cache", hidden=_AFTER_HIDDEN),
-    Correct(_AFTER, (after_own_stripe,), "the stripe indexed by hand", hidden=_AFTER_HIDDEN),
-    Correct(_PP, (pp_copy_in_place,), "in-place copy_ freezing hooks in model.hooks", hidden=_PP_HIDDEN),
-    Correct(_PP, (pp_filter_by_name,), "hooks chosen from the cache's names", hidden=_PP_HIDDEN),
-    Correct(_DIRECT, (_direct,), "einsum spelling",
-            hidden={"seeds": (12,), "shapes": ({"trained": False, "n_layers": 1, "head": 3},)}),
-    Correct(_DIRECT, (direct_float64,), "float64 intermediates, centring matrix, cast back",
-            hidden={"seeds": (11,), "shapes": ({"head": 2},)}),
-    Correct(_SPLIT, (split_weighted,), "weighted sums over a range that starts at seq_len",
-            hidden={"seeds": (11, 12), "shapes": ({}, {"seq_len": 30, "n_changes": 1, "batch": 1})}),
-    Correct(_SPLIT, (split_loops,), "Python loops", hidden={"seeds": (11,), "shapes": ({"seq_len": 30, "n_changes": 1, "batch": 1},)}),
-    Correct(_SEEN, (seen_by_scatter,), "scatter per position",
-            hidden={"seeds": (11, 12), "shapes": ({}, {"pos": 2}, {"d_vocab": 40, "pos": 30})}),
-    Correct(_SEEN, (seen_by_einsum,), "einsum with a triangular mask", hidden={"shapes": ({"pos": 2}, {"d_vocab": 40, "pos": 30})}),
-    Correct(_SEEN, (seen_by_cummax,), "cummax and torch.where", hidden={"seeds": (12,), "shapes": ({"d_vocab": 40, "pos": 30},)}),
+    Correct(_ZERO, (zero_by_mask,), "multiply by a 0/1 mask over heads", H(_ZERO)),
+    Correct(_ZERO, (zero_by_where,), "torch.where", H(_ZERO)),
+    Correct(_ZERO, (zero_by_index_fill,), "index_fill (out of place)", H(_ZERO)),
+    Correct(_ZERO, (zero_by_cat,), "torch.cat of the pieces", H(_ZERO)),
+    Correct(_MEAN, (mean_keepdim,), "mean with keepdim=True", H(_MEAN)),
+    Correct(_MEAN, (mean_where,), "torch.where with the mean of every head", H(_MEAN)),
+    Correct(_MEAN, (mean_float64,), "float64 sum / count, cast back on assignment", H(_MEAN)),
+    Correct(_LOSS, (increase_cross_entropy,), "F.cross_entropy(reduction='none') and model.hooks", H(_LOSS)),
+    Correct(_LOSS, (increase_float64,), "add_hook + reset_hooks, float64 result", H(_LOSS)),
+    Correct(_ICL, (icl_with_helpers,), "icl_score, model.hooks and an in-place hook", H(_ICL)),
+    Correct(_ICL, (icl_by_cross_entropy,), "F.cross_entropy over [batch, vocab, pos], mask hook", H(_ICL)),
+    Correct(_AFTER, (after_hooks_context,), "in-place hooks in model.hooks, then run_with_cache", H(_AFTER)),
+    Correct(_AFTER, (after_own_stripe,), "the stripe indexed by hand", H(_AFTER)),
+    Correct(_PP, (pp_copy_in_place,), "in-place copy_ freezing hooks in model.hooks", H(_PP)),
+    Correct(_PP, (pp_filter_by_name,), "hooks chosen from the cache's names", H(_PP)),
+    Correct(_DIRECT, (_direct,), "einsum spelling", H(_DIRECT, 1)),
+    Correct(_DIRECT, (direct_float64,), "float64 intermediates, centring matrix, cast back", H(_DIRECT, 0)),
+    Correct(_SPLIT, (split_weighted,), "weighted sums over a range that starts at seq_len", H(_SPLIT)),
+    Correct(_SPLIT, (split_loops,), "Python loops", H(_SPLIT)),
+    Correct(_SEEN, (seen_by_scatter,), "scatter per position", H(_SEEN)),
+    Correct(_SEEN, (seen_by_einsum,), "einsum with a triangular mask", H(_SEEN)),
+    Correct(_SEEN, (seen_by_cummax,), "cummax and torch.where", H(_SEEN)),
+    Correct(nb4.check_head_answers, ({"head_0_3": "B", "head_1_0": " c"},), "letters in other cases"),
 ]
 
 

@@ -9,10 +9,14 @@ from functools import partial
 import torch
 import torch.nn.functional as F
 
-from catalogue import Correct, Mistake
+from catalogue import Correct, Mistake, hidden
 from induction_course.checks import nb5
 from induction_course.circuits import per_token_loss
-from induction_course.heads import diagonal_score, induction_score, previous_token_score
+from induction_course.heads import induction_score, previous_token_score
+
+
+def H(check) -> dict:  # noqa: N802  (the master's hidden parameters of nb5.<check>, never copied here)
+    return hidden("nb5", check.id.split(".")[1])
 
 
 # ================================================================ 5.1 text ICL score
@@ -36,6 +40,18 @@ def icl_windows_from_centre(losses, width=5):
     e = round(0.1 * n)
     l = min(round(0.98 * n), n - width)
     return losses[:, l:l + width].mean() - losses[:, e:e + width].mean()
+
+
+def icl_batch_axis(losses, width=5):
+    b = losses.shape[0]
+    s, e = max(0, min(round(0.98 * b) - width // 2, b - width)), max(0, min(round(0.1 * b) - width // 2, b - width))
+    return losses[:, s:s + width].mean() - losses[:, e:e + width].mean()
+
+
+def icl_python_float(losses, width=5):
+    n = losses.shape[1]
+    e, l = round(0.1 * n) - width // 2, min(round(0.98 * n) - width // 2, n - width)
+    return float(losses[:, l:l + width].mean() - losses[:, e:e + width].mean())
 
 
 def icl_not_written(losses, width=5):
@@ -93,6 +109,27 @@ def scores_self_attention(model, tokens, seq_len):
             torch.stack([induction_score(p, seq_len) for p in patterns]))
 
 
+def scores_whole_stripe(model, tokens, seq_len):
+    _, cache = model.run_with_cache(tokens)
+    patterns = [cache["pattern", layer] for layer in range(model.cfg.n_layers)]
+    ind = [p.diagonal(offset=1 - seq_len, dim1=-2, dim2=-1).mean(dim=(0, -1)) for p in patterns]
+    return torch.stack([previous_token_score(p) for p in patterns]), torch.stack(ind)
+
+
+def scores_misspelled_name(model, tokens, seq_len):
+    _, cache = model.run_with_cache(tokens)
+    patterns = [cache[f"blocks.{layer}.attn.pattern"] for layer in range(model.cfg.n_layers)]
+    return (torch.stack([previous_token_score(p) for p in patterns]),
+            torch.stack([induction_score(p, seq_len) for p in patterns]))
+
+
+def scores_next_layer(model, tokens, seq_len):
+    _, cache = model.run_with_cache(tokens)
+    patterns = [cache["pattern", layer + 1] for layer in range(model.cfg.n_layers)]
+    return (torch.stack([previous_token_score(p) for p in patterns]),
+            torch.stack([induction_score(p, seq_len) for p in patterns]))
+
+
 def scores_by_hand(model, tokens, seq_len):
     _, cache = model.run_with_cache(tokens)
     prev, ind = [], []
@@ -138,6 +175,24 @@ def dla_no_scale(model, cache, tokens):
     return _dla(model, cache, tokens, tokens[:, 1:], scale=False)
 
 
+def dla_no_weight(model, cache, tokens):
+    return _dla(model, cache, tokens, tokens[:, 1:], weight=False)
+
+
+def dla_straight_to_unembed(model, cache, tokens):
+    return cache["blocks.0.attn.hook_z"] @ model.W_U
+
+
+def dla_layer_head_swapped(model, cache, tokens):
+    result = torch.zeros(tokens.shape[0], tokens.shape[1] - 1, model.cfg.n_layers, model.cfg.n_heads)
+    for layer in range(model.cfg.n_layers):
+        for head in range(model.cfg.n_heads):
+            vec = cache[f"blocks.{head}.attn.hook_z"][:, :-1, layer] @ model.blocks[head].attn.W_O[layer]
+            vec = (vec - vec.mean(-1, keepdim=True)) / cache["ln_final.hook_scale"][:, :-1] * model.ln_final.w
+            result[:, :, layer, head] = (vec @ model.W_U).gather(-1, tokens[:, 1:, None])[..., 0]
+    return result
+
+
 def dla_with_bias(model, cache, tokens):
     out = []
     for layer in range(model.cfg.n_layers):
@@ -174,6 +229,22 @@ def _icl(losses, width):
     n = losses.shape[-1]
     e, l = round(0.1 * n) - width // 2, min(round(0.98 * n) - width // 2, n - width)
     return losses[:, l:l + width].mean() - losses[:, e:e + width].mean()
+
+
+def ablate_first_only(model, tokens, heads, width=5):
+    layer, head = heads[0]
+    logits = model.run_with_hooks(tokens, fwd_hooks=[(f"blocks.{layer}.attn.hook_z", partial(_zero, head=head))])
+    return _icl(per_token_loss(logits, tokens), width)
+
+
+def ablate_patterns(model, tokens, heads, width=5):
+    hooks = [(f"blocks.{layer}.attn.hook_pattern", partial(_zero, head=head)) for layer, head in heads]
+    return _icl(per_token_loss(model.run_with_hooks(tokens, fwd_hooks=hooks), tokens), width)
+
+
+def ablate_misspelled_name(model, tokens, heads, width=5):
+    hooks = [(f"blocks.{layer}.hook_z", partial(_zero, head=head)) for layer, head in heads]
+    return _icl(per_token_loss(model.run_with_hooks(tokens, fwd_hooks=hooks), tokens), width)
 
 
 def ablate_permanent_hooks(model, tokens, heads, width=5):
@@ -216,20 +287,35 @@ MISTAKES = [
     Mistake(nb5.check_text_icl_score, (icl_single_positions,), "single positions", "single positions"),
     Mistake(nb5.check_text_icl_score, (icl_windows_from_centre,), "windows start at the centre", "should be centred"),
     Mistake(nb5.check_text_icl_score, (icl_not_written,), "not written", "not written yet"),
+    Mistake(nb5.check_text_icl_score, (icl_batch_axis,), "windows scaled to the batch axis", "batch axis"),
+    Mistake(nb5.check_text_icl_score, (icl_python_float,), "a Python float", "torch.Tensor"),
     Mistake(nb5.check_head_scores_on_repeats, (scores_swapped,), "grids swapped", "swapped"),
     Mistake(nb5.check_head_scores_on_repeats, (scores_layer_zero_only,), "layer 0 for every layer", "layer 0's pattern"),
     Mistake(nb5.check_head_scores_on_repeats, (scores_same_token,), "attention to the same token", "*same* token"),
     Mistake(nb5.check_head_scores_on_repeats, (scores_with_bos,), "seq_len counting BOS", "seq_len + 1"),
     Mistake(nb5.check_head_scores_on_repeats, (scores_self_attention,), "offset 0 for previous token", "offset 0"),
+    Mistake(nb5.check_head_scores_on_repeats, (scores_whole_stripe,), "the whole stripe, first copy too",
+            "first copy too"),
+    Mistake(nb5.check_head_scores_on_repeats, (scores_misspelled_name,), "misspelled cache name (attn.pattern)",
+            "the model has no hook point and the cache has no entry 'blocks.0.attn.pattern'"),
+    Mistake(nb5.check_head_scores_on_repeats, (scores_next_layer,), "layer + 1", "is layer + 1 (off by one?)"),
     Mistake(nb5.check_head_logit_attribution, (dla_current_token,), "current token's logit", "current token"),
     Mistake(nb5.check_head_logit_attribution, (dla_no_layernorm,), "no final LayerNorm", "LayerNorm is missing"),
     Mistake(nb5.check_head_logit_attribution, (dla_no_centring,), "no centring", "centring is missing"),
     Mistake(nb5.check_head_logit_attribution, (dla_no_scale,), "no scale", "did not divide"),
     Mistake(nb5.check_head_logit_attribution, (dla_with_bias,), "b_O included", "b_O"),
+    Mistake(nb5.check_head_logit_attribution, (dla_no_weight,), "no LayerNorm weight", "ln_final.w is missing"),
+    Mistake(nb5.check_head_logit_attribution, (dla_straight_to_unembed,), "hook_z times W_U", "the shapes did not fit"),
+    Mistake(nb5.check_head_logit_attribution, (dla_layer_head_swapped,), "layer and head swapped in the loop",
+            "did you swap layer and head?"),
     Mistake(nb5.check_icl_with_heads_ablated, (ablate_permanent_hooks,), "hooks left on", "left its hooks"),
     Mistake(nb5.check_icl_with_heads_ablated, (ablate_nothing,), "no ablation", "clean model's ICL"),
     Mistake(nb5.check_icl_with_heads_ablated, (ablate_last_only,), "only the last head", "only the last head"),
     Mistake(nb5.check_icl_with_heads_ablated, (ablate_swapped,), "(head, layer)", "(head, layer)"),
+    Mistake(nb5.check_icl_with_heads_ablated, (ablate_first_only,), "only the first head", "only the first head"),
+    Mistake(nb5.check_icl_with_heads_ablated, (ablate_patterns,), "hooks on hook_pattern", "hook_pattern, not hook_z"),
+    Mistake(nb5.check_icl_with_heads_ablated, (ablate_misspelled_name,), "misspelled hook point (blocks.{l}.hook_z)",
+            "the model has no hook point and the cache has no entry 'blocks.1.hook_z'"),
     Mistake(nb5.check_icl_with_heads_ablated, (ablate_notebook3_windows,), "Notebook 3's windows",
             "Notebook 3's fixed windows"),
     Mistake(nb5.check_limits_answers, ({"new_continuation": "a", "in_weights": "c", "rest_of_icl": "d"},),
@@ -238,19 +324,19 @@ MISTAKES = [
             "word pairs from induction heads", "control"),
     Mistake(nb5.check_limits_answers, ({"new_continuation": "b", "in_weights": "c", "rest_of_icl": "a"},),
             "induction heads carry all ICL", "measurement on one model"),
+    Mistake(nb5.check_limits_answers, ({"new_continuation": "e", "in_weights": "c", "rest_of_icl": "d"},),
+            "a letter not offered", "choose one of"),
+    Mistake(nb5.check_limits_answers, ({"new_continuation": "b"},), "answers missing", "keys"),
 ]
 
 CORRECT = [
-    Correct(nb5.check_text_icl_score, (icl_loop,), "a loop over the window",
-            {"seeds": (11, 12), "shapes": ({}, {"n": 63, "width": 3}, {"batch": 1, "n": 40, "width": 1})}),
-    Correct(nb5.check_text_icl_score, (icl_per_row,), "mean of per-row differences",
-            {"seeds": (11, 12), "shapes": ({}, {"n": 63, "width": 3}, {"batch": 1, "n": 40, "width": 1})}),
-    Correct(nb5.check_head_scores_on_repeats, (scores_by_hand,), "indexing by hand",
-            {"seeds": (11,), "shapes": ({"seq_len": 13, "batch": 2},)}),
+    Correct(nb5.check_text_icl_score, (icl_loop,), "a loop over the window", H(nb5.check_text_icl_score)),
+    Correct(nb5.check_text_icl_score, (icl_per_row,), "mean of per-row differences", H(nb5.check_text_icl_score)),
+    Correct(nb5.check_head_scores_on_repeats, (scores_by_hand,), "indexing by hand", H(nb5.check_head_scores_on_repeats)),
     Correct(nb5.check_head_logit_attribution, (dla_by_hand_loop,), "a loop over heads with gather",
-            {"seeds": (11,), "shapes": ({"seq_len": 13, "batch": 2},)}),
+            H(nb5.check_head_logit_attribution)),
     Correct(nb5.check_icl_with_heads_ablated, (ablate_with_context_manager,), "model.hooks and cross_entropy",
-            {"seeds": (11,), "shapes": ({"heads": [(0, 0), (1, 3)], "width": 3},)}),
+            H(nb5.check_icl_with_heads_ablated)),
     Correct(nb5.check_limits_answers, ({"new_continuation": "B", "in_weights": " c", "rest_of_icl": "d"},),
             "letters in other cases"),
 ]

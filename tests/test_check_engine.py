@@ -155,7 +155,10 @@ _NOTEBOOK_W = torch.randn(6)
     (lambda x, w: float((x * w).sum()), r"float \(a Python number\)"),
     (lambda x, w: torch.stack([x[p] * w[p] for p in range(x.shape[1])]), "A guess: the inputs have a batch axis"),
     (lambda x, w: x.mul_(w), "changed its input `x` in place .* Your output is a view of `x`"),
-], ids=["global", "float16", "bfloat16", "numpy", "python-number", "batch-index", "in-place-view"])
+    (lambda x, w: torch.zeros_like(x), r"whichever argument the check changes \(x, w\).* every value is 0\. A guess"),
+    (lambda x, w: x * 0 + 0.25, r"whichever argument .* every value is 0\.25\. A guess"),
+], ids=["global", "float16", "bfloat16", "numpy", "python-number", "batch-index", "in-place-view", "zeros",
+        "constant"])
 def test_symptom_diagnoses_name_what_the_output_shows(student, message):
     with pytest.raises(CheckFailed, match=message):
         check_scale(student)

@@ -398,15 +398,27 @@ def _ignored_argument(exercise: Exercise, case: Case, output: Any, entry: Mappin
     others = _probe_cases(exercise, case, seed, shape)
     want = as_tuple(exercise.reference(**clone(case)))
     got = as_tuple(output, len(want))
-    for key, probed in probes.items():
-        if key not in others:
-            continue
-        moved = as_tuple(exercise.reference(**clone(others[key])), len(want))
-        if _same(got, as_tuple(probed, len(want))) and not _same(want, moved):
-            return (f"Your result stays the same when the check changes only `{key}`, where the expected one "
-                    f"changes: `{key}` is not used. A guess: a notebook variable is used in place of the "
-                    f"argument `{key}`.")
+    matters = [key for key in probes if key in others
+               and not _same(want, as_tuple(exercise.reference(**clone(others[key])), len(want)))]
+    ignored = [key for key in matters if _same(got, as_tuple(probes[key], len(want)))]
+    if len(ignored) > 1 and ignored == matters:
+        return (f"Your result stays the same whichever argument the check changes ({', '.join(ignored)}), where "
+                f"the expected one changes with each: it does not depend on the inputs{_constant(got)}. A guess: "
+                "a value typed in, a floor division (//) that gives 0, or a result that is never filled in.")
+    if ignored:
+        return (f"Your result stays the same when the check changes only `{ignored[0]}`, where the expected one "
+                f"changes: `{ignored[0]}` is not used. A guess: a notebook variable is used in place of the "
+                f"argument `{ignored[0]}`.")
     return None
+
+
+def _constant(got: tuple) -> str:
+    """", and every value is 0" (or "... is 0.25") when the result is one number repeated; else ""."""
+    values = [t.detach().flatten() for t in got if isinstance(t, torch.Tensor) and t.numel()]
+    if not values or not all(torch.equal(v, v[:1].expand_as(v)) for v in values):
+        return ""
+    numbers = {float(v[0]) for v in values}
+    return f", and every value is {numbers.pop():g}" if len(numbers) == 1 else ""
 
 
 def _same(a: tuple, b: tuple) -> bool:

@@ -37,7 +37,7 @@ from induction_course.training import _deterministic
 RECIPE = {
     "d_vocab": 512, "n_ctx": 128, "d_model": 128, "n_heads": 4, "d_head": 32,
     "positional_embedding_type": "rotary",
-    "steps": 1200, "batch_size": 32, "lr": 5e-3, "weight_decay": 0.1,
+    "steps": 3600, "batch_size": 32, "lr": 5e-3, "weight_decay": 0.1,
     "copy_share": 0.5, "copy_min": 8, "copy_max": 40,
     "eval_every": 50, "eval_len": 40, "n_snapshots": 10,
 }

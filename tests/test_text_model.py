@@ -103,7 +103,7 @@ def test_control_has_no_induction_head_and_a_higher_held_out_loss() -> None:
 
 def test_on_all_held_out_text_the_two_layer_icl_is_below_the_controls() -> None:
     """Paired over every non-overlapping held-out window (about 1,000): the 2-layer model's per-window ICL score
-    minus the control's is negative by more than two standard errors, and each model's own ICL score is within
+    minus the control's is negative by more than four standard errors, and each model's own ICL score is within
     2.5 standard errors of zero (about +-0.045 nats), as Notebook 5 says."""
     tokens = text.held_out_windows(128)
     per_window = []
@@ -116,7 +116,7 @@ def test_on_all_held_out_text_the_two_layer_icl_is_below_the_controls() -> None:
     difference = per_window[0] - per_window[1]
     standard_error = difference.std() / len(difference) ** 0.5
     assert len(difference) > 1000
-    assert difference.mean() < -2 * standard_error, (float(difference.mean()), float(standard_error))
+    assert difference.mean() < -4 * standard_error, (float(difference.mean()), float(standard_error))  # -5.7 SE
     for own in per_window:  # Notebook 5: "each model's own score lies within 2.5 standard errors of zero"
         assert abs(own.mean()) < 2.5 * own.std() / len(own) ** 0.5, float(own.mean())
 

@@ -169,6 +169,24 @@ def training_table(factor: float = 1.0) -> None:
           f"{quiet['plain_ms']:.1f} ms in plain torch (ratio {quiet['bridge_ms'] / quiet['plain_ms']:.2f})")
 
 
+def text_model_line() -> None:
+    """Notebook 5's text models: the training script's time as its checkpoints record it, and the shipped size.
+
+    Retraining takes about 14 minutes, so the benchmark reads the time of the run that made the shipped files
+    (``python -m induction_course.text_training``) rather than repeating it."""
+    import torch
+
+    from induction_course import text
+
+    runs = {n: torch.load(path, map_location="cpu", weights_only=True) for n, path in text.MODEL_PATHS.items()}
+    seconds = {n: float(run["history"]["seconds"]) for n, run in runs.items()}
+    files = [text.TOKENIZER_PATH, text.SNAPSHOTS_PATH, *text.MODEL_PATHS.values()]
+    size = sum(f.stat().st_size for f in files) / 1e6
+    print(f"\ntext models (Notebook 5): the script trained them in {seconds[2]:.0f} s (2 layers) + {seconds[1]:.0f} s "
+          f"(1 layer), {runs[2]['recipe']['steps']} steps at {runs[2]['threads']} thread(s) (budget 3600 s on 2 "
+          f"cores); shipped files {size:.1f} MB (budget 30 MB)")
+
+
 def catalogue_table() -> None:
     """How many of the catalogued students' mistakes the checks name (tests/catalogue).
 
@@ -231,6 +249,7 @@ def run(names: list[str] | None = None, threads: bool = False, baseline: Path | 
           f"(budgets x {factor:.2f} would be the same speed here)\n", flush=True)
     notebooks_table(names or assignments(), baseline, factor)
     training_table(factor)
+    text_model_line()
     catalogue_table()
     if threads:
         threads_table()

@@ -191,7 +191,7 @@ def _judge(call: Call, check: Any, payload: Any, max_bytes: int) -> str:
                        f"at most {max_bytes >> 10} KB): return answers of the expected size.",
                        f"an oversized record for {call.label}")
     try:
-        name, _, record = decode(payload, max_bytes)  # the record's own params are the kernel's: ignored
+        name, record = decode(payload, max_bytes)  # no parameters travel: the plan's are the master's
     except ValueError as e:
         raise _refused(f"{call.label}: the grader could not read the record of your answers ({e}). Run the test "
                        "cell as it is.", f"an unreadable record for {call.label}") from None

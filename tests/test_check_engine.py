@@ -23,8 +23,8 @@ def test_a_record_survives_encoding_and_decoding():
     record = {"t": torch.arange(6.0).reshape(2, 3), "b": torch.tensor([True, False]),
               "c": torch.randn(3, dtype=torch.complex64), "nested": [(1, 2.5, "x", None), {"k": float("nan")}],
               "opaque": Opaque("Axes", "<Axes>"), "raised": Raised("ValueError", "bad", "trace")}
-    name, params, back = decode(encode("nb1.check_x", {"seeds": (0, 1), "shapes": ({"pos": 1},)}, record))
-    assert (name, params) == ("nb1.check_x", {"seeds": (0, 1), "shapes": ({"pos": 1},)})
+    name, back = decode(encode("nb1.check_x", record))
+    assert name == "nb1.check_x"
     assert torch.equal(back["t"], record["t"]) and torch.equal(back["b"], record["b"])
     assert torch.equal(back["c"], record["c"]) and back["c"].dtype == torch.complex64
     assert back["nested"][0] == (1, 2.5, "x", None) and math.isnan(back["nested"][1]["k"])
@@ -35,16 +35,16 @@ def test_tensor_subclasses_and_objects_travel_only_as_their_type():
     class Sneaky(torch.Tensor):
         pass
 
-    _, _, back = decode(encode("c", {}, [torch.zeros(2).as_subclass(Sneaky), object()]))
+    _, back = decode(encode("c", [torch.zeros(2).as_subclass(Sneaky), object()]))
     assert back[0] == Opaque("Sneaky", back[0].detail) and back[1].type_name == "object"
 
 
 @pytest.mark.parametrize("payload", [
-    {"check": "c", "params": "{}", "record": '{"pickle": "x"}', "tensors": ""},
-    {"check": "c", "params": "{}", "record": '{"tensor": "0"}', "tensors": ""},
-    {"check": "c", "params": "{}", "record": '{"float": "1e400"}', "tensors": ""},
-    {"check": "c", "params": "{}", "record": "[]", "tensors": "not base64!"},
-    {"check": 1, "params": "{}", "record": "1", "tensors": ""},
+    {"check": "c", "record": '{"pickle": "x"}', "tensors": ""},
+    {"check": "c", "record": '{"tensor": "0"}', "tensors": ""},
+    {"check": "c", "record": '{"float": "1e400"}', "tensors": ""},
+    {"check": "c", "record": "[]", "tensors": "not base64!"},
+    {"check": 1, "record": "1", "tensors": ""},
 ])
 def test_malformed_payloads_are_refused_with_value_error(payload):
     with pytest.raises((ValueError, KeyError)):
@@ -57,10 +57,10 @@ def test_recording_mode_emits_the_record_and_judges_nothing(monkeypatch, capsys)
     monkeypatch.setattr("IPython.display.display", lambda obj, raw=False: shown.append(obj))
     nb1.check_attention_scores(lambda q, k: torch.einsum("bqhd,bkhd->bhqk", q, k))  # wrong, yet no failure here
     (bundle,) = shown
-    name, params, record = decode(bundle[MIME])
-    assert name == "nb1.check_attention_scores" and params == {"seeds": (0,), "shapes": ({},)}
+    name, record = decode(bundle[MIME])
+    assert name == "nb1.check_attention_scores" and set(bundle[MIME]) == {"check", "record", "tensors"}
     with pytest.raises(CheckFailed, match="1/sqrt"):
-        nb1.check_attention_scores.judge(record, **params)
+        nb1.check_attention_scores.judge(record, **nb1.check_attention_scores.defaults)
 
 
 def test_the_judge_decides_from_the_record_alone():

@@ -53,7 +53,7 @@ def raises(x, W, b):
 def _record(fn, check=nb1.check_project, **params) -> dict:
     """The display output a graded call makes in the sandbox: the record of ``fn``, as the kernel encodes it."""
     params = {**check.defaults, **params}
-    payload = record.encode(check.id, params, check.collect(fn, **params))
+    payload = record.encode(check.id, check.collect(fn, **params))
     return nbformat.v4.new_output("display_data", data={record.MIME: payload, "text/plain": "[recorded]"})
 
 
@@ -185,7 +185,7 @@ def test_the_students_exception_shows_its_message_then_their_traceback():
      "expected the record of nb1.check_project here, but received one of 'nb1.check_attention_scores'",
      "a record of 'nb1.check_attention_scores'"),
     (lambda: [_record(right), nbformat.v4.new_output("display_data", data={record.MIME: {
-        "check": "nb1.check_project", "params": "{}", "record": '{"pickle": "cos\\nsystem"}', "tensors": ""}})],
+        "check": "nb1.check_project", "record": '{"pickle": "cos\\nsystem"}', "tensors": ""}})],
      "could not read the record", "an unreadable record"),
     (lambda: [_record(right), nbformat.v4.new_output("display_data", data={record.MIME: "not a record"})],
      "could not read the record", "an unreadable record"),

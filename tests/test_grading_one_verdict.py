@@ -59,7 +59,7 @@ def test_home_and_grading_give_the_same_verdict(entry, monkeypatch):
         monkeypatch.setenv(record.RECORD_ENV, "1")  # collect as in the sandbox
         with contextlib.redirect_stdout(io.StringIO()):
             data = check.collect(*entry.answers, **params)
-        payload = record.encode(check.id, params, data)
+        payload = record.encode(check.id, data)
         monkeypatch.delenv(record.RECORD_ENV)
         home, graded = _home(check, data, params), _graded(check, payload, given)
         assert graded == home, f"{'hidden' if given else 'visible'} parameters"
@@ -78,7 +78,7 @@ def test_an_index_past_the_end_is_explained_for_a_model_too():
     check = nb3.check_induction_scores_of_model
     params = dict(check.defaults)
     data = check.collect(induction_scores_of_model, **params)
-    home, graded = _home(check, data, params), _graded(check, record.encode(check.id, params, data), {})
+    home, graded = _home(check, data, params), _graded(check, record.encode(check.id, data), {})
     assert graded == home and home[0] == "failed", home
     assert "an index went past the end" in home[1], home
 
@@ -93,7 +93,7 @@ def test_tensors_that_share_memory_travel_in_the_record():
 
     data = {"output": (x, x[:, 1:], x.T, x[:1].expand(5, 4), x), "inputs": {"x": x},
             "complex": torch.randn(2, dtype=torch.complex64).conj(), "sub": record.as_data(x.as_subclass(Sub))}
-    _, _, back = record.decode(record.encode("nb1.check_x", {}, data))
+    _, back = record.decode(record.encode("nb1.check_x", data))
     for got, want in zip(back["output"], data["output"]):
         assert type(got) is torch.Tensor and torch.equal(got, want) and got.is_contiguous()
     assert torch.equal(back["inputs"]["x"], x)
@@ -113,4 +113,4 @@ def test_a_mask_that_returns_its_input_when_nothing_is_masked_gets_one_verdict()
     for given in ({}, {"shapes": ({"pos": 1},)}):
         params = {**check.defaults, **given}
         data = check.collect(apply_causal_mask, **params)
-        assert _graded(check, record.encode(check.id, params, data), given) == _home(check, data, params)
+        assert _graded(check, record.encode(check.id, data), given) == _home(check, data, params)

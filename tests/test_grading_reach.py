@@ -119,7 +119,7 @@ for label, params in {calls!r}:
     answer = {{"against_transformer_lens": answers.attention_layer,
               "pattern_answers": {{"first_row": "b", "longer_rows": "c"}}}}.get(name) or getattr(answers, name)
     params = {{**check.defaults, **params}}
-    out.append(record.encode(check.id, params, check.collect(answer, **params)))
+    out.append(record.encode(check.id, check.collect(answer, **params)))
 guard._STATE["course"] = before
 out.append(guard._course_problems())  # collecting changes nothing of the course's modules (ChecksChanged)
 print(json.dumps(out))
@@ -135,7 +135,7 @@ def test_notebook_1s_checks_still_collect_and_their_records_pass(tmp_path, nb1_c
     assert changed == []
     assert len(payloads) == len(calls) >= 8
     for (label, params), payload in zip(calls, payloads):
-        check_id, _, data = record.decode(payload)
+        check_id, data = record.decode(payload)
         check = getattr(nb1, label.split(".", 1)[1])
         assert check_id == check.id
         assert check.judge(data, **{**check.defaults, **params}).startswith("✓"), label

@@ -69,17 +69,17 @@ def test_transformer_lens_check_judges_from_the_record_alone():
     check = nb1.check_against_transformer_lens
     params = {**check.defaults, "seed": 3, "n_layers": 2, "layer": 1, "pos": 7}
     good, bad = (check.collect(fn, **params) for fn in (ref.attention_layer, corpus._layer(corpus.pattern_unscaled)))
-    name, got_params, record = decode(encode(check.id, params, good))
-    assert name == check.id and "✓" in check.judge(record, **got_params)
+    name, record = decode(encode(check.id, good))
+    assert name == check.id and "✓" in check.judge(record, **params)
     with pytest.raises(CheckFailed, match="scale is missing"):
-        check.judge(decode(encode(check.id, params, bad))[2], **params)
+        check.judge(decode(encode(check.id, bad))[1], **params)
 
 
 def test_transformer_lens_check_refuses_outputs_on_another_device():
     check = nb1.check_against_transformer_lens
     record = check.collect(ref.attention_layer, **check.defaults)
     assert record["output_devices"] == [record["device"]] * 3
-    record = decode(encode(check.id, check.defaults, dict(record, device="cuda:0")))[2]
+    record = decode(encode(check.id, dict(record, device="cuda:0")))[1]
     with pytest.raises(CheckFailed, match="on 'cpu', but its inputs are on 'cuda:0'"):
         check.judge(record, **check.defaults)
 
@@ -89,11 +89,11 @@ def test_transformer_lens_check_refuses_outputs_on_another_device():
 def test_every_check_judges_an_encoded_record_as_it_judges_at_home(name):
     check = getattr(nb1, f"check_{name}")
     params = {**check.defaults, "seeds": (0, 5)}
-    name_back, params_back, record = decode(encode(check.id, params, check.collect(getattr(ref, name), **params)))
-    assert name_back == check.id and "✓" in check.judge(record, **params_back)
+    name_back, record = decode(encode(check.id, check.collect(getattr(ref, name), **params)))
+    assert name_back == check.id and "✓" in check.judge(record, **params)
     wrong = check.collect(lambda **kw: None, **params)
     with pytest.raises(CheckFailed, match="returned None"):
-        check.judge(decode(encode(check.id, params, wrong))[2], **params)
+        check.judge(decode(encode(check.id, wrong))[1], **params)
 
 
 ODD_OUTPUTS = [None, 3, "text", [1, 2], {"a": torch.zeros(2)}, torch.zeros(2, 3, dtype=torch.int64),

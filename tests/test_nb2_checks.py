@@ -183,16 +183,16 @@ def test_every_graded_call_of_the_solution_passes_when_judged_from_its_decoded_r
         check = getattr(nb2, call.func.attr)
         params = {**check.defaults, **{k.arg: ast.literal_eval(k.value) for k in call.keywords}}
         record = check.collect(*(answers[arg.id] for arg in call.args), **params)
-        name, decoded_params, decoded = decode(encode(check.id, params, record))
+        name, decoded = decode(encode(check.id, record))
         assert name == check.id
-        assert check.judge(decoded, **decoded_params).startswith("✓"), ast.unparse(call)
+        assert check.judge(decoded, **params).startswith("✓"), ast.unparse(call)
 
 
 def test_a_wrong_hand_built_head_fails_the_same_way_from_its_decoded_record():
     check = nb2.check_handbuilt_head
     record = check.collect(qk_with(query_shift=0), ov_with(), **check.defaults)
     with pytest.raises(CheckFailed, match="attends to itself"):
-        check.judge(decode(encode(check.id, check.defaults, record))[2], **check.defaults)
+        check.judge(decode(encode(check.id, record))[1], **check.defaults)
 
 
 def test_a_tensor_subclass_answer_travels_only_as_its_type(trained):

@@ -24,8 +24,8 @@ FUNCTION_CHECKS = sorted({c.check.id for c in CORRECT if c.hidden})
 def _judged_from_record(check: Check, answer) -> str:
     """Collect here, encode and decode the record as the grader does, then judge the decoded record alone."""
     record = check.collect(answer, **check.defaults)
-    name, params, decoded = decode(encode(check.id, dict(check.defaults), record))
-    return getattr(nb4, name.split(".", 1)[1]).judge(decoded, **params)
+    name, decoded = decode(encode(check.id, record))
+    return getattr(nb4, name.split(".", 1)[1]).judge(decoded, **check.defaults)
 
 
 @pytest.mark.parametrize("check_id", FUNCTION_CHECKS)

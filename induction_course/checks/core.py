@@ -124,7 +124,7 @@ class Check:
         params = {**self.defaults, **params}
         record = self.collect(*answers, **params)
         if recording():
-            emit(self.id, params, record)
+            emit(self.id, record)
             return
         print(self.judge(record, **params))
 

@@ -119,14 +119,15 @@ def _encode(value: Any, tensors: dict[str, torch.Tensor]) -> Any:
     return _encode(as_data(value), tensors)
 
 
-def encode(check: str, params: dict[str, Any], record: Any) -> dict[str, str]:
-    """The MIME bundle's payload for one check: JSON structure plus base64 safetensors."""
+def encode(check: str, record: Any) -> dict[str, str]:
+    """The MIME bundle's payload for one check: JSON structure plus base64 safetensors. It carries no parameters:
+    the grader reads them from the trusted master, never from the kernel."""
     from safetensors.torch import save
 
     tensors: dict[str, torch.Tensor] = {}
     structure = _encode(as_data(record), tensors)
     blob = save(tensors) if tensors else b""
-    return {"check": check, "params": json.dumps(_encode(params, {})), "record": json.dumps(structure),
+    return {"check": check, "record": json.dumps(structure),
             "tensors": base64.b64encode(blob).decode("ascii")}
 
 
@@ -160,32 +161,31 @@ def _bad() -> Any:
     raise ValueError("malformed record")
 
 
-def decode(payload: dict[str, Any], max_bytes: int = 64 << 20) -> tuple[str, Any, Any]:
-    """(check name, params, record) from a payload written by :func:`encode`; raises ValueError if malformed."""
+def decode(payload: dict[str, Any], max_bytes: int = 64 << 20) -> tuple[str, Any]:
+    """(check name, record) from a payload written by :func:`encode`; raises ValueError if malformed."""
     try:
         return _decode_payload(payload, max_bytes)
     except Exception as exc:  # JSON, base64, safetensors or structure: all mean the same to the grader
         raise ValueError(f"malformed record ({type(exc).__name__})") from None
 
 
-def _decode_payload(payload: dict[str, Any], max_bytes: int) -> tuple[str, Any, Any]:
+def _decode_payload(payload: dict[str, Any], max_bytes: int) -> tuple[str, Any]:
     from safetensors.torch import load
 
     if not isinstance(payload, dict) or not all(isinstance(payload.get(k), str) for k in
-                                                ("check", "params", "record", "tensors")):
+                                                ("check", "record", "tensors")):
         raise ValueError("malformed record")
-    if sum(len(payload[k]) for k in ("params", "record", "tensors")) > max_bytes:
+    if sum(len(payload[k]) for k in ("record", "tensors")) > max_bytes:
         raise ValueError("record too large")
     blob = base64.b64decode(payload["tensors"], validate=True)
     tensors = load(blob) if blob else {}
-    return (payload["check"], _decode(json.loads(payload["params"]), {}),
-            _decode(json.loads(payload["record"]), tensors))
+    return payload["check"], _decode(json.loads(payload["record"]), tensors)
 
 
-def emit(check: str, params: dict[str, Any], record: Any) -> None:
+def emit(check: str, record: Any) -> None:
     """Hand ``record`` to the grader as a display output, with one line that says so."""
     from IPython.display import display
 
-    display({MIME: encode(check, params, record),
+    display({MIME: encode(check, record),
              "text/plain": f"[{check}: your answers were recorded; the grader checks them outside this notebook]"},
             raw=True)

@@ -73,6 +73,9 @@ _ERROR_HINTS: tuple[tuple[str, str], ...] = (
 )
 
 
+_CLASHES = (r"subscript (\w) has size", r"size of tensor a")
+
+
 def _sizes(case: Case, input_dims: dict[str, Sequence[str]]) -> dict[int, list[str]]:
     """{size: names of the input axes of that size}, e.g. {3: ["head"], 5: ["pos"]}."""
     sizes: dict[int, list[str]] = {}
@@ -106,6 +109,11 @@ def _error_hint(error: Raised, case: Case, input_dims: dict[str, Sequence[str]])
             known = [f"{n} is {' or '.join(f'`{d}`' for d in sizes[n])}" for n in numbers if n in sizes]
             if known:
                 hint += f" Here {', '.join(known)} (inputs: {_input_shapes(case, input_dims)})."
+            # in a broadcast or einsum clash (no reshape involved) a size no input has came from elsewhere
+            foreign = [str(n) for n in numbers if n not in sizes and n > 1]
+            if foreign and input_dims and pattern.startswith(_CLASHES):
+                hint += (f" No axis of the inputs has size {' or '.join(foreign)}. A guess: a tensor that is not "
+                         "one of the arguments (a notebook variable, such as the model's weights or a fixed size) is used.")
             return hint
     return ""
 
@@ -213,8 +221,41 @@ def _simple_diagnosis(exercise: Exercise) -> Diagnosis:
         want = exercise.reference(**clone(case))
         return (_returned_none(output, exercise.name) or _early_bug(exercise, case, output, want)
                 or _merged_axes(output, want, exercise.dims, exercise.name)
-                or _lost_axis(output, want, exercise, exercise.name) or _whole_numbers(output, want, exercise.name))
+                or _lost_axis(output, want, exercise, exercise.name)
+                or (_symptom(exercise, case, output, want, exercise.name) if _unchanged(case, inputs_after) else None)
+                or _whole_numbers(output, want, exercise.name))
     return diagnose
+
+
+def _symptom(exercise: Exercise, case: Case, got: Any, want: torch.Tensor, label: str) -> str | None:
+    """What the values of a wrong result of the right form show, for mistakes no ``Bug`` names (asked only
+    when none of the exercise's bugs matches, so a bug's message comes first)."""
+    if not _same_form((got,), (want,)) or torch.allclose(exercise.transform(got), exercise.transform(want),
+                                                         atol=exercise.atol, rtol=exercise.rtol, equal_nan=True):
+        return None
+    if any(_matches_bug(bug, case, got, exercise) for bug in exercise.bugs):
+        return None
+    for read in (*_SYMPTOMS.get(exercise.reference, ()), _batch_copies):
+        found = read(case, got.detach(), want)
+        if found:
+            return f"{label}: {found}"
+    return None
+
+
+def _matches_bug(bug: Bug, case: Case, got: torch.Tensor, exercise: Exercise) -> bool:
+    bad = bug.fn(**clone(case))
+    return _same_form((bad,), (got,)) and torch.allclose(exercise.transform(got), exercise.transform(bad),
+                                                          atol=exercise.atol, rtol=exercise.rtol, equal_nan=True)
+
+
+def _batch_copies(case: Case, got: torch.Tensor, want: torch.Tensor) -> str | None:
+    """Every batch entry holds batch entry 0's expected result (an index [0] where the batch axis is wanted)."""
+    if want.dim() < 2 or want.shape[0] < 2 or torch.allclose(want[1], want[0], atol=1e-4):
+        return None
+    if all(torch.allclose(g, want[0], atol=1e-5, rtol=1e-4, equal_nan=True) for g in got):
+        return ("every batch entry holds the expected result of batch entry 0: an index [0] (or a loop that always "
+                "takes entry 0) where each entry of the `batch` axis should be used.")
+    return None
 
 
 def _error_diagnosis(exercise: Exercise, input_dims: dict[str, Sequence[str]]) -> Diagnosis:
@@ -235,7 +276,9 @@ def _check(exercise: Exercise, input_dims: dict[str, Sequence[str]], shapes: tup
 
 
 # ---------------------------------------------------------------- inputs shared by several exercises
-def _qk_case(seed: int, batch: int = 2, pos: int = 7, head: int = 3, d_head: int = 8) -> dict:
+# The default sizes differ from the notebook model's (d_model 32, d_head 8), so a notebook variable in place of an
+# argument shows in the visible check too.
+def _qk_case(seed: int, batch: int = 2, pos: int = 7, head: int = 3, d_head: int = 6) -> dict:
     g = seeded(seed)
     return {"q": torch.randn(batch, pos, head, d_head, generator=g),
             "k": torch.randn(batch, pos, head, d_head, generator=g)}
@@ -467,7 +510,7 @@ OUTPUT = Exercise(
     reference=ref.attention_output,
     dims=RESID_DIMS,
     bugs=(
-        Bug("the bias b_O is missing: add it once, after summing over heads.",
+        Bug("the bias b_O is missing from the output: add the argument b_O once, after summing over heads.",
             lambda z, W_O, b_O: torch.einsum("bphd,hdm->bpm", z, W_O)),
         Bug("b_O is added once per head; add it once, after the sum over heads.",
             lambda z, W_O, b_O: torch.einsum("bphd,hdm->bpm", z, W_O) + z.shape[2] * b_O),
@@ -477,6 +520,9 @@ OUTPUT = Exercise(
         Bug("heads are mixed up: z's (head, d_head) and W_O's (head, d_head) were flattened in different "
             "orders. Flatten both in the same order, [head, d_head], or use einsum('bphd,hdm->bpm', z, W_O).",
             lambda z, W_O, b_O: z.flatten(2) @ W_O.transpose(0, 1).reshape(-1, W_O.shape[-1]) + b_O),
+        Bug("heads are mixed up: z was flattened as [d_head, head] (a transpose before the reshape) but W_O as "
+            "[head, d_head]. Flatten both in the same order, or use einsum('bphd,hdm->bpm', z, W_O).",
+            lambda z, W_O, b_O: z.transpose(2, 3).flatten(2) @ W_O.flatten(0, 1) + b_O),
         Bug("the heads' outputs are concatenated along d_model; they are summed: "
             "out = sum over h of z[:, :, h] @ W_O[h], plus b_O once.",
             lambda z, W_O, b_O: torch.cat([z[:, :, h] @ W_O[h] for h in range(z.shape[2])], dim=-1)),
@@ -488,7 +534,8 @@ OUTPUT_INPUT_DIMS = {"z": HEAD_DIMS, "W_O": ("head", "d_head", "d_model"), "b_O"
 
 
 # ---------------------------------------------------------------- 7. whole layer
-def _layer_case(seed: int, batch: int = 2, pos: int = 9, d_model: int = 32, head: int = 4, d_head: int = 8) -> dict:
+# d_model and d_head differ from the notebook model's (32, 8): see _qk_case.
+def _layer_case(seed: int, batch: int = 2, pos: int = 9, d_model: int = 24, head: int = 4, d_head: int = 6) -> dict:
     g = seeded(seed)
     shapes = {"W_Q": (head, d_model, d_head), "W_K": (head, d_model, d_head), "W_V": (head, d_model, d_head),
               "W_O": (head, d_head, d_model)}
@@ -550,6 +597,10 @@ def _pattern_bugs(case: Case) -> list[Bug]:
             ("q and k are swapped (W_Q, b_Q made k and W_K, b_K made q): q = project(x, W_Q, b_Q).",
              (k, q))):
         found.append((message, ref.attention_pattern(wrong_q, wrong_k)))
+    normed = {"x": torch.nn.functional.layer_norm(x, x.shape[-1:])}
+    found.append(("the pattern is the one of a normalised x (x / its std, centred): x is already the "
+                  "LayerNorm's output, so use it as it is. A guess: a LayerNorm applied again.",
+                  ref.attention_pattern(*_qkv({**case, **normed})[:2])))
     for bug in PROJECT.bugs:
         both = [bug.fn(x=case["x"], W=case[f"W_{s}"], b=case[f"b_{s}"]) for s in "QK"]
         found.append((f"in q and k (project): {bug.message}", ref.attention_pattern(*both)))
@@ -567,6 +618,13 @@ def _z_bugs(case: Case, pattern: Any) -> list[Bug]:
     """The layer's ways to a wrong z given a right pattern: a wrong v."""
     return [Bug(message, lambda pattern, v, value=ref.weighted_values(pattern, wrong_v): value)
             for message, wrong_v in _projection_bugs(case, "v")]
+
+
+def _out_bugs(case: Case) -> list[Bug]:
+    """The layer's ways to a wrong out given a right z: the residual stream added in."""
+    plus_x = ref.attention_layer(**clone(case))[2] + case["x"]
+    return [Bug("out is the attention output plus x: the layer returns only what attention adds; the residual "
+                "stream x + out is summed outside the layer.", lambda z, W_O, b_O, value=plus_x: value)]
 
 
 def _layer_order_problem(got: tuple, want: tuple) -> str | None:
@@ -622,17 +680,127 @@ def _diagnose_layer(case: Case, output: Any, inputs_after: Any = None) -> str | 
         # every earlier output is right, so the student's own earlier outputs are this step's inputs
         stage_case = ({"q": q, "k": k}, {"pattern": got[0], "v": v},
                       {"z": got[1], "W_O": case["W_O"], "b_O": case["b_O"]})[i]
-        extra = (_pattern_bugs, lambda c: _z_bugs(c, got[0]), lambda c: [])[i](case)
+        extra = (_pattern_bugs, lambda c: _z_bugs(c, got[0]), _out_bugs)[i](case)
         stage = replace(step, name=LAYER_OUTPUTS[i], bugs=(*step.bugs, *extra))
         problem = (_early_bug(stage, stage_case, got[i], want[i])
                    or _merged_axes(got[i], want[i], step.dims, LAYER_OUTPUTS[i])
                    or _lost_axis(got[i], want[i], step, LAYER_OUTPUTS[i])
+                   or _symptom(stage, stage_case, got[i], want[i], LAYER_OUTPUTS[i])
                    or _whole_numbers(got[i], want[i], LAYER_OUTPUTS[i]))
         if problem:
             raise CheckFailed(problem)
         judge_case(stage, stage_case, got[i])
         raise CheckFailed(f"{LAYER_OUTPUTS[i]} differs from the reference.")  # not reached: judge_case raised
     return None
+
+
+# ---------------------------------------------------------------- what a wrong result's values show
+def _project_symptom(case: Case, got: torch.Tensor, want: torch.Tensor) -> str | None:
+    """The bias or the heads of a projection, read from the result: the added term, the heads' sameness."""
+    x, W, b = case["x"], case["W"], case["b"]
+    term = got - torch.einsum("bpm,hmd->bphd", x, W)
+    if torch.allclose(term, term[:1, :1].expand_as(term), atol=1e-4):
+        if b.shape[0] > 1 and torch.allclose(term[0, 0], b[0].expand_as(b), atol=1e-4):
+            return "every head got head 0's bias b[0]: head h adds its own b[h] (add all of b, [head, d_head])."
+        return ("the matrix product is right, but the term added to it is not b: it is the same at every position, "
+                "like a bias, yet differs from b. A guess: another tensor (a notebook variable?) in place of b.")
+    unbiased = got - b
+    if W.shape[0] > 1 and torch.allclose(unbiased, unbiased[:, :, :1].expand_as(unbiased), atol=1e-4):
+        summed = torch.einsum("bpm,hmd->bpd", x, W)[:, :, None].expand_as(unbiased)
+        if torch.allclose(unbiased, summed, atol=1e-4, rtol=1e-4):
+            return ("before the bias, every head holds the sum over heads of x @ W[h]: the head letter is missing "
+                    "from the einsum's output, so heads were summed. Keep it: einsum('bpm,hmd->bphd', x, W).")
+        return "before the bias, every head has the same values: head h must use its own W[h]."
+    return None
+
+
+def _scores_symptom(case: Case, got: torch.Tensor, want: torch.Tensor) -> str | None:
+    """Scores that are the dot products over sqrt(n) for a whole n other than this q's d_head."""
+    raw = _raw_scores(case["q"], case["k"])
+    c = float((got * raw).sum() / (raw * raw).sum())
+    d_head = case["q"].shape[-1]
+    if c <= 0 or not torch.allclose(got, c * raw, atol=1e-5, rtol=1e-4):
+        return None
+    n = round(1 / c ** 2)
+    if n < 2 or n == d_head or not math.isclose(c, 1 / math.sqrt(n), rel_tol=1e-4):
+        return None
+    return (f"your scores are the dot products divided by sqrt({n}), but this q's d_head is {d_head}: take the "
+            "scale from the input, math.sqrt(q.shape[-1]). A guess: a fixed number or a notebook variable "
+            "(such as the model's d_head) in its place.")
+
+
+def _mask_symptom(case: Case, got: torch.Tensor, want: torch.Tensor) -> str | None:
+    """Where the mask went and what it wrote, read from the result against the scores."""
+    scores = case["scores"]
+    n_q, n_k = scores.shape[-2:]
+    future = torch.triu(torch.ones(n_q, n_k, dtype=torch.bool), diagonal=1).expand_as(scores)
+    nan = torch.isnan(got)
+    if nan.any() and torch.equal(nan, ~future):
+        return ("your result is NaN wherever a score should be kept (on and below the diagonal). A guess: a 0/1 mask "
+                "multiplied by inf (0 * inf is NaN). Use scores.masked_fill(mask, float('-inf')) or torch.where.")
+    kept = torch.isclose(got, scores, atol=1e-5, rtol=1e-4)
+    if not kept[~future].all():
+        if bool((got[~future] == 0).all()):
+            return ("your result is 0 wherever a score should be kept (on and below the diagonal): the scores are "
+                    "missing from it. Return the scores with only the later keys replaced: "
+                    "scores.masked_fill(mask, float('-inf')).")
+        return None
+    hidden = got <= -1e4
+    for d in range(-n_q + 1, n_k + 1):
+        region = torch.triu(torch.ones(n_q, n_k, dtype=torch.bool), diagonal=d).expand_as(scores)
+        if d not in (0, 1) and torch.equal(hidden, region) and kept[~region].all():
+            later = "key i + 1" if d == 2 else f"keys i + 1 to i + {d - 1}"
+            where = (f"query i still sees {later}, after it" if d > 1
+                     else f"it also hides keys up to {-d} position(s) before the query, and the query itself")
+            return (f"your mask hides the keys j >= i + {d} (torch.triu(..., diagonal={d})): {where}. "
+                    "Mask exactly the keys after the query, j > i: diagonal=1.")
+    masked = got[future]
+    if masked.numel() and bool((masked == masked[0]).all()) and float(masked[0]) > -1e4:
+        value = float(masked[0])
+        if value == math.inf:
+            return ("the masked scores are +inf, where they must be -inf: after the softmax a +inf key would take "
+                    "all the weight (or give NaN). Use float('-inf').")
+        return (f"the masked scores were set to {value:g}, which still gets weight after the softmax (e^{value:g} is "
+                "not 0): use float('-inf').")
+    return None
+
+
+def _pattern_symptom(case: Case, got: torch.Tensor, want: torch.Tensor) -> str | None:
+    """A pattern that leaks to later keys, has an empty diagonal, or is the softmax of rescaled scores."""
+    n = got.shape[-1]
+    future = torch.triu(torch.ones(n, n, dtype=torch.bool), diagonal=1)
+    sums_to_one = torch.allclose(got.sum(-1), torch.ones(()), atol=1e-4)
+    leak = float(got[..., future].abs().max()) if n > 1 else 0.0
+    if sums_to_one and leak > 1e-4:
+        return (f"your pattern gives weight to later keys (entries above the diagonal reach {leak:.3g}; they must be "
+                "0): the mask did not take effect before the softmax. A guess: the masked scores were set to 0 or "
+                "another finite number, which still gets weight, instead of -inf.")
+    diagonal = got.diagonal(dim1=-2, dim2=-1)[..., 1:]
+    if n > 1 and sums_to_one and bool((diagonal.abs() < 1e-6).all()):
+        return ("your pattern is 0 on the diagonal (rows 1 and on): a query may attend to itself. The mask must hide "
+                "only the keys after the query, j > i (torch.triu(..., diagonal=1)).")
+    scores = _raw_scores(case["q"], case["k"]) / math.sqrt(case["q"].shape[-1])
+    visible = ~future.expand_as(scores)
+    if not bool((got[visible] > 0).all()):
+        return None
+    counts = visible.sum(-1, keepdim=True)
+    centred = lambda t: torch.where(visible, t - (t * visible).sum(-1, keepdim=True) / counts, 0.0)  # noqa: E731
+    a, t = centred(got.clamp_min(1e-30).log()), centred(scores)
+    c = float((a * t).sum() / (t * t).sum())
+    if abs(c - 1) < 1e-3 or not torch.allclose(ref.apply_causal_mask(c * scores).softmax(-1), got, atol=1e-5,
+                                               rtol=1e-4):
+        return None
+    d_head = case["q"].shape[-1]
+    if math.isclose(c, 1 / math.sqrt(d_head), rel_tol=1e-3):
+        return ("your pattern is the softmax of the scores divided by sqrt(d_head) a second time: the scale is "
+                "applied twice (attention_scores already divides by sqrt(d_head)).")
+    return (f"your pattern is the softmax of {c:.4g} times the right scores: the scale of the scores is off (it is "
+            "1/sqrt(d_head), applied once).")
+
+
+_SYMPTOMS: dict[Callable[..., Any], tuple[Callable[[Case, torch.Tensor, torch.Tensor], str | None], ...]] = {
+    ref.project: (_project_symptom,), ref.attention_scores: (_scores_symptom,), ref.apply_causal_mask: (_mask_symptom,),
+    ref.attention_pattern: (_pattern_symptom,)}
 
 
 check_project = _check(PROJECT, PROJECT_INPUT_DIMS)

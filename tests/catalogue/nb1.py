@@ -758,7 +758,7 @@ MISTAKES = [
     _m(nb1.check_attention_scores, scores_heads_dotted_unscaled, "heads dotted with heads, and no scale",
        "the shape this mistake gives: the matrix product ran over the wrong axes"),
     _m(nb1.check_attention_scores, scores_floor_division, "floor division by sqrt(d_head)",
-       "every value of your result is a whole number (99 of the 294 finite ones are 0)"),
+       "every value of your result is a whole number (100 of the 294 finite ones are 0)"),
     _m(nb1.check_attention_scores, scores_heads_summed, "einsum without h in the output",
        "your values are the expected ones summed over the `head` axis"),
     _m(nb1.check_attention_scores, scores_power_floor, "d ** (1 // 2), which is 1",
@@ -773,10 +773,10 @@ MISTAKES = [
     _m(nb1.check_attention_scores, scores_einsum_unknown_output, "einsum output letter in no input",
        "output letter j appears in no input"),
     _m(nb1.check_attention_scores, scores_mm_flat, "flattened matrix product of mismatched axes",
-       "the last axis of A (here 8) must equal the first axis of B (here 42). Here 8 is `d_head`"),
+       "the last axis of A (here 6) must equal the first axis of B (here 42). Here 6 is `d_head`"),
     _m(nb1.check_attention_scores, scores_bmm, "torch.bmm of mismatched batches",
-       "B should have shape [14, 8, ...] to fit A (same batch, and A's last axis against B's second-to-last), "
-       "but it has [2, 7, ...]. Here 8 is `d_head`, 2 is `batch`, 7 is `pos`"),
+       "B should have shape [14, 6, ...] to fit A (same batch, and A's last axis against B's second-to-last), "
+       "but it has [2, 7, ...]. Here 6 is `d_head`, 2 is `batch`, 7 is `pos`"),
     _m(nb1.check_attention_scores, scores_view_transposed, ".view of a transposed tensor",
        ".view cannot reshape a transposed tensor"),
     _m(nb1.check_attention_scores, scores_reshape_invalid, "reshape to sizes of another product",
@@ -985,4 +985,361 @@ MISTAKES += [
 ]
 CORRECT += [
     Correct(nb1.check_pattern_answers, _answers("B", " c"), "right letters in upper case and with a space"),
+]
+
+
+# ================================================================ more mistakes, by symptom class (helper mist1)
+_NOTEBOOK_D_HEAD = 8                                        # the notebook model's d_head
+_NOTEBOOK_WEIGHTS = torch.Generator().manual_seed(321)
+_NOTEBOOK_B_Q = torch.randn(4, 8, generator=_NOTEBOOK_WEIGHTS)          # the notebook's attn.b_Q
+_NOTEBOOK_W_O = torch.randn(4, 8, 32, generator=_NOTEBOOK_WEIGHTS)      # the notebook's attn.W_O
+_NOTEBOOK_B_O = torch.zeros(32)                                         # the notebook's attn.b_O
+
+
+def _future_of(scores):
+    n = scores.shape[-1]
+    return torch.triu(torch.ones(n, n, dtype=torch.bool, device=scores.device), diagonal=1)
+
+
+def project_unsqueeze_in_place(x, W, b):
+    x.unsqueeze_(2)                                  # [batch, pos, 1, d_model]
+    return (x.unsqueeze(-1) * W).sum(-2) + b
+
+
+def project_centres_x_in_place(x, W, b):
+    x -= x.mean(dim=-1, keepdim=True)
+    return torch.einsum("bpm,hmd->bphd", x, W) + b
+
+
+def project_bfloat16(x, W, b):
+    return (torch.einsum("bpm,hmd->bphd", x.bfloat16(), W.bfloat16()) + b.bfloat16()).float()
+
+
+def project_float64_kept(x, W, b):
+    return torch.einsum("bpm,hmd->bphd", x.double(), W.double()) + b.double()
+
+
+def project_bias_of_head_0(x, W, b):
+    return torch.einsum("bpm,hmd->bphd", x, W) + b[0]
+
+
+def project_notebook_bias(x, W, b):
+    return torch.einsum("bpm,hmd->bphd", x, W) + _NOTEBOOK_B_Q
+
+
+def project_heads_summed(x, W, b):
+    return torch.einsum("bpm,hmd->bpd", x, W)[:, :, None, :] + b
+
+
+def scores_scaled_twice(q, k):
+    d = q.shape[-1]
+    return torch.einsum("bqhd,bkhd->bhqk", q / math.sqrt(d), k) / math.sqrt(d)
+
+
+def scores_notebook_d_head(q, k):
+    return torch.einsum("bqhd,bkhd->bhqk", q, k) / math.sqrt(_NOTEBOOK_D_HEAD)
+
+
+def scores_scale_q_in_place(q, k):
+    q /= math.sqrt(q.shape[-1])
+    return torch.einsum("bqhd,bkhd->bhqk", q, k)
+
+
+def scores_half(q, k):
+    return (torch.einsum("bqhd,bkhd->bhqk", q.half(), k.half()) / math.sqrt(q.shape[-1])).float()
+
+
+def mask_diagonal_2(scores):
+    n = scores.shape[-1]
+    return scores.masked_fill(torch.triu(torch.ones(n, n, dtype=torch.bool), diagonal=2), float("-inf"))
+
+
+def mask_plus_inf(scores):
+    return scores.masked_fill(_future_of(scores), float("inf"))
+
+
+def mask_times_inf(scores):
+    n = scores.shape[-1]
+    return scores + torch.triu(torch.ones(n, n), diagonal=1) * float("-inf")
+
+
+def mask_small_negative(scores):
+    return scores.masked_fill(_future_of(scores), -100.0)
+
+
+def mask_only(scores):
+    return torch.zeros_like(scores).masked_fill(_future_of(scores), float("-inf"))
+
+
+def mask_half(scores):
+    return scores.half().masked_fill(_future_of(scores), float("-inf")).float()
+
+
+def pattern_scaled_twice(q, k):
+    return _causal(_scaled(q, k) / math.sqrt(q.shape[-1])).softmax(-1)
+
+
+def pattern_mask_zero(q, k):
+    scores = _scaled(q, k)
+    return scores.masked_fill(_future_of(scores), 0.0).softmax(-1)
+
+
+def pattern_diagonal_masked_row_0_kept(q, k):
+    scores = _scaled(q, k)
+    n = scores.shape[-1]
+    mask = torch.triu(torch.ones(n, n, dtype=torch.bool), diagonal=0)
+    mask[0, 0] = False                               # "fixes" the NaN of row 0
+    return scores.masked_fill(mask, float("-inf")).softmax(-1)
+
+
+def pattern_half(q, k):
+    return _causal(_scaled(q, k)).half().softmax(-1).float()
+
+
+def pattern_sum_without_keepdim(q, k):
+    e = _causal(_scaled(q, k)).exp()
+    return e / e.sum(-1)
+
+
+def z_batch_0_for_all(pattern, v):
+    return torch.stack([torch.einsum("hqk,khd->qhd", pattern[0], v[0]) for _ in range(pattern.shape[0])])
+
+
+def z_summed_over_batch(pattern, v):
+    return torch.einsum("bhqk,bkhd->qhd", pattern, v)[None]
+
+
+def z_unsqueeze_in_place(pattern, v):
+    pattern.unsqueeze_(-1)
+    return (pattern * v.permute(0, 2, 1, 3).unsqueeze(2)).sum(3).permute(0, 2, 1, 3)
+
+
+def z_numpy(pattern, v):
+    return np.einsum("bhqk,bkhd->bqhd", pattern.numpy(), v.numpy())
+
+
+def z_bfloat16(pattern, v):
+    return torch.einsum("bhqk,bkhd->bqhd", pattern.bfloat16(), v.bfloat16()).to(v.dtype)
+
+
+def output_z_flattened_transposed(z, W_O, b_O):
+    b, p, h, d = z.shape
+    return z.transpose(2, 3).reshape(b, p, h * d) @ W_O.reshape(h * d, -1) + b_O
+
+
+def output_notebook_bias(z, W_O, b_O):
+    return torch.einsum("bphd,hdm->bpm", z, W_O) + _NOTEBOOK_B_O
+
+
+def output_first_sequence(z, W_O, b_O):
+    return torch.einsum("phd,hdm->pm", z[0], W_O) + b_O
+
+
+def output_bfloat16(z, W_O, b_O):
+    return (torch.einsum("bphd,hdm->bpm", z.bfloat16(), W_O.bfloat16()) + b_O.bfloat16()).float()
+
+
+def layer_notebook_W_O(x, W_Q, b_Q, W_K, b_K, W_V, b_V, W_O, b_O):
+    return _layer(_good_pattern)(x, W_Q, b_Q, W_K, b_K, W_V, b_V, _NOTEBOOK_W_O, _NOTEBOOK_B_O)
+
+
+def layer_layer_norm_again(x, W_Q, b_Q, W_K, b_K, W_V, b_V, W_O, b_O):
+    x = F.layer_norm(x, x.shape[-1:])
+    return _layer(_good_pattern)(x, W_Q, b_Q, W_K, b_K, W_V, b_V, W_O, b_O)
+
+
+def layer_adds_residual(x, W_Q, b_Q, W_K, b_K, W_V, b_V, W_O, b_O):
+    pattern, z, out = _layer(_good_pattern)(x, W_Q, b_Q, W_K, b_K, W_V, b_V, W_O, b_O)
+    out += x                                         # "add to the residual stream"
+    return pattern, z, out
+
+
+def layer_returns_scores(x, W_Q, b_Q, W_K, b_K, W_V, b_V, W_O, b_O):
+    q, k, v = _proj(x, W_Q, b_Q), _proj(x, W_K, b_K), _proj(x, W_V, b_V)
+    scores = _causal(_scaled(q, k))
+    z = torch.einsum("bhqk,bkhd->bqhd", scores.softmax(-1), v)
+    return scores, z, torch.einsum("bphd,hdm->bpm", z, W_O) + b_O
+
+
+def layer_z_head_first(x, W_Q, b_Q, W_K, b_K, W_V, b_V, W_O, b_O):
+    pattern, z, out = _layer(_good_pattern)(x, W_Q, b_Q, W_K, b_K, W_V, b_V, W_O, b_O)
+    return pattern, z.transpose(1, 2), out
+
+
+def layer_half(x, W_Q, b_Q, W_K, b_K, W_V, b_V, W_O, b_O):
+    halves = [t.half() for t in (x, W_Q, b_Q, W_K, b_K, W_V, b_V, W_O, b_O)]
+    return tuple(t.float() for t in _layer(_good_pattern)(*halves))
+
+
+def _s(check, fn, kind, expect, symptom):
+    return Mistake(check, (fn,), kind, expect, H(check), symptom=symptom)
+
+
+MISTAKES += [
+    _s(nb1.check_project, project_unsqueeze_in_place, "x.unsqueeze_ to add a head axis",
+       "changed its input `x` in place", "in place/alias"),
+    _s(nb1.check_project, project_centres_x_in_place, "x -= its mean", "changed its input `x` in place",
+       "in place/alias"),
+    _s(nb1.check_project, project_bfloat16, "bfloat16 inside, cast back", "bfloat16", "float16"),
+    _s(nb1.check_project, project_float64_kept, "float64 result", "dtype torch.float64", "float16"),
+    _s(nb1.check_project, project_bias_of_head_0, "b[0] added to every head", "head 0's bias b[0]", "other"),
+    _s(nb1.check_project, project_notebook_bias, "the notebook's attn.b_Q in place of b",
+       "No axis of the inputs has size 8. A guess: a tensor that is not one of the arguments", "global"),
+    _s(nb1.check_project, project_heads_summed, "h missing from the einsum output, broadcast back",
+       "every head holds the sum over heads", "transpose/einsum"),
+    _s(nb1.check_attention_scores, scores_scaled_twice, "q and the scores both divided by sqrt(d_head)",
+       "you divided by d_head", "scale"),
+    _s(nb1.check_attention_scores, scores_notebook_d_head, "the notebook model's d_head (8)",
+       "divided by sqrt(8), but this q's d_head is 6", "global"),
+    _s(nb1.check_attention_scores, scores_scale_q_in_place, "q /= sqrt(d_head)", "changed its input `q` in place",
+       "in place/alias"),
+    _s(nb1.check_attention_scores, scores_half, "float16 inside, cast back", "float16", "float16"),
+    _s(nb1.check_apply_causal_mask, mask_diagonal_2, "triu(diagonal=2): key i + 1 left visible",
+       "hides the keys j >= i + 2", "off by one"),
+    _s(nb1.check_apply_causal_mask, mask_plus_inf, "+inf instead of -inf", "the masked scores are +inf", "mask value"),
+    _s(nb1.check_apply_causal_mask, mask_times_inf, "0/1 mask times -inf (NaN)", "0 * inf is NaN", "mask value"),
+    _s(nb1.check_apply_causal_mask, mask_small_negative, "-100 as the mask value", "set to -100", "mask value"),
+    _s(nb1.check_apply_causal_mask, mask_only, "the additive mask returned without the scores",
+       "the scores are missing from it", "other"),
+    _s(nb1.check_apply_causal_mask, mask_half, "float16 inside, cast back", "float16", "float16"),
+    _s(nb1.check_attention_pattern, pattern_scaled_twice, "scores divided by sqrt(d_head) again",
+       "divided by sqrt(d_head) a second time", "scale"),
+    _s(nb1.check_attention_pattern, pattern_mask_zero, "masked scores set to 0", "gives weight to later keys",
+       "mask value"),
+    _s(nb1.check_attention_pattern, pattern_diagonal_masked_row_0_kept, "diagonal masked, row 0 patched",
+       "0 on the diagonal", "off by one"),
+    _s(nb1.check_attention_pattern, pattern_half, "softmax in float16, cast back", "float16", "float16"),
+    _s(nb1.check_attention_pattern, pattern_sum_without_keepdim, "e / e.sum(-1) without keepdim",
+       "have axes that do not line up", "transpose/einsum"),
+    _s(nb1.check_weighted_values, z_batch_0_for_all, "batch entry 0 for every entry",
+       "every batch entry holds the expected result of batch entry 0", "batch axis"),
+    _s(nb1.check_weighted_values, z_summed_over_batch, "einsum without b in the output", "Axis `batch` has 1",
+       "batch axis"),
+    _s(nb1.check_weighted_values, z_unsqueeze_in_place, "pattern.unsqueeze_", "changed its input `pattern` in place",
+       "in place/alias"),
+    _s(nb1.check_weighted_values, z_numpy, "NumPy result", "NumPy array", "numpy/device"),
+    _s(nb1.check_weighted_values, z_bfloat16, "bfloat16 inside, cast back", "bfloat16", "float16"),
+    _s(nb1.check_attention_output, output_z_flattened_transposed, "z flattened as [d_head, head]",
+       "z was flattened as [d_head, head]", "transpose/einsum"),
+    _s(nb1.check_attention_output, output_notebook_bias, "the notebook's attn.b_O in place of b_O",
+       "No axis of the inputs has size 32", "global"),
+    _s(nb1.check_attention_output, output_first_sequence, "z[0]: one sequence only",
+       "the expected ones at index 0 of the `batch` axis", "batch axis"),
+    _s(nb1.check_attention_output, output_bfloat16, "bfloat16 inside, cast back", "bfloat16", "float16"),
+    _s(nb1.check_attention_layer, layer_notebook_W_O, "the notebook's attn.W_O, attn.b_O",
+       "No axis of the inputs has size 8", "global"),
+    _s(nb1.check_attention_layer, layer_layer_norm_again, "LayerNorm applied to x again", "a LayerNorm applied again",
+       "other"),
+    _s(nb1.check_attention_layer, layer_adds_residual, "out += x", "out is the attention output plus x", "other"),
+    _s(nb1.check_attention_layer, layer_returns_scores, "masked scores returned as the pattern", "no softmax",
+       "other"),
+    _s(nb1.check_attention_layer, layer_z_head_first, "z returned as [batch, head, pos, d_head]", "wrong order",
+       "transpose/einsum"),
+    _s(nb1.check_attention_layer, layer_half, "float16 throughout, cast back", "float16", "float16"),
+    _s(nb1.check_against_transformer_lens, layer_adds_residual, "out += x", "out is the attention output plus x",
+       "other"),
+    _s(nb1.check_against_transformer_lens, layer_half, "float16 throughout, cast back", "float16", "float16"),
+]
+
+
+def project_tensordot(x, W, b):
+    return torch.tensordot(x, W, dims=([2], [1])) + b
+
+
+def scores_loops(q, k):
+    batch, pos, heads, d_head = q.shape
+    out = torch.empty(batch, heads, pos, k.shape[1], dtype=q.dtype, device=q.device)
+    for b in range(batch):
+        for h in range(heads):
+            out[b, h] = q[b, :, h] @ k[b, :, h].T / math.sqrt(d_head)
+    return out
+
+
+def scores_both_scaled(q, k):
+    s = q.shape[-1] ** 0.25
+    return torch.einsum("bqhd,bkhd->bhqk", q / s, k / s)
+
+
+def mask_not_tril(scores):
+    n = scores.shape[-1]
+    return scores.masked_fill(~torch.tril(torch.ones(n, n, dtype=torch.bool, device=scores.device)), float("-inf"))
+
+
+def mask_arange(scores):
+    i = torch.arange(scores.shape[-2], device=scores.device)[:, None]
+    j = torch.arange(scores.shape[-1], device=scores.device)[None, :]
+    return scores.masked_fill(j > i, float("-inf"))
+
+
+def mask_row_loop(scores):
+    out = scores.clone()
+    for i in range(scores.shape[-2]):
+        out[..., i, i + 1:] = float("-inf")
+    return out
+
+
+def mask_where_inf_tensor(scores):
+    return torch.where(_future_of(scores), torch.tensor(float("-inf"), dtype=scores.dtype), scores)
+
+
+def pattern_exp_without_max(q, k):
+    e = _causal(_scaled(q, k)).exp()
+    return e / e.sum(dim=-1, keepdim=True)
+
+
+def pattern_F_softmax_dim_3(q, k):
+    return F.softmax(_causal(_scaled(q, k)), dim=3)
+
+
+def z_broadcast_sum(pattern, v):
+    return (pattern.permute(0, 2, 1, 3)[..., None] * v.permute(0, 2, 1, 3)[:, None]).sum(-2)
+
+
+def z_loop_over_keys(pattern, v):
+    z = torch.zeros_like(v)
+    for j in range(v.shape[1]):
+        z = z + pattern[:, :, :, j].transpose(1, 2)[..., None] * v[:, j][:, None]
+    return z
+
+
+def output_per_head_then_sum(z, W_O, b_O):
+    return torch.einsum("bphd,hdm->bphm", z, W_O).sum(dim=2) + b_O
+
+
+def output_bias_first(z, W_O, b_O):
+    out = b_O.expand(*z.shape[:2], -1).clone()
+    for h in range(z.shape[2]):
+        out += z[:, :, h] @ W_O[h]
+    return out
+
+
+def layer_inline_head_first(x, W_Q, b_Q, W_K, b_K, W_V, b_V, W_O, b_O):
+    q, k, v = (torch.einsum("bpm,hmd->bhpd", x, W) + b[:, None] for W, b in ((W_Q, b_Q), (W_K, b_K), (W_V, b_V)))
+    scores = q @ k.transpose(-1, -2) / math.sqrt(q.shape[-1])
+    pattern = torch.softmax(_causal(scores), dim=-1)
+    z = (pattern @ v).transpose(1, 2)
+    return pattern, z, z.reshape(*z.shape[:2], -1) @ W_O.reshape(-1, W_O.shape[-1]) + b_O
+
+
+def layer_returns_list(x, W_Q, b_Q, W_K, b_K, W_V, b_V, W_O, b_O):
+    return list(_layer(_good_pattern)(x, W_Q, b_Q, W_K, b_K, W_V, b_V, W_O, b_O))
+
+
+CORRECT += [
+    _c(nb1.check_project, project_tensordot, "torch.tensordot over d_model"),
+    _c(nb1.check_attention_scores, scores_loops, "loops over batch and head"),
+    _c(nb1.check_attention_scores, scores_both_scaled, "q and k each divided by d_head ** 0.25"),
+    _c(nb1.check_apply_causal_mask, mask_not_tril, "~tril"),
+    _c(nb1.check_apply_causal_mask, mask_arange, "j > i from two aranges"),
+    _c(nb1.check_apply_causal_mask, mask_row_loop, "clone, then a loop over rows"),
+    _c(nb1.check_apply_causal_mask, mask_where_inf_tensor, "torch.where with a -inf tensor"),
+    _c(nb1.check_attention_pattern, pattern_exp_without_max, "exp / sum without the max subtracted"),
+    _c(nb1.check_attention_pattern, pattern_F_softmax_dim_3, "F.softmax(dim=3)"),
+    _c(nb1.check_weighted_values, z_broadcast_sum, "broadcast product, sum over keys"),
+    _c(nb1.check_weighted_values, z_loop_over_keys, "loop over keys"),
+    _c(nb1.check_attention_output, output_per_head_then_sum, "per-head einsum, then .sum(dim=2)"),
+    _c(nb1.check_attention_output, output_bias_first, "b_O expanded and cloned, heads added in place"),
+    _c(nb1.check_attention_layer, layer_inline_head_first, "all inline, head-first layout"),
+    _c(nb1.check_attention_layer, layer_returns_list, "returns a list"),
+    _c(nb1.check_against_transformer_lens, layer_inline_head_first, "all inline, head-first layout"),
 ]

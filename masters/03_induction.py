@@ -166,7 +166,8 @@ print(f"untrained: first copy {first:.2f} nats, second copy {second:.2f} nats; "
       f"uniform guess over {d_vocab - 1} tokens: {circuits.chance_loss(d_vocab):.2f} nats")
 
 # %% [markdown]
-# Both copies cost about the same as a uniform guess: an untrained model learns nothing from the repeat.
+# Both copies cost about the same, a little more than a uniform guess (the cell prints all three): an untrained
+# model learns nothing from the repeat.
 #
 # ## 2. Training, and the phase change
 #

@@ -289,7 +289,7 @@ nb2.check_previous_token_qk(previous_token_qk, layouts=({"d_vocab": 10, "n_ctx":
 # %% [markdown]
 # **Look at your QK circuit.** Because the positions are one-hot, the score of query `i` for key `j` doesn't
 # depend on the tokens at all: it is entry `[i, j]` of $W_{pos} W_Q W_K^T W_{pos}^T / \sqrt{d_{head}}$. Before the
-# causal mask you should see one bright stripe, just below the diagonal.
+# causal mask you should see one dark stripe, just below the diagonal.
 
 # %%
 W_pos, W_Q, W_K = previous_token_qk(layout)

@@ -509,7 +509,7 @@ print(f"attention spread evenly over the visible past would score {(1 / (second_
 # says where a head attends, not whether anything downstream needs it. With 0.0 gone, though, 0.3 carries the
 # little that is left: ablating both together makes the induction scores collapse further, close to what
 # attention spread evenly would score (the cell prints it). Ablating 0.1 or 0.2 changes nothing. Here is one
-# induction head on one sequence, before and after: the bright stripe `seq_len - 1` below the diagonal is the
+# induction head on one sequence, before and after: the dark stripe `seq_len - 1` below the diagonal is the
 # induction stripe.
 
 # %%

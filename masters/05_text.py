@@ -479,7 +479,7 @@ right.plot(steps, history["previous_token_score"][:, 0].amax(-1), "C3--", label=
 right.set(ylim=(0, 1), ylabel="score")
 ax.set(xlabel="training step", title="2-layer text model during training")
 lines = ax.get_lines() + right.get_lines()
-ax.legend(lines, [line.get_label() for line in lines], fontsize=8, loc="center right")
+ax.legend(lines, [line.get_label() for line in lines], fontsize=8, loc="upper right")   # above the curves
 plt.show()
 
 # %% [markdown]
@@ -516,10 +516,12 @@ turn = text_analysis.turning_point(coords)
 fig, ax = plt.subplots(figsize=(6, 4))
 ax.plot(coords[:, 0], coords[:, 1], "-o")
 for i, step in enumerate(snapshot_steps):
-    ax.annotate(str(step), coords[i], fontsize=8)
+    ax.annotate(str(step), coords[i], fontsize=8, xytext=(5 if i % 2 else -5, -3), textcoords="offset points",
+                ha="left" if i % 2 else "right")          # neighbouring steps on opposite sides, so labels don't overlap
 ax.set(xlabel=f"PC 1 ({variance[0]:.0%} of variance)", ylabel=f"PC 2 ({variance[1]:.0%})",
        title="per-token losses of the snapshots")
 plt.show()
+assert len(induction_series) == len(snapshots), "the slider cell above has not scored every snapshot: run it first (it needs Section 2's `best`)"
 print(f"the path turns most sharply at step {snapshot_steps[turn]}; the induction score there: "
       f"{induction_series[turn]:.2f} (first snapshot {induction_series[0]:.2f}, last {induction_series[-1]:.2f})")
 

@@ -264,7 +264,7 @@ print(f"control, loss on repeated tokens: {float(control_history['repeated_loss'
       f"{float(control_history['induction_score'][-1].max()):.2f}")
 
 # %% [markdown]
-# The control's loss on repeated tokens falls a little and then stalls, far above the 2-layer model's (the cell
+# The control's loss on repeated tokens falls a little and then only creeps down, far above the 2-layer model's (the cell
 # prints both), and its induction score stays near 0: one layer cannot build an induction head. A key in layer 0 is computed from its own token and position
 # only, so it cannot say "the token before me was `[A]`"; that needs a previous-token head in an *earlier*
 # layer (Notebook 2). What the control does learn is to copy tokens it has already seen, which helps a little.

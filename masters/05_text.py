@@ -505,8 +505,8 @@ phase_slider(snapshot_steps, torch.stack(frames), {f"induction score of {best[0]
 # Olsson et al. also looked at the phase change without choosing any score: take the loss of one random token in
 # each of many held-out contexts, for every snapshot, and project these loss vectors onto their first two principal
 # components. Each snapshot is a point; training draws a path. In this model the sharpest turn of the path falls
-# inside the rise of the induction score (the cell prints the score at the turn, at the first and at the last
-# snapshot).
+# in the first half of the rise of the induction score (the cell prints the score at the turn, at the first and at
+# the last snapshot).
 
 # %%
 positions = torch.randint(1, cfg.n_ctx - 1, (held_out.shape[0],), generator=torch.Generator().manual_seed(4))

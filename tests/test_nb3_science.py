@@ -410,9 +410,9 @@ def test_shipped_control_is_the_scripts_run(control):
     assert torch.allclose(fresh, loaded, atol=0.02)
 
 
-def test_the_control_stalls_and_the_smeared_key_model_jumps_early(run):
+def test_the_control_levels_off_and_the_smeared_key_model_jumps_early(run):
     """Notebook 3's control and bonus text, on the checkpoints it loads: the control's loss on repeated tokens
-    falls a little, then stays flat far above the 2-layer model's; the smeared-key model's induction score
+    falls a little, then only creeps down (by under 0.3 nats), far above the 2-layer model's; the smeared-key model's induction score
     jumps within the first hundred steps, before the 2-layer model's."""
     history = T.load_checkpoint(T.CONTROL_CHECKPOINT)["history"]
     late = history["repeated_loss"][history["step"] >= 120]

@@ -148,7 +148,8 @@ def test_induction_predicts_repeats_and_is_wrong_on_new_continuations(losses, he
 
 
 def test_the_loss_pca_path_turns_inside_the_rise_of_the_induction_score(models, held_out):
-    """Section 6: the sharpest turn of the snapshots' per-token-loss path lies within the induction score's rise."""
+    """Section 6: the sharpest turn of the snapshots' per-token-loss path lies in the first half of the induction
+    score's rise."""
     steps, snapshots = text.load_snapshots(device="cpu")
     history = text.load_text_model(2, device="cpu")[1]
     positions = torch.randint(1, models[0].cfg.n_ctx - 1, (held_out.shape[0],),
@@ -158,4 +159,4 @@ def test_the_loss_pca_path_turns_inside_the_rise_of_the_induction_score(models, 
     best = history["induction_score"][:, 1].amax(-1)
     low, high = float(best[0]), float(best.max())
     at_turn = float(best[history["step"].tolist().index(turn_step)])
-    assert low + 0.05 * (high - low) < at_turn < low + 0.95 * (high - low), (turn_step, at_turn, low, high)
+    assert low + 0.05 * (high - low) < at_turn < low + 0.5 * (high - low), (turn_step, at_turn, low, high)

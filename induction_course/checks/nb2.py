@@ -29,7 +29,7 @@ from induction_course.attention import apply_causal_mask
 from induction_course.checks.core import (Bug, Case, Check, CheckFailed, Diagnosis, Exercise, choices_check,
                                           clone, make_check, not_a_function, raised, seeded, unwrap)
 from induction_course.checks.record import Opaque, Raised, as_data, capture
-from induction_course.checks.symptoms import named, shape_problem, unknown_hook_symptom
+from induction_course.checks.symptoms import half_rounded, named, shape_problem, unknown_hook_symptom
 from induction_course.models import make_model
 from induction_course.tokenizer import IdTokenizer, tokens_to_text
 
@@ -119,17 +119,8 @@ def _score_index_error(case: Case, output: Any, inputs: Any = None) -> str | Non
 
 
 def _half_rounded(case: Case, output: Any, inputs: Any = None, reference: Callable[..., Any] = None) -> str | None:
-    """A few scores (too few for the engine's float16 test) that are all exactly float16 numbers, close to the
-    expected ones, where the expected ones are not: the computation ran in float16 and was cast back."""
-    if type(output) is not torch.Tensor or output.dtype != torch.float32 or not output.numel():  # noqa: E721
-        return None
-    want = reference(**clone(case))
-    if output.shape != want.shape or (want.half().float() == want).all():
-        return None
-    if (output.half().float() == output).all() and torch.allclose(output, want, rtol=2e-2, atol=2e-3):
-        return ("every score is exactly a float16 number and close to the expected one: the computation ran in "
-                "float16 (.half() or autocast) and was cast back to float32, losing digits. Keep float32 throughout.")
-    return None
+    """A few scores (too few for the engine's float16 test), all exactly float16 numbers (symptoms.half_rounded)."""
+    return half_rounded(output, reference(**clone(case)), "score")
 
 
 def _other_stripe(reference: Callable[..., Any], offset: int, known: Sequence[int]) -> Diagnosis:
@@ -155,6 +146,20 @@ def _other_stripe(reference: Callable[..., Any], offset: int, known: Sequence[in
     return diagnose
 
 
+def _other_column(case: Case, output: Any, inputs: Any = None) -> str | None:
+    """First-token scores that are exactly the mean attention on another key k than 0 (queries i >= 1 or i >= k)."""
+    pattern, want = case["pattern"], ref.first_token_score(case["pattern"])
+    if (type(output) is not torch.Tensor or output.shape != want.shape or output.dtype != want.dtype  # noqa: E721
+            or torch.allclose(output, want, atol=1e-5, rtol=1e-4)):
+        return None
+    for k in range(1, pattern.shape[-1] - 1):   # the last column is a Bug of its own
+        for start in {1, k}:
+            if torch.allclose(output, pattern[..., start:, k].mean(dim=(0, -1)), atol=1e-5, rtol=1e-4):
+                return (f"your scores are exactly the attention on key {k} (column {k}), averaged; BOS is key 0, "
+                        "the first column: pattern[..., 1:, 0].")
+    return None
+
+
 def _score_diagnoses(reference: Callable[..., Any], offset: int | None, known: Sequence[int] = ()) -> tuple:
     """Wrong axes in a score (the default diagonal of the first two axes, the mean over the wrong axis), an
     index run off an axis, float16, and (for the stripe scores) another stripe than the one asked for."""
@@ -176,8 +181,7 @@ def _score_diagnoses(reference: Callable[..., Any], offset: int | None, known: S
                         lambda pattern: pattern[:, 1:, 0].mean(dim=(0, -1))))
     found = [_shape_bugs(reference, *bugs), _score_index_error,
              lambda case, output, inputs=None: _half_rounded(case, output, inputs, reference)]
-    if offset is not None:
-        found.append(_other_stripe(reference, offset, known))
+    found.append(_other_stripe(reference, offset, known) if offset is not None else _other_column)
     return tuple(found)
 
 
@@ -314,7 +318,40 @@ SCORE_ALL = Exercise(
     ),
 )
 
+def _score_hook_point(case: Case, output: Any, inputs: Any = None) -> str | None:
+    """Scores that are score_fn applied to another cached activation than the pattern (as it is, or with its
+    second and third axes swapped, [batch, pos, head, ...] -> [batch, head, pos, ...])."""
+    model, tokens, score_fn = case["model"], case["tokens"], case["score_fn"]
+    want = _score_all_heads(model, tokens, score_fn)
+    if (type(output) is not torch.Tensor or output.shape != want.shape  # noqa: E721
+            or torch.allclose(output, want, atol=1e-5, rtol=1e-4)):
+        return None
+    cache, layers = _caches(model, tokens), range(model.cfg.n_layers)
+    patterns = [cache["pattern", layer] for layer in layers]
+    for suffix in sorted({name.split(".", 2)[2] for name in cache.keys() if name.startswith("blocks.0.")}, key=len):
+        acts = [cache[f"blocks.{layer}.{suffix}"] for layer in layers]
+        if acts[0].dim() != 4 or any(a.shape == p.shape and torch.equal(a, p) for a, p in zip(acts, patterns)):
+            continue
+        for swap in (False, True):
+            try:
+                scores = torch.stack([score_fn(a.transpose(1, 2) if swap else a) for a in acts])
+            except Exception:  # a score_fn that cannot read this activation is not what the student did
+                continue
+            if scores.shape == output.shape and torch.allclose(output, scores, atol=1e-5, rtol=1e-4):
+                return (f"these are score_fn's values on the hook point {suffix} of each layer"
+                        f"{' (its head and position axes swapped)' if swap else ''}, not on the attention pattern: "
+                        "give score_fn cache['pattern', layer] (blocks.{layer}.attn.hook_pattern).")
+    return None
+
+
+# An IndexError from the embedding: a token id that the check's small model (20 tokens) does not have.
+FOREIGN_TOKENS = ("IndexError", "index out of range in self",
+                  "The embedding met a token id that the check's model (a vocabulary of 20 tokens) does not have, "
+                  "though every token the check passes is below 20. A guess: the tokens came from a notebook "
+                  "variable (the notebook's `tokens`, from a vocabulary of 128) instead of the function's arguments.")
+
 check_score_all_heads = make_check(replace(SCORE_ALL, diagnoses=(
+    _score_hook_point,
     _shape_bugs(_score_all_heads,
                 Bug("torch.cat joined the layers' [head] scores end to end into one long vector: torch.stack "
                     "them, which adds a new layer axis in front.",
@@ -323,7 +360,7 @@ check_score_all_heads = make_check(replace(SCORE_ALL, diagnoses=(
                     "so that the result is [layer, head].",
                     lambda model, tokens, score_fn: _score_all_heads(model, tokens, score_fn).T)),
     _missing_layer,
-    _raised_as(("ValueError", "only one element tensors",
+    _raised_as(FOREIGN_TOKENS, ("ValueError", "only one element tensors",
                 "torch.tensor(...) cannot build one tensor out of a list of tensors: use torch.stack(list)."),
                ("TypeError", "expected Tensor as element|must be tuple of Tensors",
                 "torch.stack needs a list of tensors: give it the [head] tensors that score_fn returns."))),
@@ -528,7 +565,8 @@ def _collect_plot(plot_fn: Any, seed: int, n_layers: int, layer: int, head: int)
         returned = "Axes" if isinstance(ax, plt.Axes) else type(ax).__name__
         images = ax.images if isinstance(ax, plt.Axes) else []
         image = (torch.as_tensor(images[-1].get_array().data, dtype=torch.float32) if images else None)
-        return {"returned": returned, "image": as_data(image)}
+        labels = [label.get_text() for label in ax.get_xticklabels()] if isinstance(ax, plt.Axes) else []
+        return {"returned": returned, "image": as_data(image), "labels": as_data(labels)}
     finally:
         plt.close("all")
 
@@ -538,7 +576,7 @@ def _judge_plot(record: Any, seed: int, n_layers: int, layer: int, head: int) ->
     if not isinstance(record, dict) or "returned" not in record:
         raise not_a_function(name, record)
     returned = record["returned"]
-    message = _missing_layer_message(returned, n_layers, [(layer, head)])
+    message = _missing_layer_message(returned, n_layers, [(layer, head)]) or _plot_error(returned)
     if message:
         raise CheckFailed(f"{name}: {message}", returned.traceback)
     returned = unwrap(returned, name)
@@ -558,7 +596,8 @@ def _judge_plot(record: Any, seed: int, n_layers: int, layer: int, head: int) ->
         return image.shape == other.shape and bool(torch.allclose(image, other.float(), atol=1e-5, equal_nan=True))
 
     if shows(want):
-        return f"✓ {name} draws head {layer}.{head}'s pattern of sequence 0."
+        note = _labels_note(record.get("labels"), seed, n_layers)
+        return f"✓ {name} draws head {layer}.{head}'s pattern of sequence 0.{note}"
     if shows(want.T):
         raise CheckFailed("the picture is transposed: rows must be queries and columns keys (pattern[q_pos, k_pos]).")
     for (l, b, h) in torch.cartesian_prod(*(torch.arange(s) for s in patterns.shape[:3])).tolist():
@@ -571,6 +610,38 @@ def _judge_plot(record: Any, seed: int, n_layers: int, layer: int, head: int) ->
         raise CheckFailed("the picture is the pattern averaged over the heads; draw one head, [0, head].")
     raise CheckFailed(f"the picture ({list(image.shape)}) is not head {layer}.{head}'s pattern of sequence 0 "
                       f"({list(want.shape)}): pass cache['pattern', layer][0, head] to attention_heatmap.")
+
+
+def _plot_error(error: Any) -> str | None:
+    """What an error raised while picking one head's pattern out of the cache usually means."""
+    if not isinstance(error, Raised):
+        return None
+    first = (error.message.splitlines() or [""])[0]
+    if error.type_name == "IndexError" and re.search(r"for dimension 0 with size \d+", first):
+        return (f"your code raised IndexError: {first}\nA guess: dimension 0 of cache['pattern', layer] is the batch "
+                "([batch, head, q_pos, k_pos]), so the head number was used as a sequence number: index [0, head].")
+    if error.type_name == "TypeError" and re.search(r"Invalid shape \(\d+, \d+, \d+\)", first):
+        return (f"your code raised TypeError: {first}\nattention_heatmap draws one [q_pos, k_pos] matrix, but it got "
+                "one with three axes: one index too few. cache['pattern', layer] is [batch, head, q_pos, k_pos]; "
+                "pass cache['pattern', layer][0, head].")
+    return None
+
+
+def _labels_note(labels: Any, seed: int, n_layers: int) -> str:
+    """Another sequence's tokens on the axes fail (the picture would be mislabelled); axes without the tokens
+    pass with a note, since the picture itself is right."""
+    from induction_course.plotting import token_labels
+
+    tokens, _ = _plot_case(seed, n_layers)
+    rows = [token_labels(row) for row in tokens]
+    if labels == rows[0]:
+        return ""
+    other = next((b for b, row in enumerate(rows) if labels == row), None)
+    if other is not None:
+        raise CheckFailed(f"the picture is right, but the axes are labelled with sequence {other}'s tokens: "
+                          "label them with token_labels(tokens[0]).")
+    return (" Its axes do not show the tokens, though: pass token_labels(tokens[0]) to attention_heatmap as its "
+            "second argument.")
 
 
 check_plot_head_pattern = Check("nb2.check_plot_head_pattern", _collect_plot, _judge_plot,
@@ -894,6 +965,9 @@ KEY_CHANGE = Exercise(
                                                                  norm=lambda d: d.abs().sum(dim=-1))),
         Bug("you summed over the batch; average over it.",
             lambda model, tokens, corrupted, layer: _key_change(model, tokens, corrupted, layer) * tokens.shape[0]),
+        Bug("you took the mean of the absolute differences over d_head; use the Euclidean norm, .norm(dim=-1).",
+            lambda model, tokens, corrupted, layer: _key_change(model, tokens, corrupted, layer,
+                                                                 norm=lambda d: d.abs().mean(dim=-1))),
     ),
 )
 
@@ -923,8 +997,24 @@ def _key_hook_point(case: Case, output: Any, inputs: Any = None) -> str | None:
     return None
 
 
+def _key_layer(case: Case, output: Any, inputs: Any = None) -> str | None:
+    """The key change of another layer than ``layer`` (layer 0 is a Bug of its own)."""
+    if type(output) is not torch.Tensor or not output.is_floating_point():  # noqa: E721
+        return None
+    want = _key_change(**clone(case))
+    if output.shape != want.shape or torch.allclose(output, want, atol=1e-4, rtol=1e-4):
+        return None
+    layer = case["layer"]
+    for other in range(1, case["model"].cfg.n_layers):
+        if other != layer and torch.allclose(output, _key_change(**{**clone(case), "layer": other}), atol=1e-4,
+                                             rtol=1e-4):
+            return (f"these are layer {other}'s keys, not those of layer `layer` = {layer}: build the hook name "
+                    "from `layer` itself (f\"blocks.{layer}.attn.hook_k\"), not from layer - 1 or a fixed number.")
+    return None
+
+
 check_key_change = make_check(replace(KEY_CHANGE, diagnoses=(
-    _key_hook_point,
+    _key_hook_point, _key_layer, _raised_as(FOREIGN_TOKENS),
     _shape_bugs(_key_change,
                 Bug("you took the norm over the head axis (dim=-2); a key's length is over its own components, "
                     "d_head, the last axis: .norm(dim=-1).",

@@ -28,6 +28,7 @@ from induction_course import circuits as ref
 from induction_course.checks.core import (Bug, Case, Check, CheckFailed, Diagnosis, Exercise, choices_check,
                                           make_check, seeded, unwrap)
 from induction_course.checks.record import Opaque, Raised, as_data, capture
+from induction_course.checks.symptoms import half_rounded
 from induction_course.data import BOS, repeated_tokens
 from induction_course.heads import diagonal_score, induction_score, previous_token_score
 from induction_course.training import STANDARD_CONFIG
@@ -57,6 +58,14 @@ def _one_tensor(name: str) -> Diagnosis:
             return (f"{name} returned a Python {type(output).__name__}; return the tensor itself "
                     "(drop the .item() or float(...)).")
         return None
+    return diagnose
+
+
+def _float16(reference: Callable[..., Any]) -> Diagnosis:
+    """A result computed in float16 and cast back, however few its values (symptoms.half_rounded)."""
+    def diagnose(case: Case, output: Any, inputs: Any = None) -> str | None:
+        return half_rounded(output, reference(**{k: v.clone() if isinstance(v, torch.Tensor) else v
+                                                  for k, v in case.items()}))
     return diagnose
 
 
@@ -295,13 +304,15 @@ LOSS = Exercise(
             lambda logits, tokens: -logits[:, :-1].gather(-1, tokens[:, 1:, None])[..., 0]),
         Bug("log_softmax is over the wrong axis: normalise over the vocabulary (dim=-1), not over positions.",
             lambda logits, tokens: _nll(logits.log_softmax(dim=1)[:, :-1], tokens[:, 1:])),
+        Bug("log_softmax is over the wrong axis: normalise over the vocabulary (dim=-1), not over positions.",
+            lambda logits, tokens: _nll(logits[:, :-1].log_softmax(dim=1), tokens[:, 1:])),
         Bug("log_softmax is over the wrong axis: normalise over the vocabulary (dim=-1), not over the batch.",
             lambda logits, tokens: _nll(logits.log_softmax(dim=0)[:, :-1], tokens[:, 1:])),
         Bug("the loss is in bits (log base 2); the course measures it in nats, with the natural log.",
             lambda logits, tokens: ref.per_token_loss(logits, tokens) / math.log(2)),
     ),
     diagnoses=(_raised_means("per_token_loss", _explain_loss), _one_tensor("per_token_loss"), _loss_shape,
-               _loss_infinite),
+               _loss_infinite, _float16(ref.per_token_loss)),
 )
 check_per_token_loss = make_check(LOSS, "nb3")
 
@@ -362,6 +373,28 @@ def _score_shape(case: Case, output: Any, inputs: Any = None) -> str | None:
     return None
 
 
+def _query_range(case: Case, output: Any, inputs: Any = None) -> str | None:
+    """Scores that are the induction stripe's mean over another run of queries than the second copy's (the runs
+    that a Bug of INDUCTION_BUGS names keep its message)."""
+    pattern, seq_len = case["pattern"], case["seq_len"]
+    want = induction_score(pattern, seq_len)
+    if (type(output) is not torch.Tensor or output.shape != want.shape or output.dtype != want.dtype  # noqa: E721
+            or torch.allclose(output, want, atol=1e-5, rtol=1e-4)):
+        return None
+    stripe, first = _stripe(pattern, seq_len), seq_len - 1          # stripe entry e is query first + e
+    named_runs = {(seq_len - 1, 2 * seq_len), (seq_len, 2 * seq_len - 1), (seq_len + 1, 2 * seq_len - 1)}
+    for start in range(stripe.shape[-1]):
+        for stop in range(start + 1, stripe.shape[-1] + 1):
+            run = (first + start, first + stop - 1)
+            if run in named_runs or not torch.allclose(output, stripe[..., start:stop].mean((0, -1)), atol=1e-5,
+                                                       rtol=1e-4):
+                continue
+            return (f"your scores are the induction stripe averaged over queries {run[0]} .. {run[1]}; the "
+                    f"second copy, whose queries count, is positions seq_len + 1 .. 2 * seq_len = {seq_len + 1} .. "
+                    f"{2 * seq_len} (BOS is position 0, the first copy 1 .. seq_len): keep the stripe entries [2:].")
+    return None
+
+
 def _explain_score(case: Case, error: Raised) -> str | None:
     if error.type_name == "IndexError" and "out of bounds" in error.message:
         n = (case["pattern"] if "pattern" in case else case["tokens"]).shape[-1]  # a model's case has tokens
@@ -376,7 +409,8 @@ INDUCTION = Exercise(
     reference=induction_score,
     dims=("head",),
     bugs=INDUCTION_BUGS,
-    diagnoses=(_raised_means("induction_score", _explain_score), _one_tensor("induction_score"), _score_shape),
+    diagnoses=(_raised_means("induction_score", _explain_score), _one_tensor("induction_score"), _score_shape,
+               _float16(induction_score), _query_range),
 )
 check_induction_score = make_check(INDUCTION, "nb3")
 
@@ -389,18 +423,40 @@ def _checkpoint() -> dict:
     return load_checkpoint()
 
 
-def _trained_model():
-    """A fresh copy of the course's trained model on the CPU, so nothing one call does to it lasts."""
+def _trained_model(permute_seed: int | None = None):
+    """A fresh copy of the course's trained model on the CPU, so nothing one call does to it lasts; with
+    ``permute_seed``, each layer's heads in another order drawn from it (the same function, other head numbers)."""
     from induction_course.models import make_model
 
     checkpoint = _checkpoint()
     model = make_model(device="cpu", **checkpoint["config"])
-    model.load_state_dict(checkpoint["state_dict"])
+    state = dict(checkpoint["state_dict"])
+    if permute_seed is not None:
+        state = _permute_heads(state, checkpoint["config"], seeded(permute_seed))
+    model.load_state_dict(state)
     return model.eval()
 
 
+def _permute_heads(state: dict, config: dict, generator: torch.Generator) -> dict:
+    """``state`` with every layer's heads reordered by a random permutation that moves at least one head."""
+    n_heads, d_head = config["n_heads"], config["d_head"]
+    for layer in range(config["n_layers"]):
+        order = torch.randperm(n_heads, generator=generator)
+        if torch.equal(order, torch.arange(n_heads)):
+            order = order.roll(1)
+        rows = (order[:, None] * d_head + torch.arange(d_head)).flatten()   # the heads' rows, in the new order
+        prefix = f"blocks.{layer}.attn."
+        for part in "qkv":
+            state[f"{prefix}{part}.weight"] = state[f"{prefix}{part}.weight"][rows]
+            state[f"{prefix}{part}.bias"] = state[f"{prefix}{part}.bias"][rows]
+        state[f"{prefix}o.weight"] = state[f"{prefix}o.weight"][:, rows]
+    return state
+
+
 def _model_case(seed: int, seq_len: int = 17, batch: int = 8) -> dict:
-    model = _trained_model()
+    # The heads are renumbered per seed, so that a notebook's own model, used in place of the argument, gives
+    # other rows than the model passed in.
+    model = _trained_model(permute_seed=seed)
     return {"model": model, "tokens": repeated_tokens(batch, seq_len, model.cfg.d_vocab, seed=seed), "seq_len": seq_len}
 
 
@@ -431,6 +487,25 @@ def _scores_shape(case: Case, output: Any, inputs: Any = None) -> str | None:
     if shape == (heads,):
         return (f"induction_scores_of_model returned one row of {heads} scores: stack one row per layer, for shape "
                 f"[layer={layers}, head={heads}].")
+    return None
+
+
+def _other_length(case: Case, output: Any, inputs: Any = None) -> str | None:
+    """Scores that are every head's induction score for another seq_len than the one passed in (23 is a Bug's)."""
+    model, tokens, seq_len = case["model"], case["tokens"], case["seq_len"]
+    want = _all_scores(model, tokens, seq_len)
+    if (type(output) is not torch.Tensor or output.shape != want.shape  # noqa: E721
+            or torch.allclose(output, want, atol=1e-4, rtol=1e-4)):
+        return None
+    patterns = _patterns(model, tokens)
+    for other in range(2, tokens.shape[-1] - 2):
+        if other in (seq_len, 23):
+            continue
+        scores = torch.stack([induction_score(p, other) for p in patterns])
+        if torch.allclose(output, scores, atol=1e-4, rtol=1e-4):
+            by = f" (off by {abs(other - seq_len)})" if abs(other - seq_len) <= 2 else ""
+            return (f"these are the induction scores for seq_len = {other}{by}, but the tokens are [BOS] R R with "
+                    f"|R| = seq_len = {seq_len}: pass the function's own seq_len to induction_score, unchanged.")
     return None
 
 
@@ -470,7 +545,7 @@ HEAD_SCORES = Exercise(
         *(_per_layer(bug) for bug in INDUCTION_BUGS),
     ),
     diagnoses=(_raised_means("induction_scores_of_model", _explain_scores), _one_tensor("induction_scores_of_model"),
-               _scores_shape),
+               _scores_shape, _float16(_all_scores), _other_length),
 )
 check_induction_scores_of_model = make_check(HEAD_SCORES, "nb3", wrap=_no_grad)
 
@@ -708,7 +783,7 @@ POSITIVITY = Exercise(
             _ratio(_eigenvalues, lambda v: v.mean(-1).real, _modulus_sum)),
     ),
     diagnoses=(_raised_means("eigenvalue_positivity", _explain_positivity), _one_tensor("eigenvalue_positivity"),
-               _positivity_shape),
+               _positivity_shape, _float16(ref.eigenvalue_positivity)),
 )
 check_eigenvalue_positivity = make_check(POSITIVITY, "nb3")
 
@@ -749,6 +824,22 @@ def _k_squared(W_V0, W_O0, W_Q1, W_K1) -> torch.Tensor:
 def _k_spectral(W_V0, W_O0, W_Q1, W_K1) -> torch.Tensor:
     ov, qk = _products(W_V0, W_O0, W_Q1, W_K1)
     norm = functools.partial(torch.linalg.matrix_norm, ord=2)
+    return norm(ov @ qk.transpose(-1, -2)) / (norm(ov) * norm(qk))
+
+
+def _k_reversed(W_V0, W_O0, W_Q1, W_K1) -> torch.Tensor:
+    ov, qk = _products(W_V0, W_O0, W_Q1, W_K1)
+    return _fro(qk.transpose(-1, -2) @ ov) / (_fro(ov) * _fro(qk))
+
+
+def _k_elementwise(W_V0, W_O0, W_Q1, W_K1) -> torch.Tensor:
+    ov, qk = _products(W_V0, W_O0, W_Q1, W_K1)
+    return _fro(ov * qk.transpose(-1, -2)) / (_fro(ov) * _fro(qk))
+
+
+def _k_nuclear(W_V0, W_O0, W_Q1, W_K1) -> torch.Tensor:
+    ov, qk = _products(W_V0, W_O0, W_Q1, W_K1)
+    norm = functools.partial(torch.linalg.matrix_norm, ord="nuc")
     return norm(ov @ qk.transpose(-1, -2)) / (norm(ov) * norm(qk))
 
 
@@ -811,6 +902,15 @@ K_COMPOSITION = Exercise(
             "Frobenius norms.", _k_squared),
         Bug("use the Frobenius norm (torch.linalg.matrix_norm's default, or .norm()), not the spectral norm.",
             _k_spectral),
+        Bug("use the Frobenius norm (torch.linalg.matrix_norm's default, or .norm()), not the nuclear norm.",
+            _k_nuclear),
+        Bug("the product is in the wrong order, W_QK^T @ W_OV: the layer-0 head writes x @ W_OV, and the key reads "
+            "that through W_QK^T, so the product is W_OV @ W_QK^T (matrix products do not commute).", _k_reversed),
+        Bug("the two matrices were multiplied element by element (*); the composition is a matrix product, "
+            "W_OV @ W_QK^T.", _k_elementwise),
+        Bug("the norms in the denominator are squared (the numerator is not): the score is "
+            "||W_OV W_QK^T||_F / (||W_OV||_F ||W_QK||_F).",
+            _k_over(lambda V, O, Q, K, ov, qk: _fro(ov) ** 2 * _fro(qk) ** 2)),
         Bug("the normaliser is missing ||W_QK||_F: divide by the product of both norms, ||W_OV||_F * ||W_QK||_F.",
             _k_over(lambda V, O, Q, K, ov, qk: _fro(ov))),
         Bug("the normaliser is missing ||W_OV||_F: divide by the product of both norms, ||W_OV||_F * ||W_QK||_F.",
@@ -822,7 +922,7 @@ K_COMPOSITION = Exercise(
             _k_over(lambda V, O, Q, K, ov, qk: _fro(ov) + _fro(qk))),
     ),
     diagnoses=(_raised_means("k_composition_scores", _explain_comp), _one_tensor("k_composition_scores"),
-               _comp_shape, _comp_zeros),
+               _comp_shape, _comp_zeros, _float16(ref.k_composition_scores)),
 )
 check_k_composition_scores = make_check(K_COMPOSITION, "nb3")
 
@@ -996,6 +1096,8 @@ ICL = Exercise(
         Bug("these are sums over the windows; the ICL score compares *mean* losses (the windows have different "
             "lengths), so use .mean().",
             lambda losses, early, late: (losses[:, late].sum(-1) - losses[:, early].sum(-1)).mean()),
+        Bug("these are sums over the windows and the batch; the ICL score compares *mean* losses, so use .mean().",
+            lambda losses, early, late: losses[:, late].sum() - losses[:, early].sum()),
         Bug("the windows are one position short: a slice's stop is already exclusive, so losses[:, late] is the "
             "whole window (no - 1).",
             lambda losses, early, late: (losses[:, late.start:late.stop - 1].mean()
@@ -1008,7 +1110,7 @@ ICL = Exercise(
             "`early` and `late` passed in: use the function's arguments.",
             lambda losses, early, late: losses[:, ref.ICL_LATE].mean() - losses[:, ref.ICL_EARLY].mean()),
     ),
-    diagnoses=(_one_tensor("icl_score"),),
+    diagnoses=(_one_tensor("icl_score"), _float16(ref.icl_score)),
 )
 check_icl_score = make_check(ICL, "nb3")
 

@@ -290,3 +290,18 @@ def unknown_hook_symptom(message: str, names: str, n_layers: int | None = None,
     else:
         why = ""
     return f"there is no layer {asked} ('{name}'); this model has layers 0 … {n_layers - 1}.{why}"
+
+
+def half_rounded(got: object, want: torch.Tensor, what: str = "value") -> str | None:
+    """A float32 result, however few its values, that is all exactly float16 numbers close to the expected ones,
+    where the expected ones are not: it was computed in float16 and cast back (even when within tolerance)."""
+    if (type(got) is not torch.Tensor or got.dtype != torch.float32 or not got.numel()  # noqa: E721
+            or type(want) is not torch.Tensor or got.shape != want.shape or want.dtype != torch.float32):  # noqa: E721
+        return None
+    got, want = got.detach().cpu(), want.detach().cpu()
+    if (want.half().float() == want).all() or not (got.half().float() == got).all():
+        return None
+    if not torch.allclose(got, want, rtol=2e-2, atol=2e-3):
+        return None
+    return (f"every {what} is exactly a float16 number and close to the expected one: the computation ran in "
+            "float16 (.half() or autocast) and was cast back to float32, losing digits. Keep float32 throughout.")

@@ -1076,3 +1076,103 @@ CORRECT = [
     Correct(nb2.check_key_change, (key_hooks_ok,), "keys kept by hooks", H(nb2.check_key_change)),
     Correct(nb2.check_layer_answers, ({"why_earlier": "B", "one_layer_fix": " c"},), "capitals and spaces"),
 ]
+
+
+# ================================================================ a blind pass over the exercises (helper mist23)
+def first_second_column(pattern):
+    return pattern[..., 1:, 1].mean(dim=(0, -1))
+
+
+def all_queries_not_patterns(model, tokens, score_fn):
+    _, cache = model.run_with_cache(tokens)
+    return torch.stack([score_fn(cache["q", l].transpose(1, 2)) for l in range(model.cfg.n_layers)])
+
+
+def plot_no_batch_index(cache, layer, head, tokens):
+    return attention_heatmap(cache["pattern", layer][head], token_labels(tokens[0]))
+
+
+def plot_other_labels(cache, layer, head, tokens):
+    return attention_heatmap(cache["pattern", layer][0, head], token_labels(tokens[1]))
+
+
+def key_mean_abs(model, tokens, corrupted, layer):
+    _, clean = model.run_with_cache(tokens)
+    _, dirty = model.run_with_cache(corrupted)
+    return (dirty["k", layer] - clean["k", layer]).abs().mean(-1).mean(0)
+
+
+def key_layer_before(model, tokens, corrupted, layer):
+    _, clean = model.run_with_cache(tokens)
+    _, dirty = model.run_with_cache(corrupted)
+    return (dirty["k", layer - 1] - clean["k", layer - 1]).norm(dim=-1).mean(0)
+
+
+def key_notebook_tokens(model, tokens, corrupted, layer):
+    changed = TOKENS.clone()
+    changed[:, 10] = TOKENS[:, 10] % 127 + 1
+    _, clean = model.run_with_cache(TOKENS)
+    _, dirty = model.run_with_cache(changed)
+    return (dirty["k", layer] - clean["k", layer]).norm(dim=-1).mean(0)
+
+
+def prev_gather_ok(pattern):
+    n = pattern.shape[-1]
+    index = torch.arange(n - 1).expand(*pattern.shape[:2], n - 1)[..., None]
+    return pattern[..., 1:, :].gather(-1, index)[..., 0].mean(dim=(0, -1))
+
+
+def prev_einsum_ok(pattern):
+    shift = torch.diag(torch.ones(pattern.shape[-1] - 1, dtype=pattern.dtype), -1)
+    return torch.einsum("bhij,ij->h", pattern, shift) / (pattern.shape[0] * (pattern.shape[-1] - 1))
+
+
+def first_transpose_ok(pattern):
+    return pattern.transpose(-1, -2)[..., 0, 1:].mean(dim=(0, -1))
+
+
+def all_hooks_context_ok(model, tokens, score_fn):
+    patterns = {}
+    with torch.no_grad(), model.hooks(fwd_hooks=[(lambda name: name.endswith("hook_pattern"),
+                                                  lambda x, hook: patterns.__setitem__(hook.layer(), x))]):
+        model(tokens)
+    return torch.stack([score_fn(patterns[l]) for l in range(model.cfg.n_layers)])
+
+
+def key_vector_norm_ok(model, tokens, corrupted, layer):
+    _, dirty = model.run_with_cache(corrupted)
+    _, clean = model.run_with_cache(tokens)
+    return torch.linalg.vector_norm(clean["k", layer] - dirty["k", layer], dim=-1).mean(0)
+
+
+def plot_unlabelled_ok(cache, layer, head, tokens):
+    return attention_heatmap(cache["pattern", layer][0, head], title=f"head {layer}.{head}")
+
+
+MISTAKES += [
+    Mistake(nb2.check_first_token_score, (first_second_column,), "column 1 instead of column 0", "attention on key 1",
+            symptom="off by one"),
+    Mistake(nb2.check_score_all_heads, (all_queries_not_patterns,), "hook_q rearranged like a pattern",
+            "hook point attn.hook_q", symptom="wrong hook point"),
+    Mistake(nb2.check_plot_head_pattern, (plot_no_batch_index,), "cache['pattern', layer][head]: no batch index",
+            "dimension 0 of cache['pattern', layer] is the batch", symptom="batch axis"),
+    Mistake(nb2.check_plot_head_pattern, (plot_other_labels,), "labels of sequence 1", "sequence 1's tokens"),
+    Mistake(nb2.check_key_change, (key_mean_abs,), "mean |difference| over d_head", "mean of the absolute differences"),
+    Mistake(nb2.check_key_change, (key_layer_before,), "the keys of layer - 1", "layer 0's keys",
+            H(nb2.check_key_change), symptom="wrong layer"),
+    Mistake(nb2.check_key_change, (key_notebook_tokens,), "the notebook's tokens instead of the arguments",
+            "notebook variable", symptom="global"),
+]
+
+CORRECT += [
+    Correct(nb2.check_previous_token_score, (prev_gather_ok,), "gather", H(nb2.check_previous_token_score)),
+    Correct(nb2.check_previous_token_score, (prev_einsum_ok,), "einsum with a shifted identity",
+            H(nb2.check_previous_token_score)),
+    Correct(nb2.check_first_token_score, (first_transpose_ok,), "row 0 of the transpose",
+            H(nb2.check_first_token_score)),
+    Correct(nb2.check_score_all_heads, (all_hooks_context_ok,), "model.hooks with a name filter",
+            H(nb2.check_score_all_heads)),
+    Correct(nb2.check_key_change, (key_vector_norm_ok,), "clean - dirty, vector_norm", H(nb2.check_key_change)),
+    Correct(nb2.check_plot_head_pattern, (plot_unlabelled_ok,), "no token labels (passes with a note)",
+            H(nb2.check_plot_head_pattern)),
+]

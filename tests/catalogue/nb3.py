@@ -1023,3 +1023,138 @@ MISTAKES += [
             "shifted one position earlier along `pos - 1`", symptom="off by one"),
     Mistake(ICL, (icl_sum_over_batch,), "rows summed, not averaged", "4 times the expected one", symptom="sum/mean"),
 ]
+
+
+# ================================================================ a blind pass over the exercises (helper mist23)
+def loss_softmax_over_kept_positions(logits, tokens):
+    log_probs = logits[:, :-1].log_softmax(dim=1)
+    return -log_probs.gather(-1, tokens[:, 1:, None])[..., 0]
+
+
+def score_drops_one(pattern, seq_len):
+    return pattern.diagonal(offset=1 - seq_len, dim1=-2, dim2=-1)[..., 1:].mean(dim=(0, -1))
+
+
+def score_loop_from_seq_len(pattern, seq_len):
+    rows = [pattern[:, :, i, i - seq_len + 1] for i in range(seq_len, 2 * seq_len + 1)]
+    return torch.stack(rows, dim=-1).mean(dim=(0, -1))
+
+
+def score_half(pattern, seq_len):
+    stripe = pattern.half().diagonal(offset=1 - seq_len, dim1=-2, dim2=-1)
+    return stripe[..., 2:].mean(dim=(0, -1)).float()
+
+
+def _stripe_score(pattern, seq_len):
+    return pattern.diagonal(offset=1 - seq_len, dim1=-2, dim2=-1)[..., 2:].mean(dim=(0, -1))
+
+
+def model_scores_notebook_model(model, tokens, seq_len):
+    with torch.no_grad():
+        _, cache = MODEL.run_with_cache(tokens)
+    return torch.stack([_stripe_score(cache["pattern", l], seq_len) for l in range(MODEL.cfg.n_layers)])
+
+
+def model_scores_seq_len_plus_one(model, tokens, seq_len):
+    with torch.no_grad():
+        _, cache = model.run_with_cache(tokens)
+    return torch.stack([_stripe_score(cache["pattern", l], seq_len + 1) for l in range(model.cfg.n_layers)])
+
+
+def pos_half_result(matrix):
+    eig = torch.linalg.eigvals(matrix)
+    return (eig.sum(-1).real / eig.abs().sum(-1)).half().float()
+
+
+def _ov_qk(W_V0, W_O0, W_Q1, W_K1):
+    return (W_V0 @ W_O0)[:, None], (W_Q1 @ W_K1.transpose(-1, -2))[None]
+
+
+def comp_reversed(W_V0, W_O0, W_Q1, W_K1):
+    ov, qk = _ov_qk(W_V0, W_O0, W_Q1, W_K1)
+    norm = torch.linalg.matrix_norm
+    return norm(qk.transpose(-1, -2) @ ov) / (norm(ov) * norm(qk))
+
+
+def comp_elementwise(W_V0, W_O0, W_Q1, W_K1):
+    ov, qk = _ov_qk(W_V0, W_O0, W_Q1, W_K1)
+    norm = torch.linalg.matrix_norm
+    return norm(ov * qk.transpose(-1, -2)) / (norm(ov) * norm(qk))
+
+
+def comp_nuclear(W_V0, W_O0, W_Q1, W_K1):
+    ov, qk = _ov_qk(W_V0, W_O0, W_Q1, W_K1)
+    norm = lambda x: torch.linalg.matrix_norm(x, ord="nuc")  # noqa: E731
+    return norm(ov @ qk.transpose(-1, -2)) / (norm(ov) * norm(qk))
+
+
+def comp_squared_denominator(W_V0, W_O0, W_Q1, W_K1):
+    ov, qk = _ov_qk(W_V0, W_O0, W_Q1, W_K1)
+    norm = torch.linalg.matrix_norm
+    return norm(ov @ qk.transpose(-1, -2)) / (norm(ov) ** 2 * norm(qk) ** 2)
+
+
+def icl_total_sums(losses, early, late):
+    return losses[:, late].sum() - losses[:, early].sum()
+
+
+def tokens_rows_ok(batch, seq_len, d_vocab, seed=0):
+    g = _gen(seed)
+    rows = []
+    for _ in range(batch):
+        r = torch.randint(1, d_vocab, (seq_len,), generator=g)
+        rows.append(torch.cat([torch.tensor([0]), r, r]))
+    return torch.stack(rows)
+
+
+def tokens_multinomial_replacement_ok(batch, seq_len, d_vocab, seed=0):
+    r = torch.multinomial(torch.ones(batch, d_vocab - 1), seq_len, replacement=True, generator=_gen(seed)) + 1
+    return torch.cat([_bos_col(batch), r, r], dim=1)
+
+
+def score_second_half_diagonal_ok(pattern, seq_len):
+    return pattern[..., seq_len + 1:, :].diagonal(offset=2, dim1=-2, dim2=-1).mean(dim=(0, -1))
+
+
+def comp_key_query_loops_ok(W_V0, W_O0, W_Q1, W_K1):
+    out = torch.zeros(W_V0.shape[0], W_Q1.shape[0])
+    for a in range(W_V0.shape[0]):
+        ov = W_V0[a] @ W_O0[a]
+        for b in range(W_Q1.shape[0]):
+            qk_t = W_K1[b] @ W_Q1[b].T
+            out[a, b] = (ov @ qk_t).norm() / (ov.norm() * qk_t.norm())
+    return out
+
+
+def pos_real_parts_ok(matrix):
+    eig = torch.linalg.eigvals(matrix.mT)
+    return (eig.real.sum(-1) / eig.abs().sum(-1)).to(matrix.dtype)
+
+
+MISTAKES += [
+    Mistake(LOSS, (loss_softmax_over_kept_positions,), "log_softmax over the kept positions (dim=1)",
+            "not over positions"),
+    Mistake(SCORE, (score_drops_one,), "stripe[..., 1:]: query seq_len scored too", "averaged over queries",
+            symptom="off by one"),
+    Mistake(SCORE, (score_loop_from_seq_len,), "loop from query seq_len", "averaged over queries",
+            symptom="off by one"),
+    Mistake(SCORE, (score_half,), "float16 stripe, cast back", "float16", symptom="float16"),
+    Mistake(MODEL_SCORES, (model_scores_notebook_model,), "the notebook's model instead of the argument",
+            "in place of the argument `model`", symptom="global"),
+    Mistake(MODEL_SCORES, (model_scores_seq_len_plus_one,), "seq_len + 1", "for seq_len = 18", symptom="off by one"),
+    Mistake(POS, (pos_half_result,), "float16 result, within tolerance", "float16", symptom="float16"),
+    Mistake(COMP, (comp_reversed,), "W_QK^T @ W_OV", "wrong order"),
+    Mistake(COMP, (comp_elementwise,), "element-wise product", "element by element"),
+    Mistake(COMP, (comp_nuclear,), "nuclear norms", "nuclear norm"),
+    Mistake(COMP, (comp_squared_denominator,), "squared norms below only", "denominator are squared"),
+    Mistake(ICL, (icl_total_sums,), "sums over windows and batch", "sums over the windows and the batch",
+            symptom="sum/mean"),
+]
+
+CORRECT += [
+    Correct(TOKENS, (tokens_rows_ok,), "row by row from one generator", _HIDDEN_TOKENS),
+    Correct(TOKENS, (tokens_multinomial_replacement_ok,), "multinomial with replacement", _HIDDEN_TOKENS),
+    Correct(SCORE, (score_second_half_diagonal_ok,), "second-copy rows, then diagonal offset 2", _HIDDEN_SCORE),
+    Correct(POS, (pos_real_parts_ok,), "real parts summed, eigenvalues of the transpose", _HIDDEN_POS),
+    Correct(COMP, (comp_key_query_loops_ok,), "loops with W_K W_Q^T", _HIDDEN_COMP),
+]

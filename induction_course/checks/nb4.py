@@ -28,7 +28,7 @@ from induction_course import ablation as ref
 from induction_course.checks.core import (Bug, Case, Check, CheckFailed, Diagnosis, Exercise, choices_check,
                                           make_check, seeded)
 from induction_course.checks.record import Raised
-from induction_course.checks.symptoms import unknown_hook_symptom
+from induction_course.checks.symptoms import case_sizes, foreign_size_symptom, unknown_hook_symptom
 from induction_course.circuits import ICL_EARLY, ICL_LATE
 from induction_course.data import BOS, repeated_tokens
 from induction_course.heads import diagonal_score, induction_score
@@ -126,6 +126,13 @@ def _hook_output(case: Case, output: Any, inputs: Any) -> str | None:
         return (f"you returned one head's slice, shape {list(output.shape)} [batch, pos, d_head]. A hook on "
                 "hook_z must return the whole z, [batch, pos, head, d_head], with only head `head` changed.")
     return None
+
+
+def _foreign_sizes(case: Case, output: Any, inputs: Any) -> str | None:
+    """An error that mentions a size none of the inputs has, or a token id the model lacks (a guess why)."""
+    message = _raised(output, "RuntimeError", "IndexError")
+    guess = foreign_size_symptom(message, case_sizes(case)) if message else None
+    return f"your code raised {output.type_name}: {message.splitlines()[0][:200]}\n{guess}" if guess else None
 
 
 def _hook_name(case: Case, output: Any, inputs: Any) -> str | None:
@@ -422,6 +429,25 @@ def _loss_bug(**changes: Any) -> Callable:
     return _safe(lambda **case: loss_increase_reference(**case, **changes))
 
 
+def _clean_offset(reference: Callable, clean: Callable[[Case], float]) -> Diagnosis:
+    """Every head's value off by one constant that is not the clean value itself (that bug has its own
+    message): the subtracted clean term is not the clean run of this model on these tokens."""
+    def diagnose(case: Case, output: Any, inputs: Any) -> str | None:
+        want = reference(**case)
+        if type(output) is not torch.Tensor or output.shape != want.shape or want.numel() < 2:  # noqa: E721
+            return None
+        offset = output.double().cpu() - want.double()
+        d = float(offset.mean())
+        if (abs(d) < 1e-3 or not torch.allclose(offset, torch.full_like(offset, d), atol=1e-4)
+                or abs(d - clean(case)) < 1e-3):
+            return None
+        return (f"every head's value is off by the same constant, {d:+.4g}: the ablated runs are right and the "
+                "clean value you subtract is not the clean run of this `model` on these `tokens`. A guess: a "
+                "clean loss or score from the notebook (a variable such as clean_loss or clean_icl) in place "
+                "of one computed here.")
+    return diagnose
+
+
 def _make_hook_order(case: Case, output: Any, inputs: Any) -> str | None:
     message = _raised(output, "IndexError")
     if message and MAKE_HOOK_ORDER in message:
@@ -471,8 +497,10 @@ LOSS_INCREASE = Exercise(
             _loss_bug(select=lambda loss, n: loss[:, n + 1:].sum())),
     ),
 )
-check_loss_increase_per_head = _check(LOSS_INCREASE, (_make_hook_order, _hook_list, _hook_name, _one_number),
-                                      to_cpu=True)
+_clean_loss = _clean_offset(loss_increase_reference,
+                            lambda c: float(ref.second_copy_loss(_losses(c["model"], c["tokens"], "clean"), c["seq_len"])))
+check_loss_increase_per_head = _check(LOSS_INCREASE, (_make_hook_order, _hook_list, _hook_name, _one_number,
+                                                      _foreign_sizes, _clean_loss), to_cpu=True)
 
 
 # ================================================================ 4.4 ICL change per head
@@ -550,7 +578,10 @@ ICL_CHANGE = Exercise(
             _icl_bug(icl=lambda loss, early, late: loss[:, late].sum() - loss[:, early].sum())),
     ),
 )
-check_icl_change_per_head = _check(ICL_CHANGE, (_hook_list, _hook_name, _icl_windows, _one_number), to_cpu=True)
+_clean_icl = _clean_offset(icl_change_reference,
+                           lambda c: float(_icl(_losses(c["model"], c["tokens"], "clean"), c["early"], c["late"])))
+check_icl_change_per_head = _check(ICL_CHANGE, (_hook_list, _hook_name, _icl_windows, _one_number, _foreign_sizes,
+                                                _clean_icl), to_cpu=True)
 
 
 # ================================================================ 4.5 induction scores with heads ablated
@@ -628,7 +659,7 @@ AFTER = Exercise(
             _after(score=lambda p, n: induction_score(p, n - 1))),
     ),
 )
-check_induction_scores_after_ablation = _check(AFTER, (_hook_list, _hook_name))
+check_induction_scores_after_ablation = _check(AFTER, (_hook_list, _hook_name, _foreign_sizes))
 
 
 # ================================================================ 4.6 pattern-preserving ablation
@@ -701,7 +732,7 @@ PATTERN_PRESERVING = Exercise(
     ),
 )
 check_pattern_preserving_logits = _check(
-    PATTERN_PRESERVING, (_hook_list, _hook_name),
+    PATTERN_PRESERVING, (_hook_list, _hook_name, _foreign_sizes),
     # the deep case first: where every head is in layer 0, freezing the ablated heads' own layers is the full ablation
     shapes=({"trained": False, "n_layers": 3, "heads": [(0, 0), (1, 2)]}, {}, {"freeze_scales": True}))
 
@@ -810,7 +841,7 @@ DIRECT = Exercise(
             lambda **c: _direct_variant(**c, every_head=True)),
     ),
 )
-check_direct_logit_contribution = _check(DIRECT, (_direct_shapes,), after=_frozen_identity)
+check_direct_logit_contribution = _check(DIRECT, (_foreign_sizes, _direct_shapes), after=_frozen_identity)
 
 
 # ================================================================ 4.8 a prefix with a new continuation
@@ -822,9 +853,10 @@ def _split_case(seed: int, batch: int = 4, seq_len: int = 12, d_vocab: int = 40,
     return {"loss": loss, "tokens": torch.cat(rows), "seq_len": seq_len}
 
 
-def _split_variant(loss, tokens, seq_len, shift=0, need_prefix=True, swap=False, reduce="mean"):
+def _split_variant(loss, tokens, seq_len, shift=0, need_prefix=True, swap=False, reduce="mean", loss_shift=0):
     """The reference with the token comparisons shifted by ``shift``, the prefix condition dropped, or
-    ``reduce`` "sum" or "per_sequence" (the mean of each sequence's mean) instead of "mean".
+    ``reduce`` "sum" or "per_sequence" (the mean of each sequence's mean) instead of "mean", or the loss
+    entries read ``loss_shift`` places off the token comparisons.
 
     (Changed tokens are never side by side, so a new continuation always follows a repeated prefix:
     dropping the prefix condition changes only the first group.)"""
@@ -833,7 +865,7 @@ def _split_variant(loss, tokens, seq_len, shift=0, need_prefix=True, swap=False,
     if not need_prefix:
         prefix_repeats = torch.ones_like(prefix_repeats)
     same_next = tokens[:, i + 1] == tokens[:, i + 1 - seq_len]
-    entries = loss[:, i - shift]
+    entries = loss[:, i - shift + loss_shift]
     right, wrong = prefix_repeats & same_next, prefix_repeats & ~same_next
     if reduce == "per_sequence":
         out = tuple(torch.stack([entries[b][mask[b]].mean() for b in range(len(mask))]).mean() for mask in (right, wrong))
@@ -882,7 +914,12 @@ SPLIT = Exercise(
             _safe(lambda **c: _split_variant(**c, reduce="per_sequence"))),
         Bug("these are sums; return the mean loss of each group.",
             lambda **c: _split_variant(**c, reduce="sum")),
+        Bug("your masks are right but you averaged loss[:, i - 1]: loss entry i is the one that predicts "
+            "tokens[:, i + 1], so average loss[:, i] under the masks built at i.",
+            lambda **c: _split_variant(**c, loss_shift=-1)),
     ),
+    nan_hint="A mean over an empty selection is NaN: one of your two masks selects no entry, though every case "
+             "here has entries of both kinds. Print mask.sum() for each, and check the comparisons that build it.",
 )
 check_split_second_copy_loss = _check(SPLIT, (_split_raised,))
 
@@ -955,6 +992,13 @@ SEEN = Exercise(
         Bug("you summed log-probabilities: a probability of a set of tokens is a sum of probabilities, "
             "logits.softmax(dim=-1), not of log_softmax.",
             lambda **c: _seen_variant(**c, weights=lambda logits: logits.log_softmax(dim=-1))),
+        Bug("you took the softmax over positions; probabilities are over the vocabulary: "
+            "logits[:, :-1].softmax(dim=-1).",
+            lambda **c: _seen_variant(**c, weights=lambda logits: torch.cat(
+                [logits[:, :-1].softmax(dim=1), logits[:, -1:]], dim=1))),
+        Bug("this is the probability of the next token alone, what per_token_loss reads. Sum the probabilities "
+            "of every token seen so far (a mask over the vocabulary), BOS excluded.",
+            lambda logits, tokens: logits[:, :-1].softmax(-1).gather(-1, tokens[:, 1:, None])[..., 0]),
         Bug("you dropped the first position instead of the last. Position i predicts token i + 1, so the last "
             "position predicts nothing: use logits[:, :-1], like per_token_loss.",
             lambda **c: _seen_variant(**c, drop="first")),

@@ -14,6 +14,7 @@ message tells which shapes or names did not fit.
 from __future__ import annotations
 
 import contextlib
+from functools import partial
 import itertools
 import re
 import weakref
@@ -333,6 +334,21 @@ def _losses(model: TransformerBridge, tokens: torch.Tensor, key: Any,
 WRONG_POINTS = ("hook_q", "hook_k", "hook_v")  # [batch, pos, head, d_head] like hook_z, so a z hook runs there
 
 
+ATTN_OUT = "hook_attn_out"
+ATTN_OUT_MESSAGE = ("your hooks sit on hook_attn_out, the whole layer's output [batch, pos, d_model], where "
+                    "[:, :, head] is one residual-stream dimension, not a head. Put them on "
+                    "f\"blocks.{layer}.attn.hook_z\", [batch, pos, head, d_head].")
+
+
+def _batch_mean_maker(layer: int, head: int) -> Callable:
+    """Mean-ablation with the ablated batch's own mean (over the batch, one vector per position)."""
+    return lambda z, hook: _replace_with(z, head, z[:, :, head].mean(dim=0))
+
+
+BATCH_MEAN_MESSAGE = ("this is mean-ablation with the batch's own mean (each head's output replaced by its "
+                      "average over the batch); here the heads are zero-ablated: partial(zero_ablation_hook, head=head).")
+
+
 def _wrong_point(point: str) -> str:
     role = {"hook_q": "queries", "hook_k": "keys", "hook_v": "values"}[point]
     return (f"the hooks sit on {point}, not on hook_z: that changes the head's {role}, not its output. Put them "
@@ -343,12 +359,15 @@ def _ablated_losses(model: TransformerBridge, tokens: torch.Tensor, make_hook: C
                     hooks: str = "each") -> torch.Tensor:
     """[layer, head, batch, pos - 1] losses with each head ablated by ``make_hook(layer, head)`` on its
     hook_z; ``hooks`` names a mistake: "cumulative" (hooks pile up), "layer0" (always on layer 0's
-    hook_z), or another hook point of the same shape as z ("hook_q", "hook_k", "hook_v")."""
+    hook_z), another hook point of the same shape as z ("hook_q", "hook_k", "hook_v"), or the block's
+    "hook_attn_out" ([batch, pos, d_model]: a z hook there edits residual dimension `head`)."""
     done: list = []
 
     def hooks_for(layer: int, head: int) -> list:
         if hooks in WRONG_POINTS:
             return [(f"blocks.{layer}.attn.{hooks}", make_hook(layer, head))]
+        if hooks == ATTN_OUT:
+            return [(f"blocks.{layer}.{ATTN_OUT}", make_hook(layer, head))]
         hook = (ref.z_name(0 if hooks == "layer0" else layer), make_hook(layer, head))
         if hooks == "cumulative":
             done.append(hook)
@@ -522,11 +541,11 @@ def _icl(loss: torch.Tensor, early: slice, late: slice) -> torch.Tensor:
 
 def icl_change_reference(model: TransformerBridge, tokens: torch.Tensor, early: slice, late: slice,
                          icl: Callable = _icl, compare: Callable = lambda ablated, clean: ablated - clean,
-                         hooks: str = "each") -> torch.Tensor:
+                         hooks: str = "each", maker: Callable = _zero_maker) -> torch.Tensor:
     """The reference (defaults) and, through ``icl`` (the score), ``compare`` (ablated vs clean) and ``hooks``
-    (see :func:`_ablated_losses`), the mistakes a student may make. [layer, head]."""
+    (see :func:`_ablated_losses`) and ``maker`` (the ablation), the mistakes a student may make. [layer, head]."""
     clean = icl(_losses(model, tokens, "clean"), early, late)
-    ablated = _ablated_losses(model, tokens, _zero_maker, hooks)
+    ablated = _ablated_losses(model, tokens, maker, hooks)
     return _grid(ablated, lambda loss: compare(icl(loss, early, late), clean))
 
 
@@ -576,6 +595,8 @@ ICL_CHANGE = Exercise(
         Bug("you summed the losses in each window. The windows have different lengths, so the ICL score is a "
             "difference of *means*: loss[:, late].mean() - loss[:, early].mean().",
             _icl_bug(icl=lambda loss, early, late: loss[:, late].sum() - loss[:, early].sum())),
+        Bug(ATTN_OUT_MESSAGE, _icl_bug(hooks=ATTN_OUT)),
+        Bug(BATCH_MEAN_MESSAGE, _safe(lambda **case: icl_change_reference(**case, maker=_batch_mean_maker))),
     ),
 )
 _clean_icl = _clean_offset(icl_change_reference,
@@ -646,6 +667,10 @@ AFTER = Exercise(
             "zeroing its third axis blanks query position `head` of every head. Ablate the heads' outputs: hook_z.",
             _safe(lambda model, tokens, seq_len, heads: induction_score(
                 _last_pattern(model, tokens, _on_patterns(heads)), seq_len))),
+        Bug(ATTN_OUT_MESSAGE,
+            _safe(lambda model, tokens, seq_len, heads: induction_score(_last_pattern(model, tokens, [
+                (f"blocks.{layer}.{ATTN_OUT}", partial(ref.zero_ablation_hook, head=head)) for layer, head in heads]),
+                seq_len))),
         Bug("you scored the ablated layer's own heads; score the heads of the last layer (the induction heads).",
             _after(layer="own")),
         Bug("you measured attention to i - seq_len (the earlier copy of the *same* token). An induction head "
@@ -890,7 +915,8 @@ def _split_raised(case: Case, output: Any, inputs: Any) -> str | None:
         what = "tokens" if size == 2 * n + 1 else "loss" if size == 2 * n else "a tensor"
         return (f"index {bounds.group(1)} runs past the end of {what} (size {size}). Loss entry i predicts "
                 f"tokens[:, i + 1], so i runs from seq_len + 1 to 2 * seq_len - 1, and the last target is "
-                "tokens[:, 2 * seq_len].")
+                f"tokens[:, 2 * seq_len]. Here the argument seq_len is {n}: if your range already reads so, the "
+                "seq_len in it is another (a guess: the notebook's).")
     return None
 
 

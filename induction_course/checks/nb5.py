@@ -232,8 +232,9 @@ def _patterns(model, tokens) -> list[torch.Tensor]:
     return [cache["pattern", layer] for layer in range(model.cfg.n_layers)]
 
 
-def _scores_variant(model, tokens, seq_len, prev=previous_token_score, ind=induction_score, swap=False, layer0=False):
-    patterns = _patterns(model, tokens)
+def _scores_variant(model, tokens, seq_len, prev=previous_token_score, ind=induction_score, swap=False, layer0=False,
+                    first_only=False):
+    patterns = _patterns(model, tokens[:1] if first_only else tokens)
     if layer0:
         patterns = [patterns[0]] * len(patterns)
     out = (torch.stack([prev(p) for p in patterns]), torch.stack([ind(p, seq_len) for p in patterns]))
@@ -256,6 +257,9 @@ SCORES = Exercise(
         Bug("your induction score averages over the first copy too, where there is nothing to look up. Score the "
             "second copy only: induction_score(pattern, seq_len) from induction_course.heads.",
             lambda **c: _scores_variant(**c, ind=lambda p, n: diagonal_score(p, n - 1))),
+        Bug("these are the scores of the first sequence alone; score the whole batch: induction_score and "
+            "previous_token_score average over it (pattern[:, ...], not pattern[0] or tokens[:1]).",
+            lambda **c: _scores_variant(**c, first_only=True) if len(c["tokens"]) > 1 else None),
         Bug("you passed seq_len + 1 (counting BOS): induction_score(pattern, seq_len) takes |R| itself.",
             lambda **c: _scores_variant(**c, ind=lambda p, n: induction_score(p, n + 1))),
         Bug("your previous-token score is the attention to the token itself (offset 0); it is the attention "
@@ -364,10 +368,22 @@ def _ablate_case(seed: int, batch: int = 8, heads: Sequence[tuple[int, int]] | N
     return {"model": model, "tokens": tokens, "heads": [tuple(h) for h in heads], "width": width}
 
 
+def _batch_mean(z: torch.Tensor, hook: Any, head: int) -> torch.Tensor:
+    z = z.clone()
+    z[:, :, head] = z[:, :, head].mean(dim=0)
+    return z
+
+
 def _ablated_icl(model, tokens, heads, width, icl=ref.text_icl_score, hook_point="z"):
+    """The reference with the hooks on ``hook_point`` "pattern" or "attn_out" (the block's hook_attn_out), or
+    "mean" (hook_z, each head replaced by its mean over the batch)."""
     hooks = ablation_hooks(heads)
     if hook_point == "pattern":
         hooks = [(f"blocks.{layer}.attn.hook_pattern", hook) for (layer, _), (_, hook) in zip(heads, hooks)]
+    if hook_point == "attn_out":
+        hooks = [(f"blocks.{layer}.hook_attn_out", hook) for (layer, _), (_, hook) in zip(heads, hooks)]
+    if hook_point == "mean":
+        hooks = [(z_name(layer), functools.partial(_batch_mean, head=head)) for layer, head in heads]
     return icl(run_loss(model, tokens, hooks), width)
 
 
@@ -395,6 +411,12 @@ ABLATE = Exercise(
             "with windows scaled to the context.",
             lambda **c: _ablated_icl(**c, icl=lambda losses, width: losses[:, ICL_LATE].mean()
                                      - losses[:, ICL_EARLY].mean())),
+        Bug("your hooks sit on hook_attn_out, the whole layer's output [batch, pos, d_model], where [:, :, head] "
+            "is one residual-stream dimension, not a head. Put them on f\"blocks.{layer}.attn.hook_z\".",
+            _safe(lambda **c: _ablated_icl(**c, hook_point="attn_out"))),
+        Bug("this is mean-ablation with the batch's own mean (each head's output replaced by its average over the "
+            "batch); here the heads are zero-ablated, as Notebook 4's zero_ablation_hook does.",
+            lambda **c: _ablated_icl(**c, hook_point="mean")),
         Bug("this is ICL(ablated) − ICL(clean), the change; return the ablated model's ICL score itself.",
             lambda **c: _ablated_icl(**c) - _ablated_icl(**{**c, "heads": []})),
         Bug("your score ignores `width`: it uses windows of 5 entries. Pass it on: text_icl_score(losses, width).",

@@ -1186,3 +1186,61 @@ CORRECT += [
     Correct(_DIRECT, (direct_folded_matrix,), "one folded [d_head, d_vocab] matrix", H(_DIRECT, 1)),
     Correct(_SEEN, (seen_scatter_loop,), "a running boolean mask, position by position", H(_SEEN)),
 ]
+
+
+def _icl_with_hook(model, tokens, early, late, name, hook_fn):
+    """ICL change per head with ``hook_fn`` (a hook of (z, hook, head)) put on ``name.format(layer=...)``."""
+    def icl(logits):
+        loss = per_token_loss(logits, tokens)
+        return loss[:, late].mean() - loss[:, early].mean()
+    clean = icl(model(tokens))
+    out = torch.zeros(model.cfg.n_layers, model.cfg.n_heads)
+    for layer in range(model.cfg.n_layers):
+        for head in range(model.cfg.n_heads):
+            hooks = [(name.format(layer=layer), partial(hook_fn, head=head))]
+            out[layer, head] = float(icl(model.run_with_hooks(tokens, fwd_hooks=hooks)) - clean)
+    return out
+
+
+def _batch_mean_head(z, hook, head):
+    z = z.clone()
+    z[:, :, head] = z[:, :, head].mean(0)
+    return z
+
+
+def after_on_attn_out(model, tokens, seq_len, heads):
+    stored = {}
+    hooks = [(f"blocks.{layer}.hook_attn_out", partial(_zero_head, head=head)) for layer, head in heads]
+    hooks.append((f"blocks.{model.cfg.n_layers - 1}.attn.hook_pattern", lambda p, hook: stored.update(p=p)))
+    model.run_with_hooks(tokens, fwd_hooks=hooks)
+    return induction_score(stored["p"], seq_len)
+
+
+MISTAKES += [
+    Mistake(_ICL, (partial(_icl_with_hook, name="blocks.{layer}.hook_attn_out", hook_fn=_zero_head),),
+            "zero hook on hook_attn_out", "sit on hook_attn_out", symptom="wrong hook point"),
+    Mistake(_ICL, (partial(_icl_with_hook, name="blocks.{layer}.attn.hook_z", hook_fn=_batch_mean_head),),
+            "mean-ablation with the batch's own mean", "mean-ablation with the batch's own mean"),
+    Mistake(_AFTER, (after_on_attn_out,), "zero hooks on hook_attn_out", "sit on hook_attn_out",
+            symptom="wrong hook point"),
+]
+
+CORRECT += [
+    Correct(nb4.check_head_answers, ({"head_0_3": "(b)", "head_1_0": "(c)"},), "letters written as (b)"),
+]
+
+
+NOTEBOOK_SEQ_LEN = 23   # the notebook's global seq_len, as a student's function may pick it up
+
+
+def split_notebook_seq_len(loss, tokens, seq_len):
+    i = torch.arange(NOTEBOOK_SEQ_LEN + 1, 2 * NOTEBOOK_SEQ_LEN)
+    prefix = tokens[:, i] == tokens[:, i - NOTEBOOK_SEQ_LEN]
+    same = tokens[:, i + 1] == tokens[:, i + 1 - NOTEBOOK_SEQ_LEN]
+    return loss[:, i][prefix & same].mean(), loss[:, i][prefix & ~same].mean()
+
+
+MISTAKES += [
+    Mistake(_SPLIT, (split_notebook_seq_len,), "the notebook's seq_len in place of the argument",
+            "the seq_len in it is another", symptom="global"),
+]

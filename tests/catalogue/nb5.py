@@ -540,3 +540,36 @@ CORRECT += [
     Correct(nb5.check_icl_with_heads_ablated, (ablate_add_hook_finally,), "add_hook, reset_hooks in finally",
             H(nb5.check_icl_with_heads_ablated)),
 ]
+
+
+def scores_first_sequence(model, tokens, seq_len):
+    _, cache = model.run_with_cache(tokens[:1])            # one sequence to look at, as when exploring
+    patterns = [cache["pattern", layer] for layer in range(model.cfg.n_layers)]
+    return (torch.stack([previous_token_score(p) for p in patterns]),
+            torch.stack([induction_score(p, seq_len) for p in patterns]))
+
+
+def _ablate_with(model, tokens, heads, width=5, name="blocks.{layer}.attn.hook_z", hook_fn=None):
+    hooks = [(name.format(layer=layer), partial(hook_fn or _zero, head=head)) for layer, head in heads]
+    return _icl(per_token_loss(model.run_with_hooks(tokens, fwd_hooks=hooks), tokens), width)
+
+
+def _mean_of_batch(z, hook, head):
+    z = z.clone()
+    z[:, :, head] = z[:, :, head].mean(dim=0)
+    return z
+
+
+MISTAKES += [
+    Mistake(nb5.check_head_scores_on_repeats, (scores_first_sequence,), "scores of tokens[:1] only",
+            "first sequence alone"),
+    Mistake(nb5.check_icl_with_heads_ablated, (partial(_ablate_with, name="blocks.{layer}.hook_attn_out"),),
+            "zero hooks on hook_attn_out", "sit on hook_attn_out", symptom="wrong hook point"),
+    Mistake(nb5.check_icl_with_heads_ablated, (partial(_ablate_with, hook_fn=_mean_of_batch),),
+            "mean-ablation with the batch's own mean", "mean-ablation with the batch's own mean"),
+]
+
+CORRECT += [
+    Correct(nb5.check_limits_answers, ({"new_continuation": "(b)", "in_weights": "(c)", "rest_of_icl": "(d)"},),
+            "letters written as (b)"),
+]

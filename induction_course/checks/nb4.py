@@ -377,6 +377,23 @@ def _ablated_losses(model: TransformerBridge, tokens: torch.Tensor, make_hook: C
     return _losses(model, tokens, (id(make_hook), hooks), hooks_for)
 
 
+def _misaligned(model: TransformerBridge, tokens: torch.Tensor, make_hook: Callable,
+                measure: Callable[[torch.Tensor], torch.Tensor]) -> torch.Tensor:
+    """[layer, head] of measure(ablated) − measure(clean), with each loss entry i scoring position i + 1's
+    logits against tokens[:, i + 1], the token they were computed from (not the next one)."""
+    def loss(hooks: list) -> torch.Tensor:
+        logits = model.run_with_hooks(tokens, fwd_hooks=hooks)
+        return F.cross_entropy(logits[:, 1:].transpose(1, 2), tokens[:, 1:], reduction="none")
+    clean = measure(loss([]))
+    return torch.tensor([[float(measure(loss([(ref.z_name(layer), make_hook(layer, head))])) - clean)
+                          for head in range(model.cfg.n_heads)] for layer in range(model.cfg.n_layers)])
+
+
+MISALIGNED = ("your losses score each position's logits against the token at that same position, the one they "
+              "were computed from; position i predicts tokens[:, i + 1]: per_token_loss(logits, tokens), i.e. "
+              "logits[:, :-1] against tokens[:, 1:].")
+
+
 def _grid(values: torch.Tensor, measure: Callable[[torch.Tensor], torch.Tensor]) -> torch.Tensor:
     """[layer, head] of ``measure`` applied to each head's losses in ``values`` [layer, head, ...]."""
     return torch.tensor([[float(measure(per_head)) for per_head in row] for row in values])
@@ -514,6 +531,8 @@ LOSS_INCREASE = Exercise(
         Bug("you summed the second-copy losses; average them (second_copy_loss(loss, seq_len) is a mean), so "
             "the numbers do not depend on the batch size or seq_len.",
             _loss_bug(select=lambda loss, n: loss[:, n + 1:].sum())),
+        Bug(MISALIGNED, _safe(lambda model, tokens, seq_len, make_hook: _misaligned(
+            model, tokens, make_hook, lambda loss: ref.second_copy_loss(loss, seq_len)))),
     ),
 )
 _clean_loss = _clean_offset(loss_increase_reference,
@@ -597,6 +616,8 @@ ICL_CHANGE = Exercise(
             _icl_bug(icl=lambda loss, early, late: loss[:, late].sum() - loss[:, early].sum())),
         Bug(ATTN_OUT_MESSAGE, _icl_bug(hooks=ATTN_OUT)),
         Bug(BATCH_MEAN_MESSAGE, _safe(lambda **case: icl_change_reference(**case, maker=_batch_mean_maker))),
+        Bug(MISALIGNED, _safe(lambda model, tokens, early, late: _misaligned(
+            model, tokens, _zero_maker, lambda loss: _icl(loss, early, late)))),
     ),
 )
 _clean_icl = _clean_offset(icl_change_reference,

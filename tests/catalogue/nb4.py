@@ -1244,3 +1244,39 @@ MISTAKES += [
     Mistake(_SPLIT, (split_notebook_seq_len,), "the notebook's seq_len in place of the argument",
             "the seq_len in it is another", symptom="global"),
 ]
+
+
+def _own_loss(logits, tokens):
+    """Cross-entropy written by hand, the logits one position off their targets."""
+    return F.cross_entropy(logits[:, 1:].transpose(1, 2), tokens[:, 1:], reduction="none")
+
+
+def icl_own_loss_misaligned(model, tokens, early, late):
+    def icl(logits):
+        loss = _own_loss(logits, tokens)
+        return loss[:, late].mean() - loss[:, early].mean()
+    clean = icl(model(tokens))
+    out = torch.zeros(model.cfg.n_layers, model.cfg.n_heads)
+    for layer in range(model.cfg.n_layers):
+        for head in range(model.cfg.n_heads):
+            hook = (f"blocks.{layer}.attn.hook_z", partial(_zero_head, head=head))
+            out[layer, head] = float(icl(model.run_with_hooks(tokens, fwd_hooks=[hook])) - clean)
+    return out
+
+
+def increase_own_loss_misaligned(model, tokens, seq_len, make_hook):
+    clean = _own_loss(model(tokens), tokens)[:, seq_len + 1:].mean()
+    out = torch.zeros(model.cfg.n_layers, model.cfg.n_heads)
+    for layer in range(model.cfg.n_layers):
+        for head in range(model.cfg.n_heads):
+            logits = model.run_with_hooks(tokens, fwd_hooks=[(f"blocks.{layer}.attn.hook_z", make_hook(layer, head))])
+            out[layer, head] = float(_own_loss(logits, tokens)[:, seq_len + 1:].mean() - clean)
+    return out
+
+
+MISTAKES += [
+    Mistake(_ICL, (icl_own_loss_misaligned,), "own cross-entropy, logits[:, 1:] against tokens[:, 1:]",
+            "against the token at that same position", symptom="off by one"),
+    Mistake(_LOSS, (increase_own_loss_misaligned,), "own cross-entropy, logits[:, 1:] against tokens[:, 1:]",
+            "against the token at that same position", symptom="off by one"),
+]

@@ -264,34 +264,6 @@ def size_factor(got: torch.Tensor, want: torch.Tensor, lengths: dict[int, list[s
     return None
 
 
-def unknown_hook_symptom(message: str, names: str, n_layers: int | None = None,
-                         pairs: Iterable[tuple[int, int | None]] = ()) -> str:
-    """The feedback for a KeyError ``message`` from a hook or cache look-up (shared by Notebooks 2, 4 and 5).
-
-    A name whose layer is past the last of ``n_layers`` gets a guess at why, from the (layer, head) ``pairs``
-    the code was asked about (head None where it was given a layer only): layer + 1, or layer and head
-    swapped, each only where it fits (the head a swap would read as a layer is one of those asked about);
-    any other unknown name gets the ``names`` this notebook uses."""
-    found = re.search(r"'([\w.]+)'", message)
-    name = found.group(1) if found else message
-    layer = re.match(r"blocks\.(\d+)\.", name)
-    if n_layers is None or not layer or int(layer.group(1)) < n_layers:
-        return f"the model has no hook point and the cache has no entry '{name}'. The names used here are {names}."
-    asked, pairs = int(layer.group(1)), list(pairs)
-    after_last = any(l == asked - 1 for l, _ in pairs)
-    swapped = any(h == asked for _, h in pairs)
-    swap = "did you swap layer and head? Every pair here is (layer, head)."
-    if after_last:
-        why = f" {asked} is layer + 1 (off by one?)" + (f", and also a head's number: {swap}" if swapped else ".")
-    elif swapped:
-        why = f" {asked} is a head's number: {swap}"
-    elif not pairs:
-        why = " Loop over range(model.cfg.n_layers), not over the heads or one past the end."
-    else:
-        why = ""
-    return f"there is no layer {asked} ('{name}'); this model has layers 0 … {n_layers - 1}.{why}"
-
-
 _NOT_A_SIZE = re.compile(r"(?:dimension|dim|operand|axis|index|argument|position)\s*$", re.IGNORECASE)
 
 
@@ -333,3 +305,32 @@ def case_sizes(case: dict) -> set[int]:
     for shape in shapes:
         sizes |= {*shape, *(n - 1 for n in shape), *(a * b for a, b in zip(shape, shape[1:]))}
     return sizes | {n + 1 for n in list(sizes)}
+
+
+def unknown_hook_symptom(message: str, names: str, n_layers: int | None = None,
+                         pairs: Iterable[tuple[int, int | None]] = ()) -> str:
+    """The feedback for a KeyError ``message`` from a hook or cache look-up (shared by Notebooks 2, 4 and 5).
+
+    A name whose layer is past the last of ``n_layers`` gets a guess at why, from the (layer, head) ``pairs``
+    the code was asked about (head None where it was given a layer only): layer + 1, or layer and head
+    swapped, each only where it fits (the head a swap would read as a layer is one of those asked about);
+    any other unknown name gets the ``names`` this notebook uses."""
+    found = re.search(r"'([\w.]+)'", message)
+    name = found.group(1) if found else message
+    layer = re.match(r"blocks\.(\d+)\.", name)
+    if n_layers is None or not layer or int(layer.group(1)) < n_layers:
+        return f"the model has no hook point and the cache has no entry '{name}'. The names used here are {names}."
+    asked, pairs = int(layer.group(1)), list(pairs)
+    after_last = any(l == asked - 1 for l, _ in pairs)
+    swapped = any(h == asked for _, h in pairs)
+    swap = "did you swap layer and head? Every pair here is (layer, head)."
+    if after_last:
+        why = f" {asked} is layer + 1 (off by one?)" + (f", and also a head's number: {swap}" if swapped else ".")
+    elif swapped:
+        why = f" {asked} is a head's number: {swap}"
+    elif not pairs:
+        why = " Loop over range(model.cfg.n_layers), not over the heads or one past the end."
+    else:
+        why = ""
+    return f"there is no layer {asked} ('{name}'); this model has layers 0 … {n_layers - 1}.{why}"
+

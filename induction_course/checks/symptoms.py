@@ -333,4 +333,3 @@ def unknown_hook_symptom(message: str, names: str, n_layers: int | None = None,
     else:
         why = ""
     return f"there is no layer {asked} ('{name}'); this model has layers 0 … {n_layers - 1}.{why}"
-

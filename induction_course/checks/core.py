@@ -582,7 +582,7 @@ def choices_check(check_id: str, questions: dict[str, dict[str, str | None]], ex
         if not isinstance(record, dict) or set(record) != set(questions):
             raise CheckFailed(f'answers must be a dict with the keys {keys}, each a letter "a" to "d".')
         for key, feedback in questions.items():
-            choice = str(record[key]).strip().lower() if isinstance(record[key], (str, int)) else ""
+            choice = str(record[key]).strip().strip("()").lower() if isinstance(record[key], (str, int)) else ""
             if choice not in feedback:
                 letters = ", ".join(f'"{c}"' for c in feedback)
                 raise CheckFailed(f'answers["{key}"] is {record[key]!r}; choose one of {letters}.')

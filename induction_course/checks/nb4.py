@@ -14,6 +14,7 @@ message tells which shapes or names did not fit.
 from __future__ import annotations
 
 import contextlib
+from functools import partial
 import itertools
 import re
 import weakref
@@ -28,7 +29,7 @@ from induction_course import ablation as ref
 from induction_course.checks.core import (Bug, Case, Check, CheckFailed, Diagnosis, Exercise, choices_check,
                                           make_check, seeded)
 from induction_course.checks.record import Raised
-from induction_course.checks.symptoms import unknown_hook_symptom
+from induction_course.checks.symptoms import case_sizes, foreign_size_symptom, unknown_hook_symptom
 from induction_course.circuits import ICL_EARLY, ICL_LATE
 from induction_course.data import BOS, repeated_tokens
 from induction_course.heads import diagonal_score, induction_score
@@ -126,6 +127,13 @@ def _hook_output(case: Case, output: Any, inputs: Any) -> str | None:
         return (f"you returned one head's slice, shape {list(output.shape)} [batch, pos, d_head]. A hook on "
                 "hook_z must return the whole z, [batch, pos, head, d_head], with only head `head` changed.")
     return None
+
+
+def _foreign_sizes(case: Case, output: Any, inputs: Any) -> str | None:
+    """An error that mentions a size none of the inputs has, or a token id the model lacks (a guess why)."""
+    message = _raised(output, "RuntimeError", "IndexError")
+    guess = foreign_size_symptom(message, case_sizes(case)) if message else None
+    return f"your code raised {output.type_name}: {message.splitlines()[0][:200]}\n{guess}" if guess else None
 
 
 def _hook_name(case: Case, output: Any, inputs: Any) -> str | None:
@@ -326,6 +334,21 @@ def _losses(model: TransformerBridge, tokens: torch.Tensor, key: Any,
 WRONG_POINTS = ("hook_q", "hook_k", "hook_v")  # [batch, pos, head, d_head] like hook_z, so a z hook runs there
 
 
+ATTN_OUT = "hook_attn_out"
+ATTN_OUT_MESSAGE = ("your hooks sit on hook_attn_out, the whole layer's output [batch, pos, d_model], where "
+                    "[:, :, head] is one residual-stream dimension, not a head. Put them on "
+                    "f\"blocks.{layer}.attn.hook_z\", [batch, pos, head, d_head].")
+
+
+def _batch_mean_maker(layer: int, head: int) -> Callable:
+    """Mean-ablation with the ablated batch's own mean (over the batch, one vector per position)."""
+    return lambda z, hook: _replace_with(z, head, z[:, :, head].mean(dim=0))
+
+
+BATCH_MEAN_MESSAGE = ("this is mean-ablation with the batch's own mean (each head's output replaced by its "
+                      "average over the batch); here the heads are zero-ablated: partial(zero_ablation_hook, head=head).")
+
+
 def _wrong_point(point: str) -> str:
     role = {"hook_q": "queries", "hook_k": "keys", "hook_v": "values"}[point]
     return (f"the hooks sit on {point}, not on hook_z: that changes the head's {role}, not its output. Put them "
@@ -336,12 +359,15 @@ def _ablated_losses(model: TransformerBridge, tokens: torch.Tensor, make_hook: C
                     hooks: str = "each") -> torch.Tensor:
     """[layer, head, batch, pos - 1] losses with each head ablated by ``make_hook(layer, head)`` on its
     hook_z; ``hooks`` names a mistake: "cumulative" (hooks pile up), "layer0" (always on layer 0's
-    hook_z), or another hook point of the same shape as z ("hook_q", "hook_k", "hook_v")."""
+    hook_z), another hook point of the same shape as z ("hook_q", "hook_k", "hook_v"), or the block's
+    "hook_attn_out" ([batch, pos, d_model]: a z hook there edits residual dimension `head`)."""
     done: list = []
 
     def hooks_for(layer: int, head: int) -> list:
         if hooks in WRONG_POINTS:
             return [(f"blocks.{layer}.attn.{hooks}", make_hook(layer, head))]
+        if hooks == ATTN_OUT:
+            return [(f"blocks.{layer}.{ATTN_OUT}", make_hook(layer, head))]
         hook = (ref.z_name(0 if hooks == "layer0" else layer), make_hook(layer, head))
         if hooks == "cumulative":
             done.append(hook)
@@ -349,6 +375,23 @@ def _ablated_losses(model: TransformerBridge, tokens: torch.Tensor, make_hook: C
         return [hook]
 
     return _losses(model, tokens, (id(make_hook), hooks), hooks_for)
+
+
+def _misaligned(model: TransformerBridge, tokens: torch.Tensor, make_hook: Callable,
+                measure: Callable[[torch.Tensor], torch.Tensor]) -> torch.Tensor:
+    """[layer, head] of measure(ablated) − measure(clean), with each loss entry i scoring position i + 1's
+    logits against tokens[:, i + 1], the token they were computed from (not the next one)."""
+    def loss(hooks: list) -> torch.Tensor:
+        logits = model.run_with_hooks(tokens, fwd_hooks=hooks)
+        return F.cross_entropy(logits[:, 1:].transpose(1, 2), tokens[:, 1:], reduction="none")
+    clean = measure(loss([]))
+    return torch.tensor([[float(measure(loss([(ref.z_name(layer), make_hook(layer, head))])) - clean)
+                          for head in range(model.cfg.n_heads)] for layer in range(model.cfg.n_layers)])
+
+
+MISALIGNED = ("your losses score each position's logits against the token at that same position, the one they "
+              "were computed from; position i predicts tokens[:, i + 1]: per_token_loss(logits, tokens), i.e. "
+              "logits[:, :-1] against tokens[:, 1:].")
 
 
 def _grid(values: torch.Tensor, measure: Callable[[torch.Tensor], torch.Tensor]) -> torch.Tensor:
@@ -422,6 +465,25 @@ def _loss_bug(**changes: Any) -> Callable:
     return _safe(lambda **case: loss_increase_reference(**case, **changes))
 
 
+def _clean_offset(reference: Callable, clean: Callable[[Case], float]) -> Diagnosis:
+    """Every head's value off by one constant that is not the clean value itself (that bug has its own
+    message): the subtracted clean term is not the clean run of this model on these tokens."""
+    def diagnose(case: Case, output: Any, inputs: Any) -> str | None:
+        want = reference(**case)
+        if type(output) is not torch.Tensor or output.shape != want.shape or want.numel() < 2:  # noqa: E721
+            return None
+        offset = output.double().cpu() - want.double()
+        d = float(offset.mean())
+        if (abs(d) < 1e-3 or not torch.allclose(offset, torch.full_like(offset, d), atol=1e-4)
+                or abs(d - clean(case)) < 1e-3):
+            return None
+        return (f"every head's value is off by the same constant, {d:+.4g}: the ablated runs are right and the "
+                "clean value you subtract is not the clean run of this `model` on these `tokens`. A guess: a "
+                "clean loss or score from the notebook (a variable such as clean_loss or clean_icl) in place "
+                "of one computed here.")
+    return diagnose
+
+
 def _make_hook_order(case: Case, output: Any, inputs: Any) -> str | None:
     message = _raised(output, "IndexError")
     if message and MAKE_HOOK_ORDER in message:
@@ -469,10 +531,14 @@ LOSS_INCREASE = Exercise(
         Bug("you summed the second-copy losses; average them (second_copy_loss(loss, seq_len) is a mean), so "
             "the numbers do not depend on the batch size or seq_len.",
             _loss_bug(select=lambda loss, n: loss[:, n + 1:].sum())),
+        Bug(MISALIGNED, _safe(lambda model, tokens, seq_len, make_hook: _misaligned(
+            model, tokens, make_hook, lambda loss: ref.second_copy_loss(loss, seq_len)))),
     ),
 )
-check_loss_increase_per_head = _check(LOSS_INCREASE, (_make_hook_order, _hook_list, _hook_name, _one_number),
-                                      to_cpu=True)
+_clean_loss = _clean_offset(loss_increase_reference,
+                            lambda c: float(ref.second_copy_loss(_losses(c["model"], c["tokens"], "clean"), c["seq_len"])))
+check_loss_increase_per_head = _check(LOSS_INCREASE, (_make_hook_order, _hook_list, _hook_name, _one_number,
+                                                      _foreign_sizes, _clean_loss), to_cpu=True)
 
 
 # ================================================================ 4.4 ICL change per head
@@ -494,11 +560,11 @@ def _icl(loss: torch.Tensor, early: slice, late: slice) -> torch.Tensor:
 
 def icl_change_reference(model: TransformerBridge, tokens: torch.Tensor, early: slice, late: slice,
                          icl: Callable = _icl, compare: Callable = lambda ablated, clean: ablated - clean,
-                         hooks: str = "each") -> torch.Tensor:
+                         hooks: str = "each", maker: Callable = _zero_maker) -> torch.Tensor:
     """The reference (defaults) and, through ``icl`` (the score), ``compare`` (ablated vs clean) and ``hooks``
-    (see :func:`_ablated_losses`), the mistakes a student may make. [layer, head]."""
+    (see :func:`_ablated_losses`) and ``maker`` (the ablation), the mistakes a student may make. [layer, head]."""
     clean = icl(_losses(model, tokens, "clean"), early, late)
-    ablated = _ablated_losses(model, tokens, _zero_maker, hooks)
+    ablated = _ablated_losses(model, tokens, maker, hooks)
     return _grid(ablated, lambda loss: compare(icl(loss, early, late), clean))
 
 
@@ -548,9 +614,16 @@ ICL_CHANGE = Exercise(
         Bug("you summed the losses in each window. The windows have different lengths, so the ICL score is a "
             "difference of *means*: loss[:, late].mean() - loss[:, early].mean().",
             _icl_bug(icl=lambda loss, early, late: loss[:, late].sum() - loss[:, early].sum())),
+        Bug(ATTN_OUT_MESSAGE, _icl_bug(hooks=ATTN_OUT)),
+        Bug(BATCH_MEAN_MESSAGE, _safe(lambda **case: icl_change_reference(**case, maker=_batch_mean_maker))),
+        Bug(MISALIGNED, _safe(lambda model, tokens, early, late: _misaligned(
+            model, tokens, _zero_maker, lambda loss: _icl(loss, early, late)))),
     ),
 )
-check_icl_change_per_head = _check(ICL_CHANGE, (_hook_list, _hook_name, _icl_windows, _one_number), to_cpu=True)
+_clean_icl = _clean_offset(icl_change_reference,
+                           lambda c: float(_icl(_losses(c["model"], c["tokens"], "clean"), c["early"], c["late"])))
+check_icl_change_per_head = _check(ICL_CHANGE, (_hook_list, _hook_name, _icl_windows, _one_number, _foreign_sizes,
+                                                _clean_icl), to_cpu=True)
 
 
 # ================================================================ 4.5 induction scores with heads ablated
@@ -615,6 +688,10 @@ AFTER = Exercise(
             "zeroing its third axis blanks query position `head` of every head. Ablate the heads' outputs: hook_z.",
             _safe(lambda model, tokens, seq_len, heads: induction_score(
                 _last_pattern(model, tokens, _on_patterns(heads)), seq_len))),
+        Bug(ATTN_OUT_MESSAGE,
+            _safe(lambda model, tokens, seq_len, heads: induction_score(_last_pattern(model, tokens, [
+                (f"blocks.{layer}.{ATTN_OUT}", partial(ref.zero_ablation_hook, head=head)) for layer, head in heads]),
+                seq_len))),
         Bug("you scored the ablated layer's own heads; score the heads of the last layer (the induction heads).",
             _after(layer="own")),
         Bug("you measured attention to i - seq_len (the earlier copy of the *same* token). An induction head "
@@ -628,7 +705,7 @@ AFTER = Exercise(
             _after(score=lambda p, n: induction_score(p, n - 1))),
     ),
 )
-check_induction_scores_after_ablation = _check(AFTER, (_hook_list, _hook_name))
+check_induction_scores_after_ablation = _check(AFTER, (_hook_list, _hook_name, _foreign_sizes))
 
 
 # ================================================================ 4.6 pattern-preserving ablation
@@ -701,7 +778,7 @@ PATTERN_PRESERVING = Exercise(
     ),
 )
 check_pattern_preserving_logits = _check(
-    PATTERN_PRESERVING, (_hook_list, _hook_name),
+    PATTERN_PRESERVING, (_hook_list, _hook_name, _foreign_sizes),
     # the deep case first: where every head is in layer 0, freezing the ablated heads' own layers is the full ablation
     shapes=({"trained": False, "n_layers": 3, "heads": [(0, 0), (1, 2)]}, {}, {"freeze_scales": True}))
 
@@ -810,7 +887,7 @@ DIRECT = Exercise(
             lambda **c: _direct_variant(**c, every_head=True)),
     ),
 )
-check_direct_logit_contribution = _check(DIRECT, (_direct_shapes,), after=_frozen_identity)
+check_direct_logit_contribution = _check(DIRECT, (_foreign_sizes, _direct_shapes), after=_frozen_identity)
 
 
 # ================================================================ 4.8 a prefix with a new continuation
@@ -822,9 +899,10 @@ def _split_case(seed: int, batch: int = 4, seq_len: int = 12, d_vocab: int = 40,
     return {"loss": loss, "tokens": torch.cat(rows), "seq_len": seq_len}
 
 
-def _split_variant(loss, tokens, seq_len, shift=0, need_prefix=True, swap=False, reduce="mean"):
+def _split_variant(loss, tokens, seq_len, shift=0, need_prefix=True, swap=False, reduce="mean", loss_shift=0):
     """The reference with the token comparisons shifted by ``shift``, the prefix condition dropped, or
-    ``reduce`` "sum" or "per_sequence" (the mean of each sequence's mean) instead of "mean".
+    ``reduce`` "sum" or "per_sequence" (the mean of each sequence's mean) instead of "mean", or the loss
+    entries read ``loss_shift`` places off the token comparisons.
 
     (Changed tokens are never side by side, so a new continuation always follows a repeated prefix:
     dropping the prefix condition changes only the first group.)"""
@@ -833,7 +911,7 @@ def _split_variant(loss, tokens, seq_len, shift=0, need_prefix=True, swap=False,
     if not need_prefix:
         prefix_repeats = torch.ones_like(prefix_repeats)
     same_next = tokens[:, i + 1] == tokens[:, i + 1 - seq_len]
-    entries = loss[:, i - shift]
+    entries = loss[:, i - shift + loss_shift]
     right, wrong = prefix_repeats & same_next, prefix_repeats & ~same_next
     if reduce == "per_sequence":
         out = tuple(torch.stack([entries[b][mask[b]].mean() for b in range(len(mask))]).mean() for mask in (right, wrong))
@@ -858,7 +936,8 @@ def _split_raised(case: Case, output: Any, inputs: Any) -> str | None:
         what = "tokens" if size == 2 * n + 1 else "loss" if size == 2 * n else "a tensor"
         return (f"index {bounds.group(1)} runs past the end of {what} (size {size}). Loss entry i predicts "
                 f"tokens[:, i + 1], so i runs from seq_len + 1 to 2 * seq_len - 1, and the last target is "
-                "tokens[:, 2 * seq_len].")
+                f"tokens[:, 2 * seq_len]. Here the argument seq_len is {n}: if your range already reads so, the "
+                "seq_len in it is another (a guess: the notebook's).")
     return None
 
 
@@ -882,7 +961,12 @@ SPLIT = Exercise(
             _safe(lambda **c: _split_variant(**c, reduce="per_sequence"))),
         Bug("these are sums; return the mean loss of each group.",
             lambda **c: _split_variant(**c, reduce="sum")),
+        Bug("your masks are right but you averaged loss[:, i - 1]: loss entry i is the one that predicts "
+            "tokens[:, i + 1], so average loss[:, i] under the masks built at i.",
+            lambda **c: _split_variant(**c, loss_shift=-1)),
     ),
+    nan_hint="A mean over an empty selection is NaN: one of your two masks selects no entry, though every case "
+             "here has entries of both kinds. Print mask.sum() for each, and check the comparisons that build it.",
 )
 check_split_second_copy_loss = _check(SPLIT, (_split_raised,))
 
@@ -955,6 +1039,13 @@ SEEN = Exercise(
         Bug("you summed log-probabilities: a probability of a set of tokens is a sum of probabilities, "
             "logits.softmax(dim=-1), not of log_softmax.",
             lambda **c: _seen_variant(**c, weights=lambda logits: logits.log_softmax(dim=-1))),
+        Bug("you took the softmax over positions; probabilities are over the vocabulary: "
+            "logits[:, :-1].softmax(dim=-1).",
+            lambda **c: _seen_variant(**c, weights=lambda logits: torch.cat(
+                [logits[:, :-1].softmax(dim=1), logits[:, -1:]], dim=1))),
+        Bug("this is the probability of the next token alone, what per_token_loss reads. Sum the probabilities "
+            "of every token seen so far (a mask over the vocabulary), BOS excluded.",
+            lambda logits, tokens: logits[:, :-1].softmax(-1).gather(-1, tokens[:, 1:, None])[..., 0]),
         Bug("you dropped the first position instead of the last. Position i predicts token i + 1, so the last "
             "position predicts nothing: use logits[:, :-1], like per_token_loss.",
             lambda **c: _seen_variant(**c, drop="first")),

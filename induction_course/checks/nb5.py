@@ -22,7 +22,7 @@ from induction_course.ablation import ablation_hooks, quiet_hooks, run_loss, z_n
 from induction_course.checks.core import (Bug, Check, CheckFailed, Exercise, choices_check, collect_calls,
                                           judge_case, not_a_function, seeded)
 from induction_course.checks.record import Raised
-from induction_course.checks.symptoms import unknown_hook_symptom
+from induction_course.checks.symptoms import case_sizes, foreign_size_symptom, unknown_hook_symptom
 from induction_course.circuits import ICL_EARLY, ICL_LATE
 from induction_course.data import repeated_tokens
 from induction_course.heads import diagonal_score, induction_score, previous_token_score
@@ -127,6 +127,13 @@ def _hooks_left(case: Case, output: Any, inputs: Any) -> str | None:
     return None
 
 
+def _foreign_sizes(case: Case, output: Any, inputs: Any) -> str | None:
+    """An error that mentions a size none of the inputs has, or a token id the model lacks (a guess why)."""
+    message = _raised(output, "RuntimeError", "IndexError")
+    guess = foreign_size_symptom(message, case_sizes(case)) if message else None
+    return f"your code raised {output.type_name}: {message.splitlines()[0][:200]}\n{guess}" if guess else None
+
+
 def _hook_name(case: Case, output: Any, inputs: Any) -> str | None:
     message = _raised(output, "KeyError")
     if message is None:
@@ -138,23 +145,30 @@ def _hook_name(case: Case, output: Any, inputs: Any) -> str | None:
 
 
 # ================================================================ 5.1 the ICL score, scaled to the context
-def _icl_case(seed: int, batch: int = 4, n: int = 127, width: int = 5) -> Case:
+def _icl_case(seed: int, batch: int = 4, n: int = 66, width: int = 3) -> Case:
+    """n = 66 and width 3: round(0.1 n) is not int(0.1 n), the late window must be kept inside the context,
+    and the width is not the default 5, so each of those mistakes changes the score."""
     g = seeded(seed)
     trend = torch.linspace(5.0, 3.0, n)        # losses fall with position, as in a model that learns in context
     return {"losses": trend + torch.rand(batch, n, generator=g) * 2, "width": width}
 
 
-def _icl_variant(losses, width, early_frac=0.1, late_frac=0.98, centred=True, sign=1, windows=None):
+def _icl_variant(losses, width, early_frac=0.1, late_frac=0.98, centred=True, sign=1, windows=None,
+                 rounding=round, clamp=True, reduce="mean", combine=torch.sub):
+    """The reference with one step changed: ``rounding`` (int truncates), the late window not ``clamp``ed
+    inside the context, each window's ``reduce`` ("sum"), or the two windows combined by ``combine``
+    (torch.div: a ratio)."""
     n = losses.shape[-1]
     if windows is not None:
         early, late = windows
     else:
         def window(frac: float) -> slice:
-            centre = round(frac * n)
+            centre = rounding(frac * n)
             start = centre - width // 2 if centred else centre
-            return slice(max(0, min(start, n - width)), max(0, min(start, n - width)) + width)
+            start = max(0, min(start, n - width)) if clamp else start
+            return slice(start, start + width)
         early, late = window(early_frac), window(late_frac)
-    return sign * (losses[:, late].mean() - losses[:, early].mean())
+    return sign * combine(getattr(losses[:, late], reduce)(), getattr(losses[:, early], reduce)())
 
 
 ICL = Exercise(
@@ -179,7 +193,22 @@ ICL = Exercise(
             "entries, losses.shape[-1].",
             _safe(lambda losses, width: losses[:, slice(*_frac_window(losses.shape[0], 0.98, width))].mean()
                   - losses[:, slice(*_frac_window(losses.shape[0], 0.1, width))].mean())),
+        Bug("int() cuts 0.1 n and 0.98 n down; the windows are centred on the *rounded* positions: "
+            "round(0.1 * n) and round(0.98 * n).",
+            lambda **c: _icl_variant(**c, rounding=int)),
+        Bug("your late window runs past the last loss entry, so it holds fewer than `width` entries. Keep it "
+            "inside the context: start it at min(round(0.98 * n) - width // 2, n - width).",
+            lambda **c: _icl_variant(**c, clamp=False)),
+        Bug("you summed each window's losses; the score is a difference of *means*: "
+            "losses[:, start:start + width].mean().",
+            lambda **c: _icl_variant(**c, reduce="sum")),
+        Bug("this is the ratio late / early; the ICL score is the difference late − early.",
+            lambda **c: _icl_variant(**c, combine=torch.div)),
+        Bug("the window is 5 entries wide whatever `width` says: use the argument `width` for both windows.",
+            lambda losses, width: _icl_variant(losses, 5) if width != 5 else None),
     ),
+    nan_hint="A mean over an empty slice is NaN: one of your windows selects no loss entries. Print its start "
+             "and end: they should lie between 0 and n = losses.shape[-1].",
 )
 
 
@@ -203,8 +232,9 @@ def _patterns(model, tokens) -> list[torch.Tensor]:
     return [cache["pattern", layer] for layer in range(model.cfg.n_layers)]
 
 
-def _scores_variant(model, tokens, seq_len, prev=previous_token_score, ind=induction_score, swap=False, layer0=False):
-    patterns = _patterns(model, tokens)
+def _scores_variant(model, tokens, seq_len, prev=previous_token_score, ind=induction_score, swap=False, layer0=False,
+                    first_only=False):
+    patterns = _patterns(model, tokens[:1] if first_only else tokens)
     if layer0:
         patterns = [patterns[0]] * len(patterns)
     out = (torch.stack([prev(p) for p in patterns]), torch.stack([ind(p, seq_len) for p in patterns]))
@@ -227,6 +257,9 @@ SCORES = Exercise(
         Bug("your induction score averages over the first copy too, where there is nothing to look up. Score the "
             "second copy only: induction_score(pattern, seq_len) from induction_course.heads.",
             lambda **c: _scores_variant(**c, ind=lambda p, n: diagonal_score(p, n - 1))),
+        Bug("these are the scores of the first sequence alone; score the whole batch: induction_score and "
+            "previous_token_score average over it (pattern[:, ...], not pattern[0] or tokens[:1]).",
+            lambda **c: _scores_variant(**c, first_only=True) if len(c["tokens"]) > 1 else None),
         Bug("you passed seq_len + 1 (counting BOS): induction_score(pattern, seq_len) takes |R| itself.",
             lambda **c: _scores_variant(**c, ind=lambda p, n: induction_score(p, n + 1))),
         Bug("your previous-token score is the attention to the token itself (offset 0); it is the attention "
@@ -234,7 +267,7 @@ SCORES = Exercise(
             lambda **c: _scores_variant(**c, prev=lambda p: diagonal_score(p, 0))),
     ),
 )
-check_head_scores_on_repeats = _check(SCORES, (_hook_name,))
+check_head_scores_on_repeats = _check(SCORES, (_hook_name, _foreign_sizes))
 
 
 # ================================================================ 5.3 direct logit attribution
@@ -245,20 +278,29 @@ def _dla_case(seed: int, batch: int = 3, seq_len: int = 23) -> Case:
     return {"model": model, "cache": cache, "tokens": tokens}
 
 
-def _dla_variant(model, cache, tokens, shift=1, centre=True, scale=True, weight=True, b_O=False):
+def _dla_variant(model, cache, tokens, shift=1, centre=True, scale="ln_final", weight=True, b_O=False,
+                 ln_bias=False, z_start=0):
+    """The reference with one step changed: the targets ``shift``ed, no centring, the ``scale`` of "ln_final",
+    "ln1" (block 0's), "multiply" or None, no weight, b_O or ln_final.b added, or the heads' outputs and
+    scales read from position ``z_start`` on (z[:, 1:] against the targets tokens[:, 1:])."""
     targets = tokens[:, shift:tokens.shape[1] - 1 + shift]
     directions = model.W_U[:, targets].permute(1, 2, 0)
+    kept = slice(z_start, tokens.shape[1] - 1 + z_start)
+    scales = {"ln_final": cache["ln_final.hook_scale"], "ln1": cache["blocks.0.ln1.hook_scale"],
+              "multiply": 1 / cache["ln_final.hook_scale"]}
     out = []
     for layer in range(model.cfg.n_layers):
-        written = torch.einsum("bphd,hdm->bphm", cache[z_name(layer)][:, :-1], model.blocks[layer].attn.W_O)
+        written = torch.einsum("bphd,hdm->bphm", cache[z_name(layer)][:, kept], model.blocks[layer].attn.W_O)
         if b_O:
             written = written + model.blocks[layer].attn.b_O
         if centre:
             written = written - written.mean(dim=-1, keepdim=True)
         if scale:
-            written = written / cache["ln_final.hook_scale"][:, :-1, None]
+            written = written / scales[scale][:, kept, None]
         if weight:
             written = written * model.ln_final.w
+        if ln_bias:
+            written = written + model.ln_final.b
         out.append(torch.einsum("bphm,bpm->bph", written, directions))
     return torch.stack(out, dim=-2)
 
@@ -293,18 +335,30 @@ DLA = Exercise(
         Bug("the centring is missing: LayerNorm subtracts the mean over d_model before dividing by the scale.",
             lambda **c: _dla_variant(**c, centre=False)),
         Bug("you did not divide by the final LayerNorm's scale, cache[\"ln_final.hook_scale\"][:, :-1].",
-            lambda **c: _dla_variant(**c, scale=False)),
+            lambda **c: _dla_variant(**c, scale=None)),
+        Bug("you multiplied by the final LayerNorm's scale; LayerNorm *divides* by it: "
+            "/ cache[\"ln_final.hook_scale\"].",
+            lambda **c: _dla_variant(**c, scale="multiply")),
+        Bug("you divided by a block's ln1 scale. The heads' outputs reach the logits through the final "
+            "LayerNorm: divide by cache[\"ln_final.hook_scale\"].",
+            lambda **c: _dla_variant(**c, scale="ln1")),
         Bug("the LayerNorm weight model.ln_final.w is missing: multiply after dividing by the scale.",
             lambda **c: _dla_variant(**c, weight=False)),
         Bug("you included b_O: it is the layer's shared bias, not any one head's output.",
             lambda **c: _dla_variant(**c, b_O=True)),
+        Bug("you added the LayerNorm bias ln_final.b. It is in every run's logits, whatever the heads write, so "
+            "it is no head's contribution: leave it out.",
+            lambda **c: _dla_variant(**c, ln_bias=True)),
+        Bug("you took the heads' outputs from positions 1 … pos - 1 (z[:, 1:]). The prediction of tokens[:, i + 1] "
+            "is made at position i: keep z[:, :-1] and the scale's [:, :-1], and shift only the targets.",
+            lambda **c: _dla_variant(**c, z_start=1)),
     ),
 )
-check_head_logit_attribution = _check(DLA, (_dla_shapes, _hook_name))
+check_head_logit_attribution = _check(DLA, (_foreign_sizes, _dla_shapes, _hook_name))
 
 
 # ================================================================ 5.4 ICL with heads ablated
-def _ablate_case(seed: int, batch: int = 8, heads: Sequence[tuple[int, int]] | None = None, width: int = 5) -> Case:
+def _ablate_case(seed: int, batch: int = 8, heads: Sequence[tuple[int, int]] | None = None, width: int = 3) -> Case:
     from induction_course.training import repeating_batch
 
     model = course_model()
@@ -314,10 +368,22 @@ def _ablate_case(seed: int, batch: int = 8, heads: Sequence[tuple[int, int]] | N
     return {"model": model, "tokens": tokens, "heads": [tuple(h) for h in heads], "width": width}
 
 
+def _batch_mean(z: torch.Tensor, hook: Any, head: int) -> torch.Tensor:
+    z = z.clone()
+    z[:, :, head] = z[:, :, head].mean(dim=0)
+    return z
+
+
 def _ablated_icl(model, tokens, heads, width, icl=ref.text_icl_score, hook_point="z"):
+    """The reference with the hooks on ``hook_point`` "pattern" or "attn_out" (the block's hook_attn_out), or
+    "mean" (hook_z, each head replaced by its mean over the batch)."""
     hooks = ablation_hooks(heads)
     if hook_point == "pattern":
         hooks = [(f"blocks.{layer}.attn.hook_pattern", hook) for (layer, _), (_, hook) in zip(heads, hooks)]
+    if hook_point == "attn_out":
+        hooks = [(f"blocks.{layer}.hook_attn_out", hook) for (layer, _), (_, hook) in zip(heads, hooks)]
+    if hook_point == "mean":
+        hooks = [(z_name(layer), functools.partial(_batch_mean, head=head)) for layer, head in heads]
     return icl(run_loss(model, tokens, hooks), width)
 
 
@@ -345,9 +411,19 @@ ABLATE = Exercise(
             "with windows scaled to the context.",
             lambda **c: _ablated_icl(**c, icl=lambda losses, width: losses[:, ICL_LATE].mean()
                                      - losses[:, ICL_EARLY].mean())),
+        Bug("your hooks sit on hook_attn_out, the whole layer's output [batch, pos, d_model], where [:, :, head] "
+            "is one residual-stream dimension, not a head. Put them on f\"blocks.{layer}.attn.hook_z\".",
+            _safe(lambda **c: _ablated_icl(**c, hook_point="attn_out"))),
+        Bug("this is mean-ablation with the batch's own mean (each head's output replaced by its average over the "
+            "batch); here the heads are zero-ablated, as Notebook 4's zero_ablation_hook does.",
+            lambda **c: _ablated_icl(**c, hook_point="mean")),
+        Bug("this is ICL(ablated) − ICL(clean), the change; return the ablated model's ICL score itself.",
+            lambda **c: _ablated_icl(**c) - _ablated_icl(**{**c, "heads": []})),
+        Bug("your score ignores `width`: it uses windows of 5 entries. Pass it on: text_icl_score(losses, width).",
+            lambda **c: _ablated_icl(**{**c, "width": 5}) if c["width"] != 5 else None),
     ),
 )
-check_icl_with_heads_ablated = _check(ABLATE, (_hooks_left, _hook_name))
+check_icl_with_heads_ablated = _check(ABLATE, (_hooks_left, _hook_name, _foreign_sizes))
 
 
 # ================================================================ questions: the limits

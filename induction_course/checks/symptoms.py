@@ -264,6 +264,49 @@ def size_factor(got: torch.Tensor, want: torch.Tensor, lengths: dict[int, list[s
     return None
 
 
+_NOT_A_SIZE = re.compile(r"(?:dimension|dim|operand|axis|index|argument|position)\s*$", re.IGNORECASE)
+
+
+def foreign_size_symptom(message: str, sizes: Iterable[int]) -> str | None:
+    """A guess at why code raised ``message`` (an error about sizes or an index) when the check's inputs
+    have only the axis lengths ``sizes``: a size in the message that no input has, or a token id the
+    model's embedding does not have, is what a notebook variable used in place of an argument gives."""
+    if "index out of range in self" in message:
+        return ("A guess: an embedding lookup met a token id this model's vocabulary does not have, which is "
+                "what tokens made for another model give: a notebook variable (tokens, held_out, rep ...) used "
+                "in place of the argument?")
+    known = set(sizes)
+    found = [int(m.group(1)) for m in re.finditer(r"(?<![\w.])(\d+)(?![\w.])", message)
+             if not _NOT_A_SIZE.search(message[:m.start()])]
+    foreign = sorted({n for n in found if n >= 2 and n not in known})
+    if not foreign:
+        return None
+    return (f"A guess: the error mentions a size, {foreign[0]}, that none of the check's inputs has (theirs: "
+            f"{', '.join(str(n) for n in sorted(n for n in known if n >= 2))}), which is what a notebook variable "
+            "used in place of an argument gives (tokens, a cache, losses or a clean score from the notebook).")
+
+
+def case_sizes(case: dict) -> set[int]:
+    """Every axis length a check's inputs have (one less and one more, and products of neighbouring axes),
+    with an attention-only model's configured sizes and a cache's tensors' axes: the sizes an error from code
+    that uses only its arguments can mention."""
+    shapes, sizes = [], set()
+    for value in case.values():
+        if isinstance(value, torch.Tensor):
+            shapes.append(value.shape)
+        elif isinstance(value, int) and not isinstance(value, bool):
+            sizes.add(value)
+        elif hasattr(value, "cache_dict"):
+            shapes += [t.shape for t in value.cache_dict.values()]
+        cfg = getattr(value, "cfg", None)
+        if cfg is not None:
+            sizes |= {getattr(cfg, k) for k in ("d_vocab", "n_ctx", "d_model", "d_head", "n_heads", "n_layers")
+                      if isinstance(getattr(cfg, k, None), int)}
+    for shape in shapes:
+        sizes |= {*shape, *(n - 1 for n in shape), *(a * b for a, b in zip(shape, shape[1:]))}
+    return sizes | {n + 1 for n in list(sizes)}
+
+
 def unknown_hook_symptom(message: str, names: str, n_layers: int | None = None,
                          pairs: Iterable[tuple[int, int | None]] = ()) -> str:
     """The feedback for a KeyError ``message`` from a hook or cache look-up (shared by Notebooks 2, 4 and 5).

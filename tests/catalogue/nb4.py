@@ -1052,3 +1052,231 @@ MISTAKES += [
     Mistake(_ZERO, (zero_hook_returns_view,), "edits z in place, returns a view of it", "in place",
             symptom="in place/alias"),
 ]
+
+
+# ================================================================ more mistakes and alternatives (helper mist45, written blind)
+def increase_notebook_clean_loss(model, tokens, seq_len, make_hook, clean_loss=torch.full((1, 64), 3.0)):
+    """The notebook's `clean_loss` (here a stand-in default) in place of a clean run on these tokens."""
+    clean = clean_loss[:, seq_len + 1:].mean()
+    out = torch.zeros(model.cfg.n_layers, model.cfg.n_heads)
+    for layer in range(model.cfg.n_layers):
+        for head in range(model.cfg.n_heads):
+            logits = model.run_with_hooks(tokens, fwd_hooks=[(f"blocks.{layer}.attn.hook_z", make_hook(layer, head))])
+            out[layer, head] = float(per_token_loss(logits, tokens)[:, seq_len + 1:].mean() - clean)
+    return out
+
+
+def icl_notebook_clean_score(model, tokens, early, late, clean_icl=-4.0):
+    """The notebook's `clean_icl` (a stand-in default) in place of the clean score on these tokens."""
+    out = torch.zeros(model.cfg.n_layers, model.cfg.n_heads)
+    for layer in range(model.cfg.n_layers):
+        for head in range(model.cfg.n_heads):
+            hook = (f"blocks.{layer}.attn.hook_z", partial(_zero_head, head=head))
+            loss = per_token_loss(model.run_with_hooks(tokens, fwd_hooks=[hook]), tokens)
+            out[layer, head] = float(loss[:, late].mean() - loss[:, early].mean() - clean_icl)
+    return out
+
+
+def icl_notebook_tokens_in_loss(model, tokens, early, late, icl_tokens=torch.ones(128, 64, dtype=torch.long)):
+    """The loss computed against the notebook's `icl_tokens` (a stand-in default of another batch size)."""
+    def icl(logits):
+        loss = per_token_loss(logits, icl_tokens)
+        return loss[:, late].mean() - loss[:, early].mean()
+    clean = icl(model(tokens))
+    out = torch.zeros(model.cfg.n_layers, model.cfg.n_heads)
+    for layer in range(model.cfg.n_layers):
+        for head in range(model.cfg.n_heads):
+            hook = (f"blocks.{layer}.attn.hook_z", partial(_zero_head, head=head))
+            out[layer, head] = float(icl(model.run_with_hooks(tokens, fwd_hooks=[hook])) - clean)
+    return out
+
+
+def split_loss_one_before(loss, tokens, seq_len):
+    i = torch.arange(seq_len + 1, 2 * seq_len)
+    prefix = tokens[:, i] == tokens[:, i - seq_len]
+    same = tokens[:, i + 1] == tokens[:, i + 1 - seq_len]
+    entries = loss[:, i - 1]              # "the loss at the token i" thought to be entry i - 1
+    return entries[prefix & same].mean(), entries[prefix & ~same].mean()
+
+
+def split_loss_one_after(loss, tokens, seq_len):
+    i = torch.arange(seq_len + 1, 2 * seq_len)
+    prefix = tokens[:, i] == tokens[:, i - seq_len]
+    same = tokens[:, i + 1] == tokens[:, i + 1 - seq_len]
+    entries = loss[:, i + 1]              # "the loss of the next token" read one entry too far
+    return entries[prefix & same].mean(), entries[prefix & ~same].mean()
+
+
+def split_next_not_shifted(loss, tokens, seq_len):
+    i = torch.arange(seq_len + 1, 2 * seq_len)
+    prefix = tokens[:, i] == tokens[:, i - seq_len]
+    same = tokens[:, i] == tokens[:, i - seq_len]       # the same comparison twice: the "new" group is empty
+    entries = loss[:, i]
+    return entries[prefix & same].mean(), entries[prefix & ~same].mean()
+
+
+def seen_softmax_over_kept_positions(logits, tokens):
+    seen = F.one_hot(tokens, logits.shape[-1]).cumsum(dim=1)[:, :-1] > 0
+    seen[..., 0] = False
+    return (logits[:, :-1].softmax(dim=1) * seen).sum(dim=-1)
+
+
+def seen_next_token_only(logits, tokens):
+    return logits[:, :-1].softmax(-1).gather(-1, tokens[:, 1:, None])[..., 0]
+
+
+def increase_hooks_context(model, tokens, seq_len, make_hook):
+    clean = _second_copy(model, tokens, seq_len)
+    out = torch.zeros(model.cfg.n_layers, model.cfg.n_heads)
+    for layer in range(model.cfg.n_layers):
+        for head in range(model.cfg.n_heads):
+            with model.hooks(fwd_hooks=[(f"blocks.{layer}.attn.hook_z", make_hook(layer, head))]):
+                out[layer, head] = (per_token_loss(model(tokens), tokens)[:, seq_len + 1:].mean() - clean).item()
+    return out
+
+
+def after_lambda_store(model, tokens, seq_len, heads):
+    seen = []
+    name = f"blocks.{model.cfg.n_layers - 1}.attn.hook_pattern"
+    hooks = [(f"blocks.{l}.attn.hook_z", partial(_zero_head, head=h)) for l, h in heads]
+    model.run_with_hooks(tokens, fwd_hooks=hooks + [(name, lambda p, hook: seen.append(p.clone()))])
+    return induction_score(seen[-1], seq_len)
+
+
+def direct_folded_matrix(model, cache, layer, head):
+    d = model.cfg.d_model
+    centre = torch.eye(d, device=model.W_U.device) - 1.0 / d
+    M = model.blocks[layer].attn.W_O[head] @ centre @ (model.ln_final.w[:, None] * model.W_U)
+    return cache[f"blocks.{layer}.attn.hook_z"][:, :, head] @ M / cache["ln_final.hook_scale"]
+
+
+def seen_scatter_loop(logits, tokens):
+    probs = logits[:, :-1].softmax(-1)
+    out = torch.zeros(probs.shape[:2], dtype=probs.dtype)
+    mask = torch.zeros(tokens.shape[0], logits.shape[-1], dtype=torch.bool)
+    for i in range(tokens.shape[1] - 1):
+        mask[torch.arange(tokens.shape[0]), tokens[:, i]] = True
+        m = mask.clone()
+        m[:, 0] = False
+        out[:, i] = (probs[:, i] * m).sum(-1)
+    return out
+
+
+MISTAKES += [
+    Mistake(_LOSS, (increase_notebook_clean_loss,), "the notebook's clean_loss as the clean term",
+            "the clean value you subtract is not the clean run", symptom="global"),
+    Mistake(_ICL, (icl_notebook_clean_score,), "the notebook's clean_icl as the clean term",
+            "the clean value you subtract is not the clean run", symptom="global"),
+    Mistake(_ICL, (icl_notebook_tokens_in_loss,), "the loss taken against the notebook's icl_tokens",
+            "that none of the check's inputs has", symptom="global"),
+    Mistake(_SPLIT, (split_loss_one_before,), "masks right, loss[:, i - 1] averaged", "averaged loss[:, i - 1]",
+            symptom="off by one"),
+    Mistake(_SPLIT, (split_loss_one_after,), "masks right, loss[:, i + 1] averaged (past the end)",
+            "runs past the end of loss", symptom="off by one"),
+    Mistake(_SPLIT, (split_next_not_shifted,), "the next-token test compares i, not i + 1 (empty group)",
+            "one of your two masks selects no entry"),
+    Mistake(_SEEN, (seen_softmax_over_kept_positions,), "softmax over the kept positions",
+            "softmax over positions"),
+    Mistake(_SEEN, (seen_next_token_only,), "the next token's probability only", "the next token alone"),
+]
+
+CORRECT += [
+    Correct(_LOSS, (increase_hooks_context,), "model.hooks context, .item()", H(_LOSS)),
+    Correct(_AFTER, (after_lambda_store,), "a lambda that appends a clone", H(_AFTER)),
+    Correct(_DIRECT, (direct_folded_matrix,), "one folded [d_head, d_vocab] matrix", H(_DIRECT, 1)),
+    Correct(_SEEN, (seen_scatter_loop,), "a running boolean mask, position by position", H(_SEEN)),
+]
+
+
+def _icl_with_hook(model, tokens, early, late, name, hook_fn):
+    """ICL change per head with ``hook_fn`` (a hook of (z, hook, head)) put on ``name.format(layer=...)``."""
+    def icl(logits):
+        loss = per_token_loss(logits, tokens)
+        return loss[:, late].mean() - loss[:, early].mean()
+    clean = icl(model(tokens))
+    out = torch.zeros(model.cfg.n_layers, model.cfg.n_heads)
+    for layer in range(model.cfg.n_layers):
+        for head in range(model.cfg.n_heads):
+            hooks = [(name.format(layer=layer), partial(hook_fn, head=head))]
+            out[layer, head] = float(icl(model.run_with_hooks(tokens, fwd_hooks=hooks)) - clean)
+    return out
+
+
+def _batch_mean_head(z, hook, head):
+    z = z.clone()
+    z[:, :, head] = z[:, :, head].mean(0)
+    return z
+
+
+def after_on_attn_out(model, tokens, seq_len, heads):
+    stored = {}
+    hooks = [(f"blocks.{layer}.hook_attn_out", partial(_zero_head, head=head)) for layer, head in heads]
+    hooks.append((f"blocks.{model.cfg.n_layers - 1}.attn.hook_pattern", lambda p, hook: stored.update(p=p)))
+    model.run_with_hooks(tokens, fwd_hooks=hooks)
+    return induction_score(stored["p"], seq_len)
+
+
+MISTAKES += [
+    Mistake(_ICL, (partial(_icl_with_hook, name="blocks.{layer}.hook_attn_out", hook_fn=_zero_head),),
+            "zero hook on hook_attn_out", "sit on hook_attn_out", symptom="wrong hook point"),
+    Mistake(_ICL, (partial(_icl_with_hook, name="blocks.{layer}.attn.hook_z", hook_fn=_batch_mean_head),),
+            "mean-ablation with the batch's own mean", "mean-ablation with the batch's own mean"),
+    Mistake(_AFTER, (after_on_attn_out,), "zero hooks on hook_attn_out", "sit on hook_attn_out",
+            symptom="wrong hook point"),
+]
+
+CORRECT += [
+    Correct(nb4.check_head_answers, ({"head_0_3": "(b)", "head_1_0": "(c)"},), "letters written as (b)"),
+]
+
+
+NOTEBOOK_SEQ_LEN = 23   # the notebook's global seq_len, as a student's function may pick it up
+
+
+def split_notebook_seq_len(loss, tokens, seq_len):
+    i = torch.arange(NOTEBOOK_SEQ_LEN + 1, 2 * NOTEBOOK_SEQ_LEN)
+    prefix = tokens[:, i] == tokens[:, i - NOTEBOOK_SEQ_LEN]
+    same = tokens[:, i + 1] == tokens[:, i + 1 - NOTEBOOK_SEQ_LEN]
+    return loss[:, i][prefix & same].mean(), loss[:, i][prefix & ~same].mean()
+
+
+MISTAKES += [
+    Mistake(_SPLIT, (split_notebook_seq_len,), "the notebook's seq_len in place of the argument",
+            "the seq_len in it is another", symptom="global"),
+]
+
+
+def _own_loss(logits, tokens):
+    """Cross-entropy written by hand, the logits one position off their targets."""
+    return F.cross_entropy(logits[:, 1:].transpose(1, 2), tokens[:, 1:], reduction="none")
+
+
+def icl_own_loss_misaligned(model, tokens, early, late):
+    def icl(logits):
+        loss = _own_loss(logits, tokens)
+        return loss[:, late].mean() - loss[:, early].mean()
+    clean = icl(model(tokens))
+    out = torch.zeros(model.cfg.n_layers, model.cfg.n_heads)
+    for layer in range(model.cfg.n_layers):
+        for head in range(model.cfg.n_heads):
+            hook = (f"blocks.{layer}.attn.hook_z", partial(_zero_head, head=head))
+            out[layer, head] = float(icl(model.run_with_hooks(tokens, fwd_hooks=[hook])) - clean)
+    return out
+
+
+def increase_own_loss_misaligned(model, tokens, seq_len, make_hook):
+    clean = _own_loss(model(tokens), tokens)[:, seq_len + 1:].mean()
+    out = torch.zeros(model.cfg.n_layers, model.cfg.n_heads)
+    for layer in range(model.cfg.n_layers):
+        for head in range(model.cfg.n_heads):
+            logits = model.run_with_hooks(tokens, fwd_hooks=[(f"blocks.{layer}.attn.hook_z", make_hook(layer, head))])
+            out[layer, head] = float(_own_loss(logits, tokens)[:, seq_len + 1:].mean() - clean)
+    return out
+
+
+MISTAKES += [
+    Mistake(_ICL, (icl_own_loss_misaligned,), "own cross-entropy, logits[:, 1:] against tokens[:, 1:]",
+            "against the token at that same position", symptom="off by one"),
+    Mistake(_LOSS, (increase_own_loss_misaligned,), "own cross-entropy, logits[:, 1:] against tokens[:, 1:]",
+            "against the token at that same position", symptom="off by one"),
+]

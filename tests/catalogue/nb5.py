@@ -369,3 +369,207 @@ MISTAKES += [
     Mistake(nb5.check_text_icl_score, (icl_rows_summed,), "rows summed, not averaged", "4 times the expected one",
             symptom="sum/mean"),
 ]
+
+
+# ================================================================ more mistakes and alternatives (helper mist45, written blind)
+def icl_int_positions(losses, width=5):
+    n = losses.shape[-1]
+    e, l = int(0.1 * n) - width // 2, min(int(0.98 * n) - width // 2, n - width)
+    return losses[:, l:l + width].mean() - losses[:, e:e + width].mean()
+
+
+def icl_late_unclamped(losses, width=5):
+    n = losses.shape[-1]
+    e, l = round(0.1 * n) - width // 2, round(0.98 * n) - width // 2
+    return losses[:, l:l + width].mean() - losses[:, e:e + width].mean()
+
+
+def icl_tokens_count(losses, width=5):
+    n = losses.shape[-1] + 1                        # "contexts of n + 1 tokens"
+    e, l = round(0.1 * n) - width // 2, min(round(0.98 * n) - width // 2, n - width)
+    return losses[:, l:l + width].mean() - losses[:, e:e + width].mean()
+
+
+def icl_window_sums(losses, width=5):
+    n = losses.shape[-1]
+    e, l = round(0.1 * n) - width // 2, min(round(0.98 * n) - width // 2, n - width)
+    return losses[:, l:l + width].sum() - losses[:, e:e + width].sum()
+
+
+def icl_ratio(losses, width=5):
+    n = losses.shape[-1]
+    e, l = round(0.1 * n) - width // 2, min(round(0.98 * n) - width // 2, n - width)
+    return losses[:, l:l + width].mean() / losses[:, e:e + width].mean()
+
+
+def icl_width_five(losses, width=5):
+    n = losses.shape[-1]
+    e, l = round(0.1 * n) - 2, min(round(0.98 * n) - 2, n - 5)
+    return losses[:, l:l + 5].mean() - losses[:, e:e + 5].mean()
+
+
+def icl_batch_length(losses, width=5):
+    n = len(losses)                                  # the batch size, not the number of loss entries
+    e, l = round(0.1 * n) - width // 2, min(round(0.98 * n) - width // 2, n - width)
+    return losses[:, l:l + width].mean() - losses[:, e:e + width].mean()
+
+
+def icl_narrow(losses, width=5):
+    n = losses.size(1)
+    early = losses.narrow(1, round(n / 10) - width // 2, width)
+    late = losses.narrow(1, min(round(n * 0.98) - width // 2, n - width), width)
+    return (late.double().mean() - early.double().mean()).float()
+
+
+def scores_notebook_tokens(model, tokens, seq_len, rep=torch.full((16, 81), 200)):
+    """The notebook's `rep` (a stand-in default, ids of the text model's vocabulary) in place of `tokens`."""
+    _, cache = model.run_with_cache(rep)
+    patterns = [cache["pattern", layer] for layer in range(model.cfg.n_layers)]
+    return (torch.stack([previous_token_score(p) for p in patterns]),
+            torch.stack([induction_score(p, seq_len) for p in patterns]))
+
+
+def _dla_finished(model, cache, tokens, finish=lambda x, scale, model: x / scale * model.ln_final.w, z_from=0,
+         scale_name="ln_final.hook_scale"):
+    pos = tokens.shape[1]
+    directions = model.W_U[:, tokens[:, 1:]].permute(1, 2, 0)
+    scale = cache[scale_name][:, z_from:pos - 1 + z_from, None]
+    out = []
+    for layer in range(model.cfg.n_layers):
+        z = cache[f"blocks.{layer}.attn.hook_z"][:, z_from:pos - 1 + z_from]
+        x = torch.einsum("bphd,hdm->bphm", z, model.blocks[layer].attn.W_O)
+        out.append(torch.einsum("bphm,bpm->bph", finish(x - x.mean(-1, keepdim=True), scale, model), directions))
+    return torch.stack(out, dim=-2)
+
+
+def dla_with_ln_bias(model, cache, tokens):
+    return _dla_finished(model, cache, tokens, finish=lambda x, scale, model: x / scale * model.ln_final.w + model.ln_final.b)
+
+
+def dla_times_scale(model, cache, tokens):
+    return _dla_finished(model, cache, tokens, finish=lambda x, scale, model: x * scale * model.ln_final.w)
+
+
+def dla_block_scale(model, cache, tokens):
+    return _dla_finished(model, cache, tokens, scale_name="blocks.0.ln1.hook_scale")
+
+
+def dla_outputs_one_later(model, cache, tokens):
+    return _dla_finished(model, cache, tokens, z_from=1)
+
+
+def dla_folded_unembedding(model, cache, tokens):
+    WU = model.ln_final.w[:, None] * model.W_U
+    dirs = (WU - WU.mean(0, keepdim=True))[:, tokens[:, 1:]]           # centring moved onto W_U
+    outs = [torch.einsum("bphd,hdm,mbp->bph", cache["z", l][:, :-1], model.blocks[l].attn.W_O, dirs)
+            for l in range(model.cfg.n_layers)]
+    return torch.stack(outs, -2) / cache["ln_final.hook_scale"][:, :-1, :, None]
+
+
+def ablate_change_returned(model, tokens, heads, width=5):
+    hooks = [(f"blocks.{layer}.attn.hook_z", partial(_zero, head=head)) for layer, head in heads]
+    ablated = _icl(per_token_loss(model.run_with_hooks(tokens, fwd_hooks=hooks), tokens), width)
+    return ablated - _icl(per_token_loss(model(tokens), tokens), width)
+
+
+def ablate_default_width(model, tokens, heads, width=5):
+    hooks = [(f"blocks.{layer}.attn.hook_z", partial(_zero, head=head)) for layer, head in heads]
+    return _icl(per_token_loss(model.run_with_hooks(tokens, fwd_hooks=hooks), tokens), 5)
+
+
+def ablate_notebook_tokens(model, tokens, heads, width=5, held_out=torch.full((4, 128), 1000)):
+    """The notebook's `held_out` (a stand-in default, ids of the text model's vocabulary) in place of `tokens`."""
+    hooks = [(f"blocks.{layer}.attn.hook_z", partial(_zero, head=head)) for layer, head in heads]
+    return _icl(per_token_loss(model.run_with_hooks(held_out, fwd_hooks=hooks), held_out), width)
+
+
+def ablate_one_hook_per_layer(model, tokens, heads, width=5):
+    def zero_some(z, hook, hs):
+        z = z.clone()
+        z[:, :, hs] = 0
+        return z
+    by_layer = {}
+    for layer, head in heads:
+        by_layer.setdefault(layer, []).append(head)
+    hooks = [(f"blocks.{layer}.attn.hook_z", partial(zero_some, hs=hs)) for layer, hs in by_layer.items()]
+    return _icl(per_token_loss(model.run_with_hooks(tokens, fwd_hooks=hooks), tokens), width)
+
+
+def ablate_add_hook_finally(model, tokens, heads, width=5):
+    try:
+        for layer, head in heads:
+            model.add_hook(f"blocks.{layer}.attn.hook_z", partial(_zero, head=head))
+        losses = per_token_loss(model(tokens), tokens)
+    finally:
+        model.reset_hooks()
+    return _icl(losses, width)
+
+
+MISTAKES += [
+    Mistake(nb5.check_text_icl_score, (icl_int_positions,), "int() instead of round()", "int() cuts"),
+    Mistake(nb5.check_text_icl_score, (icl_late_unclamped,), "late window not kept inside the context",
+            "late window runs past the last loss entry"),
+    Mistake(nb5.check_text_icl_score, (icl_tokens_count,), "positions scaled to the token count n + 1, clamped at n + 1",
+            "late window runs past the last loss entry"),
+    Mistake(nb5.check_text_icl_score, (icl_window_sums,), "window sums, not means", "summed each window",
+            symptom="sum/mean"),
+    Mistake(nb5.check_text_icl_score, (icl_ratio,), "ratio late / early", "ratio late / early"),
+    Mistake(nb5.check_text_icl_score, (icl_width_five,), "width ignored (5 wide)", "5 entries wide"),
+    Mistake(nb5.check_text_icl_score, (icl_batch_length,), "n = len(losses), the batch size, unclamped",
+            "one of your windows selects no loss entries"),
+    Mistake(nb5.check_head_scores_on_repeats, (scores_notebook_tokens,), "the notebook's rep tokens",
+            "token id this model's vocabulary does not have", symptom="global"),
+    Mistake(nb5.check_head_logit_attribution, (dla_with_ln_bias,), "ln_final.b added", "ln_final.b"),
+    Mistake(nb5.check_head_logit_attribution, (dla_times_scale,), "multiplied by the scale", "*divides* by it"),
+    Mistake(nb5.check_head_logit_attribution, (dla_block_scale,), "block 0's ln1 scale", "ln1 scale"),
+    Mistake(nb5.check_head_logit_attribution, (dla_outputs_one_later,), "z[:, 1:] against tokens[:, 1:]",
+            "positions 1 … pos - 1 (z[:, 1:])", symptom="off by one"),
+    Mistake(nb5.check_icl_with_heads_ablated, (ablate_change_returned,), "returns ICL(ablated) − ICL(clean)",
+            "ICL(ablated) − ICL(clean), the change"),
+    Mistake(nb5.check_icl_with_heads_ablated, (ablate_default_width,), "width not passed on", "ignores `width`"),
+    Mistake(nb5.check_icl_with_heads_ablated, (ablate_notebook_tokens,), "the notebook's held_out tokens",
+            "token id this model's vocabulary does not have", symptom="global"),
+]
+
+CORRECT += [
+    Correct(nb5.check_text_icl_score, (icl_narrow,), "narrow, float64 means", H(nb5.check_text_icl_score)),
+    Correct(nb5.check_head_logit_attribution, (dla_folded_unembedding,), "centring folded into W_U, one einsum",
+            H(nb5.check_head_logit_attribution)),
+    Correct(nb5.check_icl_with_heads_ablated, (ablate_one_hook_per_layer,), "one hook per layer zeroing several heads",
+            H(nb5.check_icl_with_heads_ablated)),
+    Correct(nb5.check_icl_with_heads_ablated, (ablate_add_hook_finally,), "add_hook, reset_hooks in finally",
+            H(nb5.check_icl_with_heads_ablated)),
+]
+
+
+def scores_first_sequence(model, tokens, seq_len):
+    _, cache = model.run_with_cache(tokens[:1])            # one sequence to look at, as when exploring
+    patterns = [cache["pattern", layer] for layer in range(model.cfg.n_layers)]
+    return (torch.stack([previous_token_score(p) for p in patterns]),
+            torch.stack([induction_score(p, seq_len) for p in patterns]))
+
+
+def _ablate_with(model, tokens, heads, width=5, name="blocks.{layer}.attn.hook_z", hook_fn=None):
+    hooks = [(name.format(layer=layer), partial(hook_fn or _zero, head=head)) for layer, head in heads]
+    return _icl(per_token_loss(model.run_with_hooks(tokens, fwd_hooks=hooks), tokens), width)
+
+
+def _mean_of_batch(z, hook, head):
+    z = z.clone()
+    z[:, :, head] = z[:, :, head].mean(dim=0)
+    return z
+
+
+MISTAKES += [
+    Mistake(nb5.check_head_scores_on_repeats, (scores_first_sequence,), "scores of tokens[:1] only",
+            "first sequence alone"),
+    Mistake(nb5.check_icl_with_heads_ablated, (partial(_ablate_with, name="blocks.{layer}.hook_attn_out"),),
+            "zero hooks on hook_attn_out", "sit on hook_attn_out", symptom="wrong hook point"),
+    Mistake(nb5.check_icl_with_heads_ablated, (partial(_ablate_with, hook_fn=_mean_of_batch),),
+            "mean-ablation with the batch's own mean", "mean-ablation with the batch's own mean"),
+]
+
+CORRECT += [
+    Correct(nb5.check_limits_answers, ({"new_continuation": "(b)", "in_weights": "(c)", "rest_of_icl": "(d)"},),
+            "letters written as (b)"),
+]

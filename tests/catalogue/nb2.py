@@ -985,7 +985,6 @@ MISTAKES = [
     _choice("b", "a", "one_layer_fix: more heads", "more heads in the same layer"),
     _choice("b", "b", "one_layer_fix: wider heads", "wider head"),
     _choice("b", "d", "one_layer_fix: bigger positions", "*where* it is"),
-    _choice("b", "(c)", "a letter in brackets", "choose one of"),
     Mistake(nb2.check_layer_answers, ({"why_earlier": "b"},), "a key missing", "must be a dict"),
     Mistake(nb2.check_layer_answers, (["b", "c"],), "a list, not a dict", "must be a dict"),
 
@@ -1075,6 +1074,7 @@ CORRECT = [
     Correct(nb2.check_key_change, (key_float64_ok,), "float64 cast back", H(nb2.check_key_change)),
     Correct(nb2.check_key_change, (key_hooks_ok,), "keys kept by hooks", H(nb2.check_key_change)),
     Correct(nb2.check_layer_answers, ({"why_earlier": "B", "one_layer_fix": " c"},), "capitals and spaces"),
+    Correct(nb2.check_layer_answers, ({"why_earlier": "(b)", "one_layer_fix": "(c)"},), "letters written as (b)"),
 ]
 
 

@@ -242,7 +242,8 @@ phase_slider(history["step"].tolist(), history["induction_score"],
 # and a layer-0 head becomes a previous-token head. This is the **phase change** of Olsson et al., in
 # miniature: a sudden change in what the model can do, visible as one event in several measurements at once.
 # The loss on unrepeated tokens does not improve; it can even get a little worse, as the model starts to bet on
-# tokens it has already seen.
+# tokens it has already seen. (In a late run the jump can come in the last steps, before the loss has finished
+# falling: seed 9 on a CPU jumps at step 250. The printed step says when yours came.)
 #
 # Now the control: a **1-layer** model, trained on the same data, with the same seed and the same number of
 # steps. To keep this notebook quick, the cell loads the control that the course's own script trained
@@ -487,7 +488,7 @@ for head in others:
 #
 # **`other_head`:** suppose the printed numbers say that on shuffled decks the head rests on BOS (above 0.8), on
 # repeats it does not, and switching it off costs the decks far more than the second copy of `[BOS] R R` (this
-# is what the seed-0 run on a CPU prints, and most other seeds too). What does the head do?
+# is what the seed-0 run on a CPU prints, and 6 of the seeds 1-9 too). What does the head do?
 # - (a) It is an induction head that only works on longer repeats.
 # - (b) It tells the two kinds of training sequence apart: on a shuffled deck it rests on BOS, and the model's
 #   loss on decks depends on it, while induction barely does.
@@ -918,7 +919,7 @@ plt.show()
 # **What you should see:** the smeared-key model forms induction heads, and early: its induction score jumps
 # within the first hundred steps (the cell prints the step), sooner than the 2-layer model's, because it has one circuit fewer to
 # assemble. (Its heads split their attention between the matching key and its neighbour, so its best score
-# stays below the 2-layer model's of Section 3.) Try it on the 2-layer model too (`n_layers=2`): the paper found that smeared keys move its phase
+# stays below that of a 2-layer model whose phase change is complete.) Try it on the 2-layer model too (`n_layers=2`): the paper found that smeared keys move its phase
 # change earlier. Its plot shows the best induction score of each layer: with smeared keys, induction heads
 # can form in layer 0 as well.
 #

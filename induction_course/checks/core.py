@@ -41,8 +41,8 @@ from typing import Any, Callable, Mapping, Sequence
 import torch
 
 from induction_course.checks.record import Opaque, Raised, as_data, capture, emit, recording
-from induction_course.checks.symptoms import (is_position_axis, named, position_shift, shape_problem, size_factor,
-                                              value_symptom)
+from induction_course.checks.symptoms import (half_rounded, is_position_axis, named, position_shift, shape_problem,
+                                              size_factor, value_symptom)
 
 Case = dict[str, Any]
 Diagnosis = Callable[[Case, Any, Any], "str | None"]
@@ -324,6 +324,14 @@ def judge_case(exercise: Exercise, case: Case, output: Any, inputs_after: Any = 
 
 
 # ---------------------------------------------------------------- symptom diagnoses, written once
+def float16_diagnosis(reference: Callable[..., Any], what: str = "value") -> Diagnosis:
+    """A diagnosis: a result computed in float16 and cast back, however few its values (symptoms.half_rounded;
+    the engine's own float16 test needs 8 values and a result outside the tolerance)."""
+    def diagnose(case: Case, output: Any, inputs: Any = None) -> str | None:
+        return half_rounded(output, reference(**clone(case)), what)
+    return diagnose
+
+
 def _raised_with_hint(exercise: Exercise, error: Raised) -> CheckFailed:
     """The student's error; an IndexError on an output with a batch axis gets a (guessed) reason."""
     failure = raised(exercise.name, error)

@@ -27,9 +27,10 @@ from induction_course import handbuilt as hb
 from induction_course import heads as ref
 from induction_course.attention import apply_causal_mask
 from induction_course.checks.core import (Bug, Case, Check, CheckFailed, Diagnosis, Exercise, choices_check,
-                                          clone, make_check, not_a_function, raised, seeded, unwrap)
+                                          clone, float16_diagnosis, make_check, not_a_function, raised,
+                                          seeded, unwrap)
 from induction_course.checks.record import Opaque, Raised, as_data, capture
-from induction_course.checks.symptoms import half_rounded, named, shape_problem, unknown_hook_symptom
+from induction_course.checks.symptoms import named, shape_problem, unknown_hook_symptom
 from induction_course.models import make_model
 from induction_course.tokenizer import IdTokenizer, tokens_to_text
 
@@ -118,11 +119,6 @@ def _score_index_error(case: Case, output: Any, inputs: Any = None) -> str | Non
     return None
 
 
-def _half_rounded(case: Case, output: Any, inputs: Any = None, reference: Callable[..., Any] = None) -> str | None:
-    """A few scores (too few for the engine's float16 test), all exactly float16 numbers (symptoms.half_rounded)."""
-    return half_rounded(output, reference(**clone(case)), "score")
-
-
 def _other_stripe(reference: Callable[..., Any], offset: int, known: Sequence[int]) -> Diagnosis:
     """Scores that are exactly the mean of another stripe of the pattern (key i-k for some k not in ``known``)."""
     def diagnose(case: Case, output: Any, inputs: Any = None) -> str | None:
@@ -180,7 +176,7 @@ def _score_diagnoses(reference: Callable[..., Any], offset: int | None, known: S
                         "axes, pattern[..., 1:, 0] (or pattern[:, :, 1:, 0]).",
                         lambda pattern: pattern[:, 1:, 0].mean(dim=(0, -1))))
     found = [_shape_bugs(reference, *bugs), _score_index_error,
-             lambda case, output, inputs=None: _half_rounded(case, output, inputs, reference)]
+             float16_diagnosis(reference, "score")]
     found.append(_other_stripe(reference, offset, known) if offset is not None else _other_column)
     return tuple(found)
 

@@ -26,9 +26,8 @@ import torch
 
 from induction_course import circuits as ref
 from induction_course.checks.core import (Bug, Case, Check, CheckFailed, Diagnosis, Exercise, choices_check,
-                                          make_check, seeded, unwrap)
+                                          float16_diagnosis, make_check, seeded, unwrap)
 from induction_course.checks.record import Opaque, Raised, as_data, capture
-from induction_course.checks.symptoms import half_rounded
 from induction_course.data import BOS, repeated_tokens
 from induction_course.heads import diagonal_score, induction_score, previous_token_score
 from induction_course.training import STANDARD_CONFIG
@@ -58,14 +57,6 @@ def _one_tensor(name: str) -> Diagnosis:
             return (f"{name} returned a Python {type(output).__name__}; return the tensor itself "
                     "(drop the .item() or float(...)).")
         return None
-    return diagnose
-
-
-def _float16(reference: Callable[..., Any]) -> Diagnosis:
-    """A result computed in float16 and cast back, however few its values (symptoms.half_rounded)."""
-    def diagnose(case: Case, output: Any, inputs: Any = None) -> str | None:
-        return half_rounded(output, reference(**{k: v.clone() if isinstance(v, torch.Tensor) else v
-                                                  for k, v in case.items()}))
     return diagnose
 
 
@@ -312,7 +303,7 @@ LOSS = Exercise(
             lambda logits, tokens: ref.per_token_loss(logits, tokens) / math.log(2)),
     ),
     diagnoses=(_raised_means("per_token_loss", _explain_loss), _one_tensor("per_token_loss"), _loss_shape,
-               _loss_infinite, _float16(ref.per_token_loss)),
+               _loss_infinite, float16_diagnosis(ref.per_token_loss)),
 )
 check_per_token_loss = make_check(LOSS, "nb3")
 
@@ -410,7 +401,7 @@ INDUCTION = Exercise(
     dims=("head",),
     bugs=INDUCTION_BUGS,
     diagnoses=(_raised_means("induction_score", _explain_score), _one_tensor("induction_score"), _score_shape,
-               _float16(induction_score), _query_range),
+               float16_diagnosis(induction_score), _query_range),
 )
 check_induction_score = make_check(INDUCTION, "nb3")
 
@@ -545,7 +536,7 @@ HEAD_SCORES = Exercise(
         *(_per_layer(bug) for bug in INDUCTION_BUGS),
     ),
     diagnoses=(_raised_means("induction_scores_of_model", _explain_scores), _one_tensor("induction_scores_of_model"),
-               _scores_shape, _float16(_all_scores), _other_length),
+               _scores_shape, float16_diagnosis(_all_scores), _other_length),
 )
 check_induction_scores_of_model = make_check(HEAD_SCORES, "nb3", wrap=_no_grad)
 
@@ -783,7 +774,7 @@ POSITIVITY = Exercise(
             _ratio(_eigenvalues, lambda v: v.mean(-1).real, _modulus_sum)),
     ),
     diagnoses=(_raised_means("eigenvalue_positivity", _explain_positivity), _one_tensor("eigenvalue_positivity"),
-               _positivity_shape, _float16(ref.eigenvalue_positivity)),
+               _positivity_shape, float16_diagnosis(ref.eigenvalue_positivity)),
 )
 check_eigenvalue_positivity = make_check(POSITIVITY, "nb3")
 
@@ -922,7 +913,7 @@ K_COMPOSITION = Exercise(
             _k_over(lambda V, O, Q, K, ov, qk: _fro(ov) + _fro(qk))),
     ),
     diagnoses=(_raised_means("k_composition_scores", _explain_comp), _one_tensor("k_composition_scores"),
-               _comp_shape, _comp_zeros, _float16(ref.k_composition_scores)),
+               _comp_shape, _comp_zeros, float16_diagnosis(ref.k_composition_scores)),
 )
 check_k_composition_scores = make_check(K_COMPOSITION, "nb3")
 
@@ -1110,7 +1101,7 @@ ICL = Exercise(
             "`early` and `late` passed in: use the function's arguments.",
             lambda losses, early, late: losses[:, ref.ICL_LATE].mean() - losses[:, ref.ICL_EARLY].mean()),
     ),
-    diagnoses=(_one_tensor("icl_score"), _float16(ref.icl_score)),
+    diagnoses=(_one_tensor("icl_score"), float16_diagnosis(ref.icl_score)),
 )
 check_icl_score = make_check(ICL, "nb3")
 

@@ -29,7 +29,7 @@ from induction_course import ablation as ref
 from induction_course.checks.core import (Bug, Case, Check, CheckFailed, Diagnosis, Exercise, choices_check,
                                           make_check, seeded)
 from induction_course.checks.record import Raised
-from induction_course.checks.symptoms import case_sizes, foreign_size_symptom, unknown_hook_symptom
+from induction_course.checks.symptoms import foreign_size_diagnosis, unknown_hook_symptom
 from induction_course.circuits import ICL_EARLY, ICL_LATE
 from induction_course.data import BOS, repeated_tokens
 from induction_course.heads import diagonal_score, induction_score
@@ -128,12 +128,6 @@ def _hook_output(case: Case, output: Any, inputs: Any) -> str | None:
                 "hook_z must return the whole z, [batch, pos, head, d_head], with only head `head` changed.")
     return None
 
-
-def _foreign_sizes(case: Case, output: Any, inputs: Any) -> str | None:
-    """An error that mentions a size none of the inputs has, or a token id the model lacks (a guess why)."""
-    message = _raised(output, "RuntimeError", "IndexError")
-    guess = foreign_size_symptom(message, case_sizes(case)) if message else None
-    return f"your code raised {output.type_name}: {message.splitlines()[0][:200]}\n{guess}" if guess else None
 
 
 def _hook_name(case: Case, output: Any, inputs: Any) -> str | None:
@@ -538,7 +532,7 @@ LOSS_INCREASE = Exercise(
 _clean_loss = _clean_offset(loss_increase_reference,
                             lambda c: float(ref.second_copy_loss(_losses(c["model"], c["tokens"], "clean"), c["seq_len"])))
 check_loss_increase_per_head = _check(LOSS_INCREASE, (_make_hook_order, _hook_list, _hook_name, _one_number,
-                                                      _foreign_sizes, _clean_loss), to_cpu=True)
+                                                      foreign_size_diagnosis, _clean_loss), to_cpu=True)
 
 
 # ================================================================ 4.4 ICL change per head
@@ -622,7 +616,7 @@ ICL_CHANGE = Exercise(
 )
 _clean_icl = _clean_offset(icl_change_reference,
                            lambda c: float(_icl(_losses(c["model"], c["tokens"], "clean"), c["early"], c["late"])))
-check_icl_change_per_head = _check(ICL_CHANGE, (_hook_list, _hook_name, _icl_windows, _one_number, _foreign_sizes,
+check_icl_change_per_head = _check(ICL_CHANGE, (_hook_list, _hook_name, _icl_windows, _one_number, foreign_size_diagnosis,
                                                 _clean_icl), to_cpu=True)
 
 
@@ -705,7 +699,7 @@ AFTER = Exercise(
             _after(score=lambda p, n: induction_score(p, n - 1))),
     ),
 )
-check_induction_scores_after_ablation = _check(AFTER, (_hook_list, _hook_name, _foreign_sizes))
+check_induction_scores_after_ablation = _check(AFTER, (_hook_list, _hook_name, foreign_size_diagnosis))
 
 
 # ================================================================ 4.6 pattern-preserving ablation
@@ -778,7 +772,7 @@ PATTERN_PRESERVING = Exercise(
     ),
 )
 check_pattern_preserving_logits = _check(
-    PATTERN_PRESERVING, (_hook_list, _hook_name, _foreign_sizes),
+    PATTERN_PRESERVING, (_hook_list, _hook_name, foreign_size_diagnosis),
     # the deep case first: where every head is in layer 0, freezing the ablated heads' own layers is the full ablation
     shapes=({"trained": False, "n_layers": 3, "heads": [(0, 0), (1, 2)]}, {}, {"freeze_scales": True}))
 
@@ -887,7 +881,7 @@ DIRECT = Exercise(
             lambda **c: _direct_variant(**c, every_head=True)),
     ),
 )
-check_direct_logit_contribution = _check(DIRECT, (_foreign_sizes, _direct_shapes), after=_frozen_identity)
+check_direct_logit_contribution = _check(DIRECT, (foreign_size_diagnosis, _direct_shapes), after=_frozen_identity)
 
 
 # ================================================================ 4.8 a prefix with a new continuation

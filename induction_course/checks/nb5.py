@@ -22,7 +22,7 @@ from induction_course.ablation import ablation_hooks, quiet_hooks, run_loss, z_n
 from induction_course.checks.core import (Bug, Check, CheckFailed, Exercise, choices_check, collect_calls,
                                           judge_case, not_a_function, seeded)
 from induction_course.checks.record import Raised
-from induction_course.checks.symptoms import case_sizes, foreign_size_symptom, unknown_hook_symptom
+from induction_course.checks.symptoms import foreign_size_diagnosis, unknown_hook_symptom
 from induction_course.circuits import ICL_EARLY, ICL_LATE
 from induction_course.data import repeated_tokens
 from induction_course.heads import diagonal_score, induction_score, previous_token_score
@@ -126,12 +126,6 @@ def _hooks_left(case: Case, output: Any, inputs: Any) -> str | None:
                 "or `with model.hooks(fwd_hooks=[...]):`, which remove them when the run ends.")
     return None
 
-
-def _foreign_sizes(case: Case, output: Any, inputs: Any) -> str | None:
-    """An error that mentions a size none of the inputs has, or a token id the model lacks (a guess why)."""
-    message = _raised(output, "RuntimeError", "IndexError")
-    guess = foreign_size_symptom(message, case_sizes(case)) if message else None
-    return f"your code raised {output.type_name}: {message.splitlines()[0][:200]}\n{guess}" if guess else None
 
 
 def _hook_name(case: Case, output: Any, inputs: Any) -> str | None:
@@ -267,7 +261,7 @@ SCORES = Exercise(
             lambda **c: _scores_variant(**c, prev=lambda p: diagonal_score(p, 0))),
     ),
 )
-check_head_scores_on_repeats = _check(SCORES, (_hook_name, _foreign_sizes))
+check_head_scores_on_repeats = _check(SCORES, (_hook_name, foreign_size_diagnosis))
 
 
 # ================================================================ 5.3 direct logit attribution
@@ -354,7 +348,7 @@ DLA = Exercise(
             lambda **c: _dla_variant(**c, z_start=1)),
     ),
 )
-check_head_logit_attribution = _check(DLA, (_foreign_sizes, _dla_shapes, _hook_name))
+check_head_logit_attribution = _check(DLA, (foreign_size_diagnosis, _dla_shapes, _hook_name))
 
 
 # ================================================================ 5.4 ICL with heads ablated
@@ -423,7 +417,7 @@ ABLATE = Exercise(
             lambda **c: _ablated_icl(**{**c, "width": 5}) if c["width"] != 5 else None),
     ),
 )
-check_icl_with_heads_ablated = _check(ABLATE, (_hooks_left, _hook_name, _foreign_sizes))
+check_icl_with_heads_ablated = _check(ABLATE, (_hooks_left, _hook_name, foreign_size_diagnosis))
 
 
 # ================================================================ questions: the limits

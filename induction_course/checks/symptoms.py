@@ -14,6 +14,8 @@ from typing import Iterable, Sequence
 
 import torch
 
+from induction_course.checks.record import Raised
+
 _FACTORS = {1 / math.log(2): "log base 2 instead of the natural log",
             1 / math.log(10): "log base 10 instead of the natural log",
             math.log(2): "natural log and log base 2 mixed up",
@@ -305,6 +307,15 @@ def case_sizes(case: dict) -> set[int]:
     for shape in shapes:
         sizes |= {*shape, *(n - 1 for n in shape), *(a * b for a, b in zip(shape, shape[1:]))}
     return sizes | {n + 1 for n in list(sizes)}
+
+
+def foreign_size_diagnosis(case: dict, output: object, inputs: object = None) -> str | None:
+    """A diagnosis (Notebooks 4 and 5): an error that mentions a size none of the inputs has, or a token id the
+    model lacks, with the guess of :func:`foreign_size_symptom`."""
+    if not (isinstance(output, Raised) and output.type_name in ("RuntimeError", "IndexError")) or not output.message:
+        return None
+    guess = foreign_size_symptom(output.message, case_sizes(case))
+    return f"your code raised {output.type_name}: {output.message.splitlines()[0][:200]}\n{guess}" if guess else None
 
 
 def unknown_hook_symptom(message: str, names: str, n_layers: int | None = None,

@@ -753,10 +753,11 @@ for head0 in range(model.cfg.n_heads):
 # %% [markdown]
 # **What you should see:** computing the keys without a head that does not attend to the previous token moves the
 # induction scores far less than computing them without the previous-token head that matters most (in the seed-0
-# run on a CPU, by 0.01 at most). Computing them without a previous-token head lowers them, and in many runs (6 of
-# the seeds 0-9) one previous-token head carries nearly all of it: without it, every induction head's score collapses, while
-# without another previous-token head that composes as strongly by weight, the scores barely move (the seed-0
-# run on a CPU is such a run; in your run, read the printed rows). The weight score ranks; the causal test
+# run on a CPU, by 0.01 at most). Computing them without a previous-token head lowers them. In 6 of the seeds 0-9
+# one previous-token head carries nearly all of it: without it, every induction head's score falls below 40% of
+# its clean value; in the others, two or three previous-token heads share the work. In the seed-0 run on a CPU a
+# second previous-token head composes as strongly by weight, yet without it the scores barely move (in your run,
+# read the printed rows). The weight score ranks; the causal test
 # separates. The induction heads read their keys from what the previous-token heads wrote: the two-head
 # circuit, now with an intervention behind it.
 #
